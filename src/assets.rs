@@ -1,0 +1,122 @@
+//! Where the ONNX Runtime library and the base model live, and loading the runtime once.
+//!
+//! After `.ci/setup` they are in `models/runtime/` and `models/base/` of the repository. hark
+//! looks for a `models/` folder in the working directory, then beside the executable and in its
+//! ancestors (so `target/release/hark` finds the repository's), unless a path is given.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// sha256 of the base model `embedding_model.onnx` from openwakeword 0.5.1.
+pub const EMBEDDING_SHA256: &str = "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f";
+/// sha256 of the reference front end `melspectrogram.onnx` from openwakeword 0.5.1.
+pub const MELSPEC_SHA256: &str = "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f";
+
+const SETUP_HINT: &str = "run `bash .ci/setup` from the repository root to fetch it, or point to it with --models DIR \
+                          (or `models_dir` in config/hark.toml)";
+
+/// Locations of the files hark needs from outside the repository.
+#[derive(Clone, Debug)]
+pub struct Assets {
+    /// The `models/` folder.
+    pub dir: PathBuf,
+}
+
+impl Assets {
+    /// Finds the models folder: `explicit` if given, else `./models`, else a `models/` beside the
+    /// executable or in one of its ancestors.
+    pub fn locate(explicit: Option<&Path>) -> Result<Assets> {
+        if let Some(p) = explicit {
+            if !p.is_dir() {
+                bail!("{}: models directory does not exist", p.display());
+            }
+            return Ok(Assets { dir: p.to_path_buf() });
+        }
+        let mut candidates = vec![PathBuf::from("models")];
+        if let Ok(exe) = std::env::current_exe() {
+            candidates.extend(exe.ancestors().skip(1).map(|a| a.join("models")));
+        }
+        for c in &candidates {
+            if c.join("base").is_dir() || c.join("runtime").is_dir() {
+                return Ok(Assets { dir: c.clone() });
+            }
+        }
+        bail!("cannot find the models directory (looked for models/base in the working directory and beside the executable); {SETUP_HINT}")
+    }
+
+    pub fn embedding_model(&self) -> PathBuf {
+        self.dir.join("base").join("embedding_model.onnx")
+    }
+
+    pub fn melspec_model(&self) -> PathBuf {
+        self.dir.join("base").join("melspectrogram.onnx")
+    }
+
+    /// The ONNX Runtime shared library: the newest `libonnxruntime.so*` in `models/runtime/`.
+    pub fn runtime_library(&self) -> Result<PathBuf> {
+        let dir = self.dir.join("runtime");
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.") && n.ends_with(".dylib"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        libs.sort();
+        match libs.pop() {
+            Some(p) => Ok(p),
+            None => bail!("ONNX Runtime library not found: no libonnxruntime.so in {}; {SETUP_HINT}", dir.display()),
+        }
+    }
+
+    /// Checks the base model is present and is the expected file; returns its sha256.
+    pub fn check_embedding_model(&self) -> Result<String> {
+        let p = self.embedding_model();
+        if !p.is_file() {
+            bail!("{}: base model not found; {SETUP_HINT}", p.display());
+        }
+        let sha = crate::util::sha256_file(&p)?;
+        if sha != EMBEDDING_SHA256 {
+            bail!("{}: base model has sha256 {sha}, expected {EMBEDDING_SHA256} (openwakeword 0.5.1's embedding_model.onnx)", p.display());
+        }
+        Ok(sha)
+    }
+}
+
+static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Loads the ONNX Runtime library once per process and returns its environment.
+pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment> {
+    let r = RUNTIME.get_or_init(|| {
+        let lib = assets.runtime_library().map_err(|e| e.to_string())?;
+        let builder = ort::init_from(&lib).map_err(|e| format!("{}: cannot load the ONNX Runtime library: {e}", lib.display()))?;
+        builder
+            .with_name("hark")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| format!("{}: ONNX Runtime failed to start: {e}", lib.display()))
+    });
+    match r {
+        Ok(env) => Ok(env),
+        Err(e) => bail!("{e}"),
+    }
+}
+
+/// Builds a single-threaded ONNX Runtime session for a model file.
+pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
+    let env = runtime(assets)?;
+    let ctx = || format!("{}: ONNX Runtime cannot load this model", model.display());
+    let builder = ort::session::Session::builder(env).with_context(ctx)?;
+    let mut builder = builder
+        .with_intra_threads(1)
+        .and_then(|b| b.with_inter_threads(1))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(ctx)?;
+    let s = builder.commit_from_file(model).with_context(ctx)?;
+    Ok(s)
+}

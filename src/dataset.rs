@@ -1,0 +1,162 @@
+//! The training data on disk: `DIR/<word>/*.wav` takes, plus optional `_background_` (room
+//! noise) and `_unknown_` (other speech). Loading validates every file and says which is wrong.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+use crate::frontend::SAMPLE_RATE;
+
+/// Folder of room-noise recordings.
+pub const BACKGROUND: &str = "_background_";
+/// Folder of other speech (words that must not fire).
+pub const UNKNOWN: &str = "_unknown_";
+/// Fewest takes a word needs.
+pub const MIN_TAKES: usize = 3;
+/// Longest take (after trimming silence), seconds.
+pub const MAX_TAKE_SECONDS: f32 = 3.0;
+
+/// One recorded take, 16 kHz mono, trimmed to the word with a little margin.
+#[derive(Clone)]
+pub struct Take {
+    pub path: PathBuf,
+    pub samples: Vec<f32>,
+}
+
+/// Everything `hark train` learns from.
+#[derive(Default, Clone)]
+pub struct Dataset {
+    /// (word, takes), sorted by word.
+    pub words: Vec<(String, Vec<Take>)>,
+    pub background: Vec<Vec<f32>>,
+    pub unknown: Vec<Take>,
+}
+
+fn wav_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Frame energies (dB, 10 ms frames).
+fn frame_db(x: &[f32]) -> Vec<f32> {
+    x.chunks(160)
+        .map(|c| 10.0 * (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32 + 1e-3).log10())
+        .collect()
+}
+
+/// Trims leading and trailing silence: keeps from the first to the last 10 ms frame within 30 dB
+/// of the loudest one (and above an absolute floor), plus 30 ms either side. Returns None when
+/// nothing rises above the floor (a silent take).
+pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
+    let db = frame_db(x);
+    let max = db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // -60 dBFS RMS in int16 scale is about 20*log10(32768) - 60 = 30 dB.
+    if max < 30.0 {
+        return None;
+    }
+    let thr = (max - 30.0).max(30.0);
+    let first = db.iter().position(|v| *v >= thr)?;
+    let last = db.iter().rposition(|v| *v >= thr)?;
+    let start = (first * 160).saturating_sub(480);
+    let end = ((last + 1) * 160 + 480).min(x.len());
+    Some(x[start..end].to_vec())
+}
+
+fn load_take(path: &Path) -> Result<Take> {
+    let samples = crate::wav::read_16k(path)?;
+    let trimmed = trim(&samples)
+        .with_context(|| format!("{}: take is silent (nothing above -60 dBFS)", path.display()))?;
+    let secs = trimmed.len() as f32 / SAMPLE_RATE as f32;
+    if secs > MAX_TAKE_SECONDS {
+        bail!(
+            "{}: take is {secs:.1} s long after trimming silence; a take should hold one word (at most {MAX_TAKE_SECONDS} s)",
+            path.display()
+        );
+    }
+    if secs < 0.1 {
+        bail!("{}: take is too short ({:.0} ms of sound)", path.display(), secs * 1000.0);
+    }
+    Ok(Take { path: path.to_path_buf(), samples: trimmed })
+}
+
+impl Dataset {
+    /// Loads and validates `dir`.
+    pub fn load(dir: &Path) -> Result<Dataset> {
+        if !dir.is_dir() {
+            bail!("{}: recordings directory does not exist", dir.display());
+        }
+        let mut ds = Dataset::default();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list directory", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        entries.sort();
+        for sub in entries {
+            let name = sub.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let files = wav_files(&sub)?;
+            match name.as_str() {
+                BACKGROUND => {
+                    for f in files {
+                        let s = crate::wav::read_16k(&f)?;
+                        if s.len() < SAMPLE_RATE as usize / 4 {
+                            bail!("{}: background recording is shorter than 0.25 s", f.display());
+                        }
+                        ds.background.push(s);
+                    }
+                }
+                UNKNOWN => {
+                    for f in files {
+                        ds.unknown.push(load_take(&f)?);
+                    }
+                }
+                n if n.starts_with('_') => {
+                    bail!("{}: unknown special folder {n:?} (expected a word, {BACKGROUND} or {UNKNOWN})", sub.display())
+                }
+                _ => {
+                    if files.len() < MIN_TAKES {
+                        bail!(
+                            "{}: word {name:?} has {} take(s); it needs at least {MIN_TAKES} (record more with `hark record {name}`)",
+                            sub.display(),
+                            files.len()
+                        );
+                    }
+                    let takes = files.iter().map(|f| load_take(f)).collect::<Result<Vec<_>>>()?;
+                    ds.words.push((name, takes));
+                }
+            }
+        }
+        if ds.words.is_empty() {
+            bail!("{}: no word folders with takes (expected {}/<word>/*.wav)", dir.display(), dir.display());
+        }
+        Ok(ds)
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        self.words.iter().map(|(w, _)| w.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_finds_the_word_and_rejects_silence() {
+        let mut x = vec![0.0f32; 16000];
+        for (i, v) in x.iter_mut().enumerate().skip(6000).take(3200) {
+            *v = (i as f32 * 0.3).sin() * 8000.0;
+        }
+        let t = trim(&x).unwrap();
+        assert!((3200..=3200 + 960 + 320).contains(&t.len()), "{}", t.len());
+        assert!(trim(&vec![0.0; 16000]).is_none());
+        assert!(trim(&vec![3.0; 16000]).is_none(), "tiny hiss is silence");
+    }
+}

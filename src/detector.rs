@@ -1,0 +1,131 @@
+//! Stage 5: the detector turns per-window head scores into events: smoothing over consecutive
+//! windows, a per-word threshold, and a refractory time so one utterance gives one event.
+
+use serde::{Deserialize, Serialize};
+
+/// Detector settings. Stored in the head file as defaults; the config may override them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSettings {
+    /// Score threshold per word, in the head's label order.
+    pub thresholds: Vec<f32>,
+    /// Number of consecutive windows averaged (1 = no smoothing).
+    pub smoothing: usize,
+    /// Seconds after an event during which no other event fires.
+    pub refractory: f32,
+}
+
+/// One detection, with the evidence that helps tune a threshold.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Detection {
+    pub word: String,
+    /// Smoothed score that crossed the threshold.
+    pub score: f32,
+    /// Stream time (s) at which the detection fired.
+    pub time: f64,
+    /// The threshold it crossed.
+    pub threshold: f32,
+    /// The raw (unsmoothed) head score of the firing window.
+    pub raw_score: f32,
+    /// Similarity to the closest enrolled take (the template check), when the head has one.
+    pub similarity: f32,
+    /// Best other word and its score: how close a confusion was.
+    pub runner_up: Option<(String, f32)>,
+}
+
+/// Streaming detector state. Allocation-free per window once built.
+pub struct Detector {
+    settings: DetectorSettings,
+    labels: Vec<String>,
+    /// Ring of the last `smoothing` score vectors.
+    history: Vec<f32>,
+    filled: usize,
+    pos: usize,
+    /// Stream time before which nothing fires.
+    quiet_until: f64,
+}
+
+impl Detector {
+    pub fn new(labels: Vec<String>, settings: DetectorSettings) -> Self {
+        let n = labels.len();
+        let s = settings.smoothing.max(1);
+        Detector { history: vec![0.0; n * s], labels, settings, filled: 0, pos: 0, quiet_until: f64::NEG_INFINITY }
+    }
+
+    pub fn settings(&self) -> &DetectorSettings {
+        &self.settings
+    }
+
+    /// Feeds the head's per-word scores and template similarities for the window ending at
+    /// `time`; returns a detection if one fires.
+    pub fn push(&mut self, time: f64, scores: &[f32], similarity: &[f32]) -> Option<Detection> {
+        let n = self.labels.len();
+        let s = self.settings.smoothing.max(1);
+        self.history[self.pos * n..(self.pos + 1) * n].copy_from_slice(scores);
+        self.pos = (self.pos + 1) % s;
+        self.filled = (self.filled + 1).min(s);
+        if time < self.quiet_until {
+            return None;
+        }
+        let mut best: Option<(usize, f32)> = None;
+        let mut runner: Option<(usize, f32)> = None;
+        for w in 0..n {
+            let avg = (0..self.filled).map(|k| self.history[k * n + w]).sum::<f32>() / self.filled as f32;
+            if best.is_none_or(|(_, b)| avg > b) {
+                runner = best;
+                best = Some((w, avg));
+            } else if runner.is_none_or(|(_, r)| avg > r) {
+                runner = Some((w, avg));
+            }
+        }
+        let (w, score) = best?;
+        let threshold = self.settings.thresholds[w];
+        if score < threshold {
+            return None;
+        }
+        self.quiet_until = time + self.settings.refractory as f64;
+        Some(Detection {
+            word: self.labels[w].clone(),
+            score,
+            time,
+            threshold,
+            raw_score: scores[w],
+            similarity: similarity.get(w).copied().unwrap_or(f32::NAN),
+            runner_up: runner.map(|(r, sc)| (self.labels[r].clone(), sc)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(smoothing: usize, refractory: f32) -> Detector {
+        Detector::new(
+            vec!["a".into(), "b".into()],
+            DetectorSettings { thresholds: vec![0.5, 0.9], smoothing, refractory },
+        )
+    }
+
+    #[test]
+    fn fires_once_per_utterance_within_refractory_time() {
+        let mut d = det(1, 1.0);
+        let fired: Vec<f64> = (0..30)
+            .filter_map(|i| d.push(i as f64 * 0.08, &[0.8, 0.0], &[1.0, 1.0]).map(|x| x.time))
+            .collect();
+        // 30 windows over 2.4 s, refractory 1 s: fires at 0, then at the first window >= 1.0 s, etc.
+        assert_eq!(fired.len(), 3, "{fired:?}");
+    }
+
+    #[test]
+    fn per_word_thresholds_and_smoothing() {
+        let mut d = det(2, 0.5);
+        // b at 0.85 is below its own threshold 0.9 even though above a's.
+        assert!(d.push(0.0, &[0.0, 0.85], &[]).is_none());
+        // a single spike to 1.0 averaged with 0.0 gives 0.5: fires (>= 0.5).
+        let e = d.push(0.08, &[1.0, 0.0], &[]).unwrap();
+        assert_eq!(e.word, "a");
+        assert!((e.score - 0.5).abs() < 1e-6);
+        assert_eq!(e.runner_up.as_ref().unwrap().0, "b");
+    }
+}

@@ -1,0 +1,233 @@
+//! Stage 2: the log-mel front end, computing exactly what `melspectrogram.onnx` computes.
+//!
+//! Streaming and incremental: every 160 new samples (16 kHz, int16 scale) complete one new
+//! 512-sample frame; no old frame is recomputed and nothing allocates per frame. Frames are handed
+//! on in blocks of [`BLOCK_FRAMES`] (80 ms), the rhythm of the base model, with the reference's
+//! `max - 80 dB` floor applied per block and the `x / 10 + 2` scaling the base model expects.
+
+use rustfft::{num_complex::Complex32, Fft, FftPlanner};
+use std::sync::Arc;
+
+/// Sample rate the front end works at.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// FFT length and frame length in samples.
+pub const N_FFT: usize = 512;
+/// Hop between frames in samples (10 ms).
+pub const HOP: usize = 160;
+/// Length of the periodic Hann window inside the 512-sample frame.
+pub const WIN_LEN: usize = 400;
+/// Number of mel bands.
+pub const N_MELS: usize = 32;
+/// Lowest and highest mel filter edge in Hz.
+pub const F_MIN: f64 = 60.0;
+pub const F_MAX: f64 = 3800.0;
+/// Frames per block (80 ms): the rhythm at which embeddings are computed.
+pub const BLOCK_FRAMES: usize = 8;
+/// Samples per block.
+pub const BLOCK_SAMPLES: usize = BLOCK_FRAMES * HOP;
+/// Dynamic range floor in dB below the block maximum.
+pub const TOP_DB: f32 = 80.0;
+const N_BINS: usize = N_FFT / 2 + 1;
+
+/// The front end's parameters, recorded in every head file so a head is refused if they differ.
+pub fn parameters() -> String {
+    format!(
+        "logmel sr={SAMPLE_RATE} n_fft={N_FFT} hop={HOP} hann={WIN_LEN} n_mels={N_MELS} \
+         fmin={F_MIN} fmax={F_MAX} slaney top_db={TOP_DB} block={BLOCK_FRAMES} scale=x/10+2"
+    )
+}
+
+/// Streaming log-mel front end. Owns its FFT plan, window, mel weights and scratch buffers.
+pub struct Frontend {
+    fft: Arc<dyn Fft<f32>>,
+    window: [f32; N_FFT],
+    /// Sparse mel weights: for each band, the first FFT bin and its weights.
+    mel: Vec<(usize, Vec<f32>)>,
+    /// Samples not yet consumed by a complete frame (at most `N_FFT + HOP` long).
+    pending: Vec<f32>,
+    fft_buf: Vec<Complex32>,
+    scratch: Vec<Complex32>,
+    /// The block being filled: `BLOCK_FRAMES x N_MELS` dB values.
+    block: [f32; BLOCK_FRAMES * N_MELS],
+    in_block: usize,
+    frames: u64,
+}
+
+impl Default for Frontend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Frontend {
+    pub fn new() -> Self {
+        let fft = FftPlanner::new().plan_fft_forward(N_FFT);
+        let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
+        let mut window = [0.0f32; N_FFT];
+        let pad = (N_FFT - WIN_LEN) / 2;
+        for n in 0..WIN_LEN {
+            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / WIN_LEN as f64).cos();
+            window[pad + n] = w as f32;
+        }
+        Frontend {
+            fft,
+            window,
+            mel: mel_filters(),
+            pending: Vec::with_capacity(N_FFT + BLOCK_SAMPLES * 4),
+            fft_buf: vec![Complex32::default(); N_FFT],
+            scratch,
+            block: [0.0; BLOCK_FRAMES * N_MELS],
+            in_block: 0,
+            frames: 0,
+        }
+    }
+
+    /// Number of frames computed so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Feeds 16 kHz mono samples (int16 scale). Calls `on_block` with each completed block of
+    /// `BLOCK_FRAMES x N_MELS` scaled log-mel values, oldest frame first.
+    pub fn push(&mut self, samples: &[f32], mut on_block: impl FnMut(&[f32])) {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            // Take just enough to complete the next frame, so `pending` stays small.
+            let need = N_FFT.saturating_sub(self.pending.len()).max(1);
+            let take = need.min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() >= N_FFT {
+                self.frame();
+                self.pending.drain(..HOP);
+                if self.in_block == BLOCK_FRAMES {
+                    finish_block(&mut self.block);
+                    on_block(&self.block);
+                    self.in_block = 0;
+                }
+            }
+        }
+    }
+
+    /// Computes the dB mel values of the frame at the head of `pending` into the block.
+    fn frame(&mut self) {
+        for (i, c) in self.fft_buf.iter_mut().enumerate() {
+            *c = Complex32::new(self.pending[i] * self.window[i], 0.0);
+        }
+        self.fft.process_with_scratch(&mut self.fft_buf, &mut self.scratch);
+        let out = &mut self.block[self.in_block * N_MELS..(self.in_block + 1) * N_MELS];
+        for (m, (start, weights)) in self.mel.iter().enumerate() {
+            let mut acc = 0.0f64;
+            for (k, w) in weights.iter().enumerate() {
+                let c = self.fft_buf[start + k];
+                acc += (*w as f64) * ((c.re as f64) * (c.re as f64) + (c.im as f64) * (c.im as f64));
+            }
+            out[m] = (10.0 * acc.max(1e-10).log10()) as f32;
+        }
+        self.in_block += 1;
+        self.frames += 1;
+    }
+}
+
+/// Applies the `max - TOP_DB` floor over the block and the `x / 10 + 2` scaling.
+fn finish_block(block: &mut [f32]) {
+    let max = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let floor = max - TOP_DB;
+    for v in block.iter_mut() {
+        *v = v.max(floor) / 10.0 + 2.0;
+    }
+}
+
+fn hz_to_mel(f: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let (min_log_hz, min_log_mel) = (1000.0, 1000.0 / f_sp);
+    let logstep = (6.4f64).ln() / 27.0;
+    if f >= min_log_hz {
+        min_log_mel + (f / min_log_hz).ln() / logstep
+    } else {
+        f / f_sp
+    }
+}
+
+fn mel_to_hz(m: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let (min_log_hz, min_log_mel) = (1000.0, 1000.0 / f_sp);
+    let logstep = (6.4f64).ln() / 27.0;
+    if m >= min_log_mel {
+        min_log_hz * (logstep * (m - min_log_mel)).exp()
+    } else {
+        f_sp * m
+    }
+}
+
+/// librosa `mel(sr=16000, n_fft=512, n_mels=32, fmin=60, fmax=3800, htk=False, norm="slaney")`,
+/// stored sparsely as (first bin, weights) per band.
+fn mel_filters() -> Vec<(usize, Vec<f32>)> {
+    let (lo, hi) = (hz_to_mel(F_MIN), hz_to_mel(F_MAX));
+    let pts: Vec<f64> = (0..N_MELS + 2)
+        .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_MELS + 1) as f64))
+        .collect();
+    (0..N_MELS)
+        .map(|m| {
+            let enorm = 2.0 / (pts[m + 2] - pts[m]);
+            let w: Vec<(usize, f32)> = (0..N_BINS)
+                .filter_map(|k| {
+                    let f = k as f64 * SAMPLE_RATE as f64 / N_FFT as f64;
+                    let lower = (f - pts[m]) / (pts[m + 1] - pts[m]);
+                    let upper = (pts[m + 2] - f) / (pts[m + 2] - pts[m + 1]);
+                    let v = lower.min(upper).max(0.0) * enorm;
+                    (v > 0.0).then_some((k, v as f32))
+                })
+                .collect();
+            let start = w.first().map(|x| x.0).unwrap_or(0);
+            let end = w.last().map(|x| x.0 + 1).unwrap_or(0);
+            let mut dense = vec![0.0f32; end - start];
+            for (k, v) in w {
+                dense[k - start] = v;
+            }
+            (start, dense)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_block_per_1280_samples_whatever_the_chunking() {
+        let signal: Vec<f32> = (0..16000).map(|i| ((i as f32) * 0.05).sin() * 3000.0).collect();
+        let mut a = Frontend::new();
+        let mut blocks_a = Vec::new();
+        a.push(&signal, |b| blocks_a.extend_from_slice(b));
+        let mut b = Frontend::new();
+        let mut blocks_b = Vec::new();
+        for chunk in signal.chunks(97) {
+            b.push(chunk, |blk| blocks_b.extend_from_slice(blk));
+        }
+        // frames: (16000 - 512) / 160 + 1 = 97 -> 12 whole blocks
+        assert_eq!(a.frames(), 97);
+        assert_eq!(blocks_a.len(), 12 * BLOCK_FRAMES * N_MELS);
+        assert_eq!(blocks_a, blocks_b);
+    }
+
+    #[test]
+    fn mel_filters_cover_the_band_with_slaney_area_normalisation() {
+        let f = mel_filters();
+        assert_eq!(f.len(), N_MELS);
+        // Slaney normalisation: each triangle's area (in Hz) is about 1.
+        for (start, w) in &f {
+            assert!(*start >= 1, "60 Hz lower edge excludes DC");
+            let area: f32 = w.iter().sum::<f32>() * (SAMPLE_RATE as f32 / N_FFT as f32);
+            assert!((0.5..1.5).contains(&area), "area {area}");
+        }
+    }
+
+    #[test]
+    fn silence_is_floored_not_minus_infinity() {
+        let mut fe = Frontend::new();
+        let mut out = Vec::new();
+        fe.push(&vec![0.0; 4000], |b| out.extend_from_slice(b));
+        assert!(out.iter().all(|v| (*v - (-100.0 / 10.0 + 2.0)).abs() < 1e-4));
+    }
+}

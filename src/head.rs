@@ -1,0 +1,223 @@
+//! Stage 4: the transfer-learned head. It reads the newest few embeddings, scores each custom
+//! word with a small network trained by `hark train`, and checks the window against templates
+//! from the enrolled takes. The head file (JSON) records its labels, the base model's sha256, the
+//! front-end parameters and the detector defaults, and is refused if any of them does not match.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::detector::DetectorSettings;
+use crate::embedding::DIM;
+
+/// Format tag of head files written by this version.
+pub const FORMAT: &str = "hark-head/1";
+
+/// One dense layer: `out = W x + b`, `W` stored row-major as `outputs x inputs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl Layer {
+    fn forward(&self, x: &[f32], y: &mut [f32]) {
+        for (o, yo) in y.iter_mut().enumerate().take(self.outputs) {
+            let row = &self.weights[o * self.inputs..(o + 1) * self.inputs];
+            *yo = self.bias[o] + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+        }
+    }
+}
+
+/// What training measured, kept in the head for `hark info` and the record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub takes: Vec<usize>,
+    pub figures: Vec<(String, f32)>,
+}
+
+/// A trained head.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub format: String,
+    /// The custom words, in output order (class 0 of the network is "none of them").
+    pub labels: Vec<String>,
+    pub base_model_sha256: String,
+    pub frontend: String,
+    /// How many consecutive embeddings (80 ms apart) form one feature vector.
+    pub context: usize,
+    /// Feature standardisation.
+    pub mean: Vec<f32>,
+    pub inv_std: Vec<f32>,
+    /// Dense layers with ReLU between them; the last has `labels.len() + 1` outputs (softmax).
+    pub layers: Vec<Layer>,
+    /// Per word: unit-norm feature vectors from the enrolled takes.
+    pub templates: Vec<Vec<Vec<f32>>>,
+    /// Per word: minimum cosine similarity to its nearest template for the word to score at all.
+    pub template_min: Vec<f32>,
+    pub detector: DetectorSettings,
+    #[serde(default)]
+    pub report: TrainReport,
+}
+
+impl Head {
+    /// Feature dimension.
+    pub fn feature_dim(&self) -> usize {
+        self.context * DIM
+    }
+
+    /// Checks internal consistency (dimensions, label count) so a damaged file is refused.
+    pub fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            bail!("head format is {:?}, this hark reads {FORMAT:?}", self.format);
+        }
+        let n = self.labels.len();
+        if n == 0 {
+            bail!("head has no labels");
+        }
+        let d = self.feature_dim();
+        if self.context == 0 || self.mean.len() != d || self.inv_std.len() != d {
+            bail!("head feature standardisation has the wrong size");
+        }
+        let mut inputs = d;
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.inputs != inputs || l.weights.len() != l.inputs * l.outputs || l.bias.len() != l.outputs {
+                bail!("head layer {i} has inconsistent dimensions");
+            }
+            inputs = l.outputs;
+        }
+        if self.layers.is_empty() || inputs != n + 1 {
+            bail!("head's last layer has {inputs} outputs, expected {} (labels + none)", n + 1);
+        }
+        if self.templates.len() != n || self.template_min.len() != n || self.detector.thresholds.len() != n {
+            bail!("head's templates, template thresholds or detector thresholds do not match its {n} labels");
+        }
+        if self.templates.iter().flatten().any(|t| t.len() != d) {
+            bail!("head has a template of the wrong dimension");
+        }
+        Ok(())
+    }
+
+    /// Reads a head file, refusing it with a clear error if it is damaged or was made for another
+    /// base model or front end.
+    pub fn load(path: &Path, base_model_sha256: &str) -> Result<Head> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read head file", path.display()))?;
+        let head: Head = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid hark head file", path.display()))?;
+        head.validate().with_context(|| format!("{}: invalid head", path.display()))?;
+        if head.base_model_sha256 != base_model_sha256 {
+            bail!(
+                "{}: head was trained on base model sha256 {}, but the loaded base model is {}; retrain with `hark train`",
+                path.display(), head.base_model_sha256, base_model_sha256
+            );
+        }
+        if head.frontend != crate::frontend::parameters() {
+            bail!(
+                "{}: head was trained with front end {:?}, this hark computes {:?}; retrain with `hark train`",
+                path.display(), head.frontend, crate::frontend::parameters()
+            );
+        }
+        Ok(head)
+    }
+
+    /// Writes the head atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self)?;
+        crate::util::write_atomic(path, &json)
+    }
+
+    /// Class probabilities (index 0 = none) for a raw feature vector; allocates (training use).
+    pub fn probabilities(&self, feature: &[f32]) -> Vec<f32> {
+        let mut s = Scorer::new(self);
+        s.x.copy_from_slice(feature);
+        s.forward(self);
+        s.out.clone()
+    }
+}
+
+/// Per-stream scoring state: the ring of recent embeddings and scratch buffers, allocated once.
+pub struct Scorer {
+    context: usize,
+    /// The newest `context` embeddings, oldest first.
+    recent: Vec<f32>,
+    seen: usize,
+    x: Vec<f32>,
+    h: Vec<Vec<f32>>,
+    out: Vec<f32>,
+    /// Per-word scores and template similarities of the newest window.
+    pub scores: Vec<f32>,
+    pub similarity: Vec<f32>,
+}
+
+impl Scorer {
+    pub fn new(head: &Head) -> Self {
+        let d = head.feature_dim();
+        Scorer {
+            context: head.context,
+            recent: vec![0.0; d],
+            seen: 0,
+            x: vec![0.0; d],
+            h: head.layers.iter().map(|l| vec![0.0; l.outputs]).collect(),
+            out: vec![0.0; head.labels.len() + 1],
+            scores: vec![0.0; head.labels.len()],
+            similarity: vec![0.0; head.labels.len()],
+        }
+    }
+
+    /// Adds the newest embedding and scores the window; fills `scores` and `similarity`.
+    /// Returns false while fewer than `context` embeddings have been seen.
+    pub fn push(&mut self, head: &Head, embedding: &[f32]) -> bool {
+        self.recent.copy_within(DIM.., 0);
+        let d = self.recent.len();
+        self.recent[d - DIM..].copy_from_slice(embedding);
+        self.seen += 1;
+        if self.seen < self.context {
+            self.scores.fill(0.0);
+            return false;
+        }
+        self.x.copy_from_slice(&self.recent);
+        self.forward(head);
+        let norm = self.recent.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        for w in 0..head.labels.len() {
+            let sim = head.templates[w]
+                .iter()
+                .map(|t| t.iter().zip(&self.recent).map(|(a, b)| a * b).sum::<f32>() / norm)
+                .fold(f32::NEG_INFINITY, f32::max);
+            self.similarity[w] = sim;
+            self.scores[w] = if sim >= head.template_min[w] { self.out[w + 1] } else { 0.0 };
+        }
+        true
+    }
+
+    fn forward(&mut self, head: &Head) {
+        for ((x, m), s) in self.x.iter_mut().zip(&head.mean).zip(&head.inv_std) {
+            *x = (*x - m) * s;
+        }
+        let last = head.layers.len() - 1;
+        for (i, layer) in head.layers.iter().enumerate() {
+            let (before, after) = self.h.split_at_mut(i);
+            let input: &[f32] = if i == 0 { &self.x } else { &before[i - 1] };
+            let y = &mut after[0];
+            layer.forward(input, y);
+            if i < last {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+        softmax_into(&self.h[last], &mut self.out);
+    }
+}
+
+/// Numerically stable softmax.
+pub fn softmax_into(z: &[f32], out: &mut [f32]) {
+    let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (o, v) in out.iter_mut().zip(z) {
+        *o = (v - m).exp();
+        sum += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= sum);
+}

@@ -1,0 +1,271 @@
+//! The `hark` command line: parses flags once into settings and dispatches.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hark::assets::Assets;
+use hark::dataset::Dataset;
+use hark::embedding::Embedder;
+use hark::head::Head;
+use hark::pipeline::Pipeline;
+use hark::train::TrainOptions;
+
+/// Default place of the trained head.
+const DEFAULT_HEAD: &str = "models/hark.head";
+
+#[derive(Parser)]
+#[command(name = "hark", version, about = "A voice-trigger daemon: learns your custom words from a few takes and announces each one it hears.")]
+struct Cli {
+    /// The models folder (base model and ONNX Runtime); found automatically from the repository.
+    #[arg(long, global = true, value_name = "DIR")]
+    models: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit the transfer-learned head on recordings/<word>/*.wav.
+    Train {
+        /// Recordings: one folder per word, plus optional _background_ and _unknown_.
+        #[arg(long, default_value = "recordings")]
+        data: PathBuf,
+        /// Where to write the head.
+        #[arg(long, default_value = DEFAULT_HEAD)]
+        out: PathBuf,
+        /// Skip cross-validation (faster; no fit figures).
+        #[arg(long)]
+        no_cv: bool,
+        #[command(flatten)]
+        knobs: Knobs,
+    },
+    /// Run WAV files through the detection pipeline and report every detection.
+    Detect {
+        #[arg(long, default_value = DEFAULT_HEAD)]
+        head: PathBuf,
+        /// Override every word's threshold.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// One JSON object per line and detection.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The accuracy benchmark on ../shared/data (spoken digits and noise).
+    Eval {
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Number of seeds (streams) to average over.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        #[arg(long, default_value_t = 5)]
+        takes: usize,
+        /// Skip the cross-speaker case.
+        #[arg(long)]
+        no_cross: bool,
+        /// Smaller streams (5 targets per word, 30 non-targets): a quick check that it works.
+        #[arg(long)]
+        quick: bool,
+        /// Also report these thresholds (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<f32>,
+        /// Write each stream and its truth (JSON) to DIR.
+        #[arg(long, value_name = "DIR")]
+        write_streams: Option<PathBuf>,
+        #[command(flatten)]
+        knobs: Knobs,
+    },
+}
+
+/// Training knobs (defaults are the benchmark's choice).
+#[derive(clap::Args, Clone)]
+struct Knobs {
+    /// Consecutive embeddings per feature.
+    #[arg(long)]
+    context: Option<usize>,
+    /// Hidden units (0 = linear softmax).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Augmented copies per take.
+    #[arg(long)]
+    augment: Option<usize>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Default detection threshold written into the head.
+    #[arg(long = "default-threshold")]
+    default_threshold: Option<f32>,
+    #[arg(long)]
+    smoothing: Option<usize>,
+    #[arg(long)]
+    none_weight: Option<f32>,
+    #[arg(long)]
+    l2: Option<f32>,
+    /// Template check slack (negative disables).
+    #[arg(long)]
+    template_slack: Option<f32>,
+    /// Do not use reversed takes as negatives.
+    #[arg(long)]
+    no_reversed: bool,
+    /// Do not use the synthetic negative bank.
+    #[arg(long)]
+    no_bank: bool,
+    #[arg(long)]
+    bank_max: Option<usize>,
+}
+
+impl Knobs {
+    fn apply(&self, mut o: TrainOptions) -> TrainOptions {
+        macro_rules! set {
+            ($($f:ident => $g:ident),*) => { $(if let Some(v) = self.$f { o.$g = v; })* };
+        }
+        set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
+             default_threshold => threshold, smoothing => smoothing, none_weight => none_weight,
+             l2 => l2, template_slack => template_slack, bank_max => bank_max);
+        if self.no_reversed {
+            o.reversed = false;
+        }
+        o
+    }
+}
+
+fn bar(len: u64, msg: &'static str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}").unwrap().progress_chars("=> "));
+    pb.set_message(msg);
+    pb
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("hark: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train { data, out, no_cv, knobs } => {
+            let assets = Assets::locate(cli.models.as_deref())?;
+            let ds = Dataset::load(&data)?;
+            let mut emb = Embedder::load(&assets)?;
+            let mut opts = knobs.apply(TrainOptions::default());
+            opts.cross_validate = !no_cv;
+            let t0 = std::time::Instant::now();
+            let bank = load_bank(&assets, &mut emb, knobs.no_bank)?;
+            let bank_w = bank.as_ref().map(|b| b.without(&ds.labels()));
+            let pb = bar(1, "embedding");
+            let head = hark::train::train(&mut emb, &ds, bank_w.as_deref(), &opts, &|p, n| {
+                pb.set_length(n);
+                pb.set_position(p);
+            })?;
+            pb.finish_and_clear();
+            head.save(&out)?;
+            println!("trained {} word(s) in {:.1} s -> {}", head.labels.len(), t0.elapsed().as_secs_f64(), out.display());
+            for ((w, takes), th) in ds.words.iter().zip(&head.detector.thresholds) {
+                println!("  {w:<16} {} takes  threshold {th:.2}", takes.len());
+            }
+            println!("  background clips: {}, unknown takes: {}, synthetic negatives: {}", ds.background.len(), ds.unknown.len(),
+                bank_w.as_ref().map_or("none (espeak-ng not found)".to_string(), |b| format!("{} windows", b.len() / hark::embedding::DIM)));
+            for (name, v) in &head.report.figures {
+                println!("  {name}: {v:.3}");
+            }
+            Ok(())
+        }
+        Command::Detect { head, threshold, json, files } => {
+            let assets = Assets::locate(cli.models.as_deref())?;
+            let mut emb = Some(Embedder::load(&assets)?);
+            let head = Arc::new(Head::load(&head, &emb.as_ref().unwrap().model_sha256)?);
+            let settings = threshold.map(|t| {
+                let mut s = head.detector.clone();
+                s.thresholds.iter_mut().for_each(|x| *x = t);
+                s
+            });
+            for f in &files {
+                let audio = hark::wav::read(f)?;
+                let mut p = Pipeline::new(emb.take().unwrap(), head.clone(), audio.rate, settings.clone())?;
+                let dets = hark::pipeline::detect_signal(&mut p, &audio.samples, audio.rate)?;
+                for d in &dets {
+                    if json {
+                        println!("{}", detection_json(d, Some(f)));
+                    } else {
+                        println!("{}: {} at {:.2} s (score {:.3})", f.display(), d.word, d.time, d.score);
+                    }
+                }
+                emb = Some(p.into_embedder());
+            }
+            Ok(())
+        }
+        Command::Eval { data, seeds, first_seed, takes, no_cross, quick, sweep, write_streams, knobs } => {
+            let assets = Assets::locate(cli.models.as_deref())?;
+            let opts = hark::eval::EvalOptions {
+                data,
+                seeds: (first_seed..first_seed + seeds).collect(),
+                takes,
+                train: knobs.apply(TrainOptions::default()),
+                cross_speaker: !no_cross,
+                sweep,
+                write_streams,
+                targets_per_word: if quick { 5 } else { 20 },
+                nontargets: if quick { 30 } else { 120 },
+            };
+            let t0 = std::time::Instant::now();
+            let res = hark::eval::run(&assets, &opts, &mut |l| println!("{l}"))?;
+            println!("\n{} seed(s), {:.0} s", opts.seeds.len(), t0.elapsed().as_secs_f64());
+            println!("| scenario | threshold | recall | false accepts per non-target word | false accepts per hour |");
+            println!("| --- | --- | --- | --- | --- |");
+            for (scenario, rows) in &res {
+                for (label, s) in rows {
+                    println!("| {scenario} | {label} | {:.3} | {:.3} | {:.1} |", s.recall(), s.fa_per_word(), s.fa_per_hour());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_bank(assets: &Assets, emb: &mut Embedder, disabled: bool) -> Result<Option<hark::negatives::Bank>> {
+    if disabled {
+        return Ok(None);
+    }
+    if !hark::negatives::espeak_available() {
+        eprintln!("hark: note: espeak-ng not found; training without synthetic negatives (install espeak-ng for a head that rejects other speech better)");
+        return Ok(None);
+    }
+    let pb = bar(1, "negatives");
+    let b = hark::negatives::load_or_build(&assets.dir, emb, &|p, n| {
+        pb.set_length(n);
+        pb.set_position(p);
+    })
+    .context("cannot build the synthetic negative bank")?;
+    pb.finish_and_clear();
+    Ok(Some(b))
+}
+
+/// The JSON line for a detection (shared by `detect --json` and the daemon's sinks).
+fn detection_json(d: &hark::Detection, file: Option<&Path>) -> String {
+    let mut v = serde_json::json!({
+        "word": d.word,
+        "time": (d.time * 1000.0).round() / 1000.0,
+        "score": d.score,
+        "threshold": d.threshold,
+        "raw_score": d.raw_score,
+    });
+    if d.similarity.is_finite() {
+        v["similarity"] = serde_json::json!(d.similarity);
+    }
+    if let Some((w, s)) = &d.runner_up {
+        v["runner_up"] = serde_json::json!({"word": w, "score": s});
+    }
+    if let Some(f) = file {
+        v["file"] = serde_json::json!(f.display().to_string());
+    }
+    v.to_string()
+}

@@ -1,0 +1,220 @@
+//! The negative bank: synthetic speech that is not any custom word, so the head learns to stay
+//! quiet while people talk. espeak-ng says a few hundred everyday words in many voices, speeds
+//! and pitches; the words are laid out as a stream with pauses over faint noise and embedded by
+//! the base model once. The result is cached in `models/` (keyed by everything that shapes it)
+//! and reused by every `hark train`. Windows that overlap a word equal to a custom word's name
+//! are left out when training that head.
+
+use anyhow::{bail, Context, Result};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::embedding::{Embedder, DIM};
+use crate::frontend::SAMPLE_RATE;
+
+/// Everyday English words. Number words and their homophones are left out on purpose, so that
+/// the project's digit benchmark measures words the bank has never said.
+pub const WORDS: &str = "\
+about above across action after again against air alarm almost alone along already also always \
+amazing among angry animal answer apple april area arm around arrive art ask asleep autumn away \
+baby back bad bag ball banana band bank basket bath beach bear beautiful because bed bedroom \
+before begin behind believe bell below best better between bicycle big bird birthday black blanket \
+blue board boat body book bottle bottom box boy bread break breakfast bridge bright bring brother \
+brown build burn bus busy butter button buy cake call camera candle car card careful carry castle \
+cat catch center chair change cheap cheese chicken child chocolate choose church circle city class \
+clean clear clever climb clock close cloud coat coffee cold color come computer cook cool corner \
+correct cotton could country cousin cover cow crazy cream cross cup curtain dance danger dark \
+daughter day dear decide deep desk dinner dirty doctor dog dollar door down dragon draw dream dress \
+drink drive dry duck during early earth east easy eat egg elephant empty end enough evening every \
+example face fact fall family famous far farm fast father favorite feel few field fill find finger \
+finish fire first fish flag floor flower fly follow food foot forest forget fork free fresh friend \
+frog front fruit full funny garden gate gentle get giant gift girl give glass go gold good grape \
+grass gray great green ground group grow guess guitar hair half hand happy hard hat have head hear \
+heart heavy hello help here high hill history hold holiday home honey hope horse hospital hot hour \
+house how hungry hurry ice idea important inside island jacket jelly job join juice jump jungle \
+just keep kettle key kind king kitchen kite knife know lady lake lamp language large last late \
+laugh lazy learn leave left lemon letter library light like lion listen little live long look loud \
+love lucky lunch machine magic make many map market matter maybe meat medicine meet message middle \
+milk minute mirror mistake money monkey month moon morning mother mountain mouse mouth move music \
+name narrow near neck need never new next nice night noise noon north nose nothing notice now \
+ocean office often okay old open orange other outside over page paint paper parent park party pass \
+pen pencil people pepper perfect person piano picture pillow pink place plane plant play please \
+pocket point police pool poor potato pretty problem pull purple push queen question quick quiet \
+rabbit radio rain read ready really red remember rice rich right river road robot rock room round \
+rule run sad salt same sand say school science sea season second secret see sell send shadow shape \
+share sharp sheep shirt shoe shop short shoulder show sick side silver simple sing sister sit sky \
+sleep slow small smell smile snake snow soft some song soon sorry sound soup south space speak \
+special spoon spring square stairs star start station stay stone stop story strange street strong \
+student study sugar summer sun supper surprise sweet swim table tail take talk tall taxi tea \
+teacher team telephone tell thank there thing think thirsty through ticket tiger time tired today \
+together tomato tomorrow tonight tooth top towel town toy train travel tree trouble truck true try \
+turn turtle umbrella uncle under until up use vacation valley very village visit voice wait wake \
+walk wall want warm wash watch water way weather week welcome west wet what wheel when where which \
+white whisper who why wide wind window winter wish with without woman wonder wood word work world \
+worry write wrong yard year yellow yes yesterday young zebra zoo";
+
+/// Voices and variants espeak-ng ships that the bank cycles through.
+const VOICES: &[&str] = &["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us-nyc", "en-gb-x-gbcwmd"];
+const VARIANTS: &[&str] = &["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4", "Andy", "Lee", "linda", "max", "paul"];
+
+/// Bank size: each word is said this many times, in different voices.
+const REPEATS: usize = 4;
+/// Bump when the bank's recipe changes, so old caches are not reused.
+const RECIPE: u32 = 1;
+
+/// The bank: embeddings of a synthetic speech stream, and per window the words it overlaps.
+pub struct Bank {
+    pub embeddings: Vec<f32>,
+    /// Per window: indices into `words()` of the words audible in it.
+    pub window_words: Vec<Vec<u16>>,
+}
+
+pub fn words() -> Vec<&'static str> {
+    WORDS.split_whitespace().collect()
+}
+
+/// Is espeak-ng on PATH?
+pub fn espeak_available() -> bool {
+    Command::new("espeak-ng").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Synthesises `text` with espeak-ng, returning 16 kHz samples (int16 scale).
+pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> {
+    let out = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", &speed.to_string(), "-p", &pitch.to_string(), "--stdout", text])
+        .output()
+        .context("cannot run espeak-ng (install the Debian package espeak-ng)")?;
+    if !out.status.success() || out.stdout.len() < 44 {
+        bail!("espeak-ng failed for voice {voice}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    // espeak-ng streams a WAV whose header carries placeholder sizes; read it by hand.
+    let rate = u32::from_le_bytes(out.stdout[24..28].try_into().unwrap());
+    let pcm: Vec<f32> = out.stdout[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32).collect();
+    crate::resample::to_16k(&pcm, rate)
+}
+
+fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
+    let key = crate::util::sha256_hex(format!("{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{base_sha}|{}", crate::frontend::parameters()).as_bytes());
+    models.join(format!("negatives-{}.bin", &key[..16]))
+}
+
+/// Loads the cached bank, or builds and caches it (about a minute, once).
+pub fn load_or_build(models: &Path, emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
+    let path = cache_path(models, &emb.model_sha256);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Some(bank) = decode(&bytes) {
+            return Ok(bank);
+        }
+    }
+    let bank = build(emb, progress)?;
+    crate::util::write_atomic(&path, &encode(&bank))?;
+    Ok(bank)
+}
+
+/// Synthesises the stream and embeds it.
+pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
+    let words = words();
+    let mut rng = SmallRng::seed_from_u64(0xba4c);
+    let sr = SAMPLE_RATE as f32;
+    let mut stream: Vec<f32> = Vec::new();
+    let mut spans: Vec<(usize, usize, u16)> = Vec::new();
+    let per_call = 12;
+    let mut order: Vec<usize> = (0..REPEATS).flat_map(|_| 0..words.len()).collect();
+    rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
+    let calls = order.len().div_ceil(per_call);
+    for (ci, group) in order.chunks(per_call).enumerate() {
+        let voice = format!("{}+{}", VOICES[rng.random_range(0..VOICES.len())], VARIANTS[rng.random_range(0..VARIANTS.len())]);
+        let speed = rng.random_range(120..210);
+        let pitch = rng.random_range(20..80);
+        for &w in group {
+            let audio = say(words[w], &voice, speed, pitch)?;
+            let Some(word) = crate::dataset::trim(&audio) else { continue };
+            let gap = (rng.random_range(0.15..0.9) * sr) as usize;
+            stream.extend(std::iter::repeat_n(0.0, gap));
+            let gain = rng.random_range(0.3..1.0);
+            let start = stream.len();
+            stream.extend(word.iter().map(|v| v * gain));
+            spans.push((start, stream.len(), w as u16));
+        }
+        progress(ci as u64 + 1, calls as u64 * 2);
+    }
+    // Faint noise so silence is not digital zero.
+    for v in stream.iter_mut() {
+        *v += (rng.random::<f32>() - 0.5) * 60.0;
+    }
+    let embeddings = crate::embedding::embed_signal(emb, &stream)?;
+    progress(calls as u64 * 2, calls as u64 * 2);
+    let n = embeddings.len() / DIM;
+    let window_words = (0..n)
+        .map(|b| {
+            let end = (crate::embedding::block_end_time(b) * sr as f64) as usize;
+            let start = end.saturating_sub((0.775 * sr) as usize);
+            spans.iter().filter(|s| s.0 < end && s.1 > start).map(|s| s.2).collect()
+        })
+        .collect();
+    Ok(Bank { embeddings, window_words })
+}
+
+fn encode(b: &Bank) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(b"HARKNEG1");
+    v.extend_from_slice(&(b.window_words.len() as u32).to_le_bytes());
+    for f in &b.embeddings {
+        v.extend_from_slice(&f.to_le_bytes());
+    }
+    for ws in &b.window_words {
+        v.push(ws.len() as u8);
+        for w in ws {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+    v
+}
+
+fn decode(bytes: &[u8]) -> Option<Bank> {
+    if bytes.get(..8)? != b"HARKNEG1" {
+        return None;
+    }
+    let n = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
+    let mut p = 12;
+    let emb_bytes = n * DIM * 4;
+    let embeddings = bytes.get(p..p + emb_bytes)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    p += emb_bytes;
+    let mut window_words = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = *bytes.get(p)? as usize;
+        p += 1;
+        let ws = bytes.get(p..p + 2 * k)?.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        p += 2 * k;
+        window_words.push(ws);
+    }
+    (p == bytes.len()).then_some(Bank { embeddings, window_words })
+}
+
+impl Bank {
+    /// The bank's embeddings with every window that hears one of `exclude` (custom words'
+    /// names) replaced by nothing: returns the kept windows' embeddings as runs.
+    pub fn without(&self, exclude: &[String]) -> Vec<f32> {
+        let all = words();
+        let banned: Vec<u16> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| exclude.iter().any(|e| e.eq_ignore_ascii_case(w)))
+            .map(|(i, _)| i as u16)
+            .collect();
+        if banned.is_empty() {
+            return self.embeddings.clone();
+        }
+        // Replace banned windows by copies of their neighbours' noise? Simply drop them; the
+        // trainer uses windows independently except for `context`, which may then straddle a
+        // gap; that is harmless for negatives.
+        self.window_words
+            .iter()
+            .enumerate()
+            .filter(|(_, ws)| !ws.iter().any(|w| banned.contains(w)))
+            .flat_map(|(i, _)| self.embeddings[i * DIM..(i + 1) * DIM].iter().copied())
+            .collect()
+    }
+}

@@ -1,0 +1,186 @@
+//! The whole pipeline, source-agnostic: samples in at any rate, detections out.
+//!
+//! resample (16 kHz) -> frontend (log-mel, 80 ms blocks) -> embedding (base model) -> head ->
+//! detector. `hark detect`, `hark listen --input` and `hark listen` all drive this one type; only
+//! where the samples come from differs.
+
+use anyhow::Result;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+
+use crate::assets::Assets;
+use crate::detector::{Detection, Detector, DetectorSettings};
+use crate::embedding::{Embedder, DIM};
+use crate::frontend::{Frontend, SAMPLE_RATE};
+use crate::head::{Head, Scorer};
+use crate::resample::Resampler;
+
+/// The feature half of the pipeline: samples -> embeddings, one per 80 ms block.
+pub struct Features {
+    resampler: Resampler,
+    frontend: Frontend,
+    embedder: Embedder,
+    embedding: [f32; DIM],
+    blocks: usize,
+}
+
+impl Features {
+    pub fn new(embedder: Embedder, source_rate: u32) -> Result<Self> {
+        Ok(Features {
+            resampler: Resampler::new(source_rate)?,
+            frontend: Frontend::new(),
+            embedder,
+            embedding: [0.0; DIM],
+            blocks: 0,
+        })
+    }
+
+    /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
+    /// each new 80 ms block.
+    pub fn push(&mut self, samples: &[f32], on_embedding: &mut dyn FnMut(f64, &[f32])) -> Result<()> {
+        let Features { resampler, frontend, embedder, embedding, blocks } = self;
+        let mut err = None;
+        resampler.push(samples, |s16| {
+            frontend.push(s16, |block| {
+                if err.is_some() {
+                    return;
+                }
+                match embedder.push_block(block, embedding) {
+                    Ok(()) => {
+                        on_embedding(crate::embedding::block_end_time(*blocks), embedding);
+                        *blocks += 1;
+                    }
+                    Err(e) => err = Some(e),
+                }
+            })
+        });
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Flushes the resampler at end of stream.
+    pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, &[f32])) -> Result<()> {
+        let mut tail = Vec::new();
+        self.resampler.flush(|s| tail.extend_from_slice(s));
+        let Features { frontend, embedder, embedding, blocks, .. } = self;
+        let mut err = None;
+        frontend.push(&tail, |block| match embedder.push_block(block, embedding) {
+            Ok(()) => {
+                on_embedding(crate::embedding::block_end_time(*blocks), embedding);
+                *blocks += 1;
+            }
+            Err(e) => err = Some(e),
+        });
+        err.map_or(Ok(()), Err)
+    }
+}
+
+/// The decision half: embeddings -> head scores -> detector.
+pub struct Decision {
+    head: Arc<Head>,
+    scorer: Scorer,
+    detector: Detector,
+}
+
+impl Decision {
+    /// `settings` overrides the head's own detector defaults when given.
+    pub fn new(head: Arc<Head>, settings: Option<DetectorSettings>) -> Self {
+        let settings = settings.unwrap_or_else(|| head.detector.clone());
+        Decision { scorer: Scorer::new(&head), detector: Detector::new(head.labels.clone(), settings), head }
+    }
+
+    pub fn head(&self) -> &Arc<Head> {
+        &self.head
+    }
+
+    /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
+    pub fn push(&mut self, time: f64, embedding: &[f32]) -> Option<Detection> {
+        if !self.scorer.push(&self.head, embedding) {
+            return None;
+        }
+        self.detector.push(time, &self.scorer.scores, &self.scorer.similarity)
+    }
+}
+
+/// The whole pipeline for one stream.
+pub struct Pipeline {
+    features: Features,
+    decision: Decision,
+}
+
+impl Pipeline {
+    pub fn new(embedder: Embedder, head: Arc<Head>, source_rate: u32, settings: Option<DetectorSettings>) -> Result<Self> {
+        Ok(Pipeline { features: Features::new(embedder, source_rate)?, decision: Decision::new(head, settings) })
+    }
+
+    /// Loads the base model and builds a pipeline around `head`.
+    pub fn load(assets: &Assets, head: Arc<Head>, source_rate: u32, settings: Option<DetectorSettings>) -> Result<Self> {
+        Self::new(Embedder::load(assets)?, head, source_rate, settings)
+    }
+
+    /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
+    pub fn push(&mut self, samples: &[f32], on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
+        let decision = &mut self.decision;
+        self.features.push(samples, &mut |t, e| {
+            if let Some(d) = decision.push(t, e) {
+                on_detection(d)
+            }
+        })
+    }
+
+    /// Ends the stream, flushing buffered samples.
+    pub fn finish(&mut self, on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
+        let decision = &mut self.decision;
+        self.features.finish(&mut |t, e| {
+            if let Some(d) = decision.push(t, e) {
+                on_detection(d)
+            }
+        })
+    }
+
+    /// Runs the pipeline on its own thread: audio chunks in on `audio`, detections out on the
+    /// returned channel. The thread ends when `audio` is closed (after flushing) or on error.
+    pub fn spawn(mut self, audio: Receiver<Vec<f32>>) -> (std::thread::JoinHandle<Result<()>>, Receiver<Detection>) {
+        let (tx, rx): (Sender<Detection>, Receiver<Detection>) = crossbeam_channel::unbounded();
+        let h = std::thread::spawn(move || {
+            let mut send = |d: Detection| {
+                let _ = tx.send(d);
+            };
+            for chunk in audio {
+                self.push(&chunk, &mut send)?;
+            }
+            self.finish(&mut send)
+        });
+        (h, rx)
+    }
+}
+
+/// Runs a whole 16 kHz-or-other-rate signal through a fresh pipeline in 80 ms chunks, as a
+/// microphone would deliver it; returns the detections.
+pub fn detect_signal(pipeline: &mut Pipeline, samples: &[f32], rate: u32) -> Result<Vec<Detection>> {
+    let chunk = (rate as usize * 80 / 1000).max(1);
+    let mut out = Vec::new();
+    for c in samples.chunks(chunk) {
+        pipeline.push(c, &mut |d| out.push(d))?;
+    }
+    pipeline.finish(&mut |d| out.push(d))?;
+    Ok(out)
+}
+
+/// 16 kHz, for callers that need the pipeline's working rate.
+pub const WORKING_RATE: u32 = SAMPLE_RATE;
+
+impl Features {
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        let mut e = self.embedder;
+        e.reset();
+        e
+    }
+}
+
+impl Pipeline {
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        self.features.into_embedder()
+    }
+}

@@ -1,0 +1,499 @@
+//! `hark train`: fits the transfer-learned head on a few takes per word.
+//!
+//! Each take is augmented (speed, gain, room noise, position in the window) and embedded by the
+//! base model; windows that hold the whole word are that word's examples. Everything else is
+//! "none": room noise, the other words, `_unknown_` speech, the first half of each take, the
+//! takes played backwards (same voice, other sounds), and a bank of synthetic speech from
+//! espeak-ng (see `negatives`). A small softmax network is fitted on windows of `context`
+//! consecutive embeddings; templates from the takes add a similarity check.
+
+use anyhow::Result;
+use ndarray::{Array1, Array2, Axis};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::dataset::Dataset;
+use crate::detector::DetectorSettings;
+use crate::embedding::{Embedder, DIM, WINDOW_FRAMES};
+use crate::frontend::{HOP, SAMPLE_RATE};
+use crate::head::{Head, Layer, TrainReport};
+
+/// Training knobs (defaults are what the benchmark chose; see README's design table).
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub context: usize,
+    pub hidden: usize,
+    pub augment: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub threshold: f32,
+    pub smoothing: usize,
+    pub refractory: f32,
+    /// Weight of the "none" class relative to each word.
+    pub none_weight: f32,
+    pub l2: f32,
+    /// Use the takes played backwards as negatives.
+    pub reversed: bool,
+    /// Template check slack (negative disables the check).
+    pub template_slack: f32,
+    /// Most bank windows used.
+    pub bank_max: usize,
+    /// Run cross-validation for the report.
+    pub cross_validate: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            context: 2,
+            hidden: 0,
+            augment: 6,
+            epochs: 40,
+            seed: 1,
+            threshold: 0.5,
+            smoothing: 1,
+            refractory: 1.0,
+            none_weight: 2.0,
+            l2: 1e-3,
+            reversed: true,
+            template_slack: -1.0,
+            bank_max: 20000,
+            cross_validate: true,
+        }
+    }
+}
+
+/// Window-level training examples: features (rows of `context * DIM`), class (0 = none), and
+/// group (take index for cross-validation folds; `usize::MAX` for examples in every fold).
+#[derive(Default)]
+pub struct Examples {
+    pub x: Vec<f32>,
+    pub y: Vec<usize>,
+    pub group: Vec<usize>,
+    /// True for windows from unaugmented takes (used for templates and calibration).
+    pub clean: Vec<bool>,
+}
+
+impl Examples {
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+}
+
+const WIN_SECONDS: f64 = (WINDOW_FRAMES * HOP + 352) as f64 / SAMPLE_RATE as f64; // 0.7752 s
+const LEAD_SECONDS: f32 = 0.85;
+const TAIL_SECONDS: f32 = 0.45;
+
+/// Noise source for augmentation: random segments of the background recordings, or faint
+/// synthetic noise when there are none.
+struct NoiseBed<'a> {
+    clips: &'a [Vec<f32>],
+}
+
+impl NoiseBed<'_> {
+    fn segment(&self, rng: &mut SmallRng, len: usize, rms: f32) -> Vec<f32> {
+        let mut out = vec![0.0f32; len];
+        if self.clips.is_empty() {
+            for v in out.iter_mut() {
+                *v = (rng.random::<f32>() - 0.5) * 2.0 * rms * 1.7;
+            }
+            return out;
+        }
+        let clip = &self.clips[rng.random_range(0..self.clips.len())];
+        let start = rng.random_range(0..clip.len());
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = clip[(start + i) % clip.len()];
+        }
+        let cur = rms_of(&out).max(1e-3);
+        out.iter_mut().for_each(|v| *v *= rms / cur);
+        out
+    }
+}
+
+fn rms_of(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+/// Changes speed (and pitch) by `factor` with linear interpolation.
+fn speed(x: &[f32], factor: f32) -> Vec<f32> {
+    let n = ((x.len() as f32) / factor) as usize;
+    (0..n)
+        .map(|i| {
+            let p = i as f32 * factor;
+            let k = p as usize;
+            let f = p - k as f32;
+            let a = x[k.min(x.len() - 1)];
+            let b = x[(k + 1).min(x.len() - 1)];
+            a + (b - a) * f
+        })
+        .collect()
+}
+
+/// How a window relates to the word in its clip.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Role {
+    Word,
+    None,
+    Ignore,
+}
+
+fn role(end: f64, s: f64, e: f64) -> Role {
+    let d = e - s;
+    if end >= e - 0.04 && end <= e + 0.30 && (end - WIN_SECONDS <= s + 0.10 || d > 0.65) {
+        Role::Word
+    } else if end <= s + 0.5 * d {
+        Role::None
+    } else {
+        Role::Ignore
+    }
+}
+
+/// A clip to embed: its samples, where the word is, and its classes.
+struct Clip {
+    samples: Vec<f32>,
+    word_start: f64,
+    word_end: f64,
+    /// Class of the word windows (0 when the whole clip is negative).
+    class: usize,
+    group: usize,
+    clean: bool,
+}
+
+/// Turns a clip's embeddings into examples.
+fn clip_examples(clip: &Clip, emb: &[f32], context: usize, out: &mut Examples) {
+    let n = emb.len() / DIM;
+    for b in 0..n {
+        let end = crate::embedding::block_end_time(b);
+        // Skip windows that still see the warm-up padding, and those without full context.
+        if end - WIN_SECONDS < -1e-6 || b + 1 < context || crate::embedding::block_end_time(b + 1 - context) - WIN_SECONDS < -1e-6 {
+            continue;
+        }
+        let r = if clip.class == 0 { Role::None } else { role(end, clip.word_start, clip.word_end) };
+        let y = match r {
+            Role::Word => clip.class,
+            Role::None => 0,
+            Role::Ignore => continue,
+        };
+        out.x.extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
+        out.y.push(y);
+        out.group.push(clip.group);
+        out.clean.push(clip.clean && y != 0);
+    }
+}
+
+/// Adds a continuous embedding sequence (all "none") with the given group.
+pub fn sequence_examples(emb: &[f32], context: usize, group: usize, step: usize, out: &mut Examples) {
+    let n = emb.len() / DIM;
+    let mut b = context - 1;
+    while b < n {
+        out.x.extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
+        out.y.push(0);
+        out.group.push(group);
+        out.clean.push(false);
+        b += step;
+    }
+}
+
+/// Builds the augmented clips for every take and embeds them into examples.
+pub fn build_examples(
+    emb: &mut Embedder,
+    ds: &Dataset,
+    bank: Option<&[f32]>,
+    opts: &TrainOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Examples> {
+    let mut rng = SmallRng::seed_from_u64(opts.seed);
+    let bed = NoiseBed { clips: &ds.background };
+    let mut clips: Vec<Clip> = Vec::new();
+    let sr = SAMPLE_RATE as f32;
+    let make = |rng: &mut SmallRng, take: &[f32], aug: usize| -> (Vec<f32>, f64, f64) {
+        let (factor, gain_db, snr_db) = if aug == 0 {
+            (1.0, 0.0, 30.0)
+        } else {
+            (rng.random_range(0.88..1.12), rng.random_range(-10.0..6.0), rng.random_range(5.0..30.0))
+        };
+        let mut word = if factor == 1.0 { take.to_vec() } else { speed(take, factor) };
+        let g = 10f32.powf(gain_db / 20.0);
+        let peak = word.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+        let g = g.min(32000.0 / peak);
+        word.iter_mut().for_each(|v| *v *= g);
+        let lead = (LEAD_SECONDS * sr) as usize + rng.random_range(0..(0.1 * sr) as usize);
+        let tail = (TAIL_SECONDS * sr) as usize;
+        let noise_rms = rms_of(&word) / 10f32.powf(snr_db / 20.0);
+        let mut x = bed.segment(rng, lead + word.len() + tail, noise_rms);
+        for (i, v) in word.iter().enumerate() {
+            x[lead + i] += v;
+        }
+        let s = lead as f64 / sr as f64;
+        (x, s, s + word.len() as f64 / sr as f64)
+    };
+    for (ci, (_, takes)) in ds.words.iter().enumerate() {
+        for (ti, take) in takes.iter().enumerate() {
+            for aug in 0..opts.augment.max(1) {
+                let (samples, s, e) = make(&mut rng, &take.samples, aug);
+                clips.push(Clip { samples, word_start: s, word_end: e, class: ci + 1, group: ti, clean: aug == 0 });
+            }
+            if opts.reversed {
+                let rev: Vec<f32> = take.samples.iter().rev().copied().collect();
+                for aug in 0..2 {
+                    let (samples, s, e) = make(&mut rng, &rev, aug);
+                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false });
+                }
+            }
+        }
+    }
+    for (ui, take) in ds.unknown.iter().enumerate() {
+        for aug in 0..2 {
+            let (samples, s, e) = make(&mut rng, &take.samples, aug);
+            clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ui, clean: false });
+        }
+    }
+    let total = clips.len() as u64 + 1;
+    let mut ex = Examples::default();
+    for (i, clip) in clips.iter().enumerate() {
+        let e = crate::embedding::embed_signal(emb, &clip.samples)?;
+        clip_examples(clip, &e, opts.context, &mut ex);
+        progress(i as u64 + 1, total);
+    }
+    // Room noise: every window is "none", in every fold.
+    for clip in &ds.background {
+        let mut x = clip.clone();
+        while x.len() < (1.6 * sr) as usize {
+            x.extend_from_within(..clip.len());
+        }
+        let e = crate::embedding::embed_signal(emb, &x)?;
+        let first = (WIN_SECONDS / 0.08).ceil() as usize;
+        if e.len() / DIM > first {
+            sequence_examples(&e[first * DIM..], opts.context, usize::MAX, 1, &mut ex);
+        }
+    }
+    if let Some(bank) = bank {
+        let n = bank.len() / DIM;
+        let step = (n / opts.bank_max.max(1)).max(1);
+        let before = ex.len();
+        sequence_examples(bank, opts.context, usize::MAX - 1, step, &mut ex);
+        let _ = before;
+    }
+    progress(total, total);
+    Ok(ex)
+}
+
+/// Fits the softmax network on examples whose group passes `keep`.
+fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> (Vec<f32>, Vec<f32>, Vec<Layer>) {
+    let d = opts.context * DIM;
+    let n = rows.len();
+    let mut x = Array2::<f32>::zeros((n, d));
+    let mut y = vec![0usize; n];
+    for (i, &r) in rows.iter().enumerate() {
+        x.row_mut(i).assign(&ndarray::ArrayView1::from(&ex.x[r * d..(r + 1) * d]));
+        y[i] = ex.y[r];
+    }
+    let mean = x.mean_axis(Axis(0)).unwrap();
+    let std = x.std_axis(Axis(0), 0.0).mapv(|s| 1.0 / s.max(1e-3));
+    x -= &mean;
+    x *= &std;
+    // Class-balanced sample weights: each word's examples weigh 1 in all, "none" weighs none_weight.
+    let mut counts = vec![0usize; n_classes];
+    y.iter().for_each(|&c| counts[c] += 1);
+    let cw: Vec<f32> = (0..n_classes)
+        .map(|c| {
+            let total = if c == 0 { opts.none_weight } else { 1.0 };
+            if counts[c] == 0 { 0.0 } else { total * n as f32 / (n_classes as f32 * counts[c] as f32) }
+        })
+        .collect();
+    let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
+    let sizes: Vec<usize> = if opts.hidden > 0 { vec![d, opts.hidden, n_classes] } else { vec![d, n_classes] };
+    let mut ws: Vec<Array2<f32>> = Vec::new();
+    let mut bs: Vec<Array1<f32>> = Vec::new();
+    for w in sizes.windows(2) {
+        let scale = (2.0 / w[0] as f32).sqrt() * 0.5;
+        ws.push(Array2::from_shape_fn((w[0], w[1]), |_| (rng.random::<f32>() - 0.5) * 2.0 * scale));
+        bs.push(Array1::zeros(w[1]));
+    }
+    let mut mw: Vec<Array2<f32>> = ws.iter().map(|w| Array2::zeros(w.raw_dim())).collect();
+    let mut vw = mw.clone();
+    let mut mb: Vec<Array1<f32>> = bs.iter().map(|b| Array1::zeros(b.raw_dim())).collect();
+    let mut vb = mb.clone();
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let lr = if opts.hidden > 0 { 3e-3 } else { 1e-2 };
+    let batch = 256usize;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut t = 0i32;
+    for _epoch in 0..opts.epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(batch) {
+            t += 1;
+            let xb = x.select(Axis(0), chunk);
+            // forward
+            let mut acts = vec![xb];
+            for l in 0..ws.len() {
+                let mut z = acts[l].dot(&ws[l]) + &bs[l];
+                if l + 1 < ws.len() {
+                    z.mapv_inplace(|v| v.max(0.0));
+                }
+                acts.push(z);
+            }
+            let logits = acts.last().unwrap();
+            let m = chunk.len();
+            let mut g = Array2::<f32>::zeros((m, n_classes));
+            for i in 0..m {
+                let row = logits.row(i);
+                let mx = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let ex_sum: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+                let c = y[chunk[i]];
+                let w = cw[c] / m as f32;
+                for k in 0..n_classes {
+                    let p = (row[k] - mx).exp() / ex_sum;
+                    g[[i, k]] = w * (p - if k == c { 1.0 } else { 0.0 });
+                }
+            }
+            // backward
+            for l in (0..ws.len()).rev() {
+                let gw = acts[l].t().dot(&g) + &(&ws[l] * opts.l2);
+                let gb = g.sum_axis(Axis(0));
+                let next_g = if l > 0 {
+                    let mut gp = g.dot(&ws[l].t());
+                    gp.zip_mut_with(&acts[l], |a, &h| if h <= 0.0 { *a = 0.0 });
+                    Some(gp)
+                } else {
+                    None
+                };
+                let c1 = 1.0 - b1.powi(t);
+                let c2 = 1.0 - b2.powi(t);
+                mw[l].zip_mut_with(&gw, |m, &g| *m = b1 * *m + (1.0 - b1) * g);
+                vw[l].zip_mut_with(&gw, |v, &g| *v = b2 * *v + (1.0 - b2) * g * g);
+                let step = ndarray::Zip::from(&mw[l]).and(&vw[l]).map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
+                ws[l] -= &step;
+                mb[l].zip_mut_with(&gb, |m, &g| *m = b1 * *m + (1.0 - b1) * g);
+                vb[l].zip_mut_with(&gb, |v, &g| *v = b2 * *v + (1.0 - b2) * g * g);
+                let stepb = ndarray::Zip::from(&mb[l]).and(&vb[l]).map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
+                bs[l] -= &stepb;
+                if let Some(gp) = next_g {
+                    g = gp;
+                }
+            }
+        }
+    }
+    let layers = ws
+        .iter()
+        .zip(&bs)
+        .map(|(w, b)| Layer {
+            inputs: w.nrows(),
+            outputs: w.ncols(),
+            weights: w.t().iter().copied().collect(),
+            bias: b.to_vec(),
+        })
+        .collect();
+    (mean.to_vec(), std.to_vec(), layers)
+}
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|a| a / n).collect()
+}
+
+/// Builds the head from examples, using only rows in `rows`.
+fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, opts: &TrainOptions) -> Head {
+    let d = opts.context * DIM;
+    let (mean, inv_std, layers) = fit(ex, rows, labels.len() + 1, opts);
+    // Templates: clean word windows, per word, with their take (group) for leave-one-out.
+    let mut templates: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); labels.len()];
+    for &r in rows {
+        if ex.clean[r] {
+            templates[ex.y[r] - 1].push((ex.group[r], unit(&ex.x[r * d..(r + 1) * d])));
+        }
+    }
+    let template_min: Vec<f32> = templates
+        .iter()
+        .map(|ts| {
+            if opts.template_slack < 0.0 {
+                return -1.0;
+            }
+            // Leave-one-take-out: how close each take's best window comes to the other takes.
+            let mut worst = f32::INFINITY;
+            let groups: std::collections::BTreeSet<usize> = ts.iter().map(|t| t.0).collect();
+            for g in groups {
+                let best = ts
+                    .iter()
+                    .filter(|t| t.0 == g)
+                    .flat_map(|a| ts.iter().filter(|b| b.0 != g).map(move |b| a.1.iter().zip(&b.1).map(|(x, y)| x * y).sum::<f32>()))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                worst = worst.min(best);
+            }
+            if worst.is_finite() { worst - opts.template_slack } else { -1.0 }
+        })
+        .collect();
+    Head {
+        format: crate::head::FORMAT.into(),
+        labels: labels.to_vec(),
+        base_model_sha256: base_sha.into(),
+        frontend: crate::frontend::parameters(),
+        context: opts.context,
+        mean,
+        inv_std,
+        layers,
+        templates: templates.into_iter().map(|ts| ts.into_iter().map(|t| t.1).collect()).collect(),
+        template_min,
+        detector: DetectorSettings {
+            thresholds: vec![opts.threshold; labels.len()],
+            smoothing: opts.smoothing,
+            refractory: opts.refractory,
+        },
+        report: TrainReport::default(),
+    }
+}
+
+/// Cross-validated figures: folds by take index. Returns (recall of held-out takes, false-fire
+/// rate of held-out negative windows, number of held-out negative windows).
+fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &TrainOptions, folds: usize) -> (f32, f32, usize) {
+    let d = opts.context * DIM;
+    let (mut hit, mut takes, mut fires, mut negs) = (0usize, 0usize, 0usize, 0usize);
+    for f in 0..folds {
+        let held = |g: usize| g < usize::MAX - 1 && g % folds == f;
+        let rows: Vec<usize> = (0..ex.len()).filter(|&r| !held(ex.group[r])).collect();
+        let head = head_from(ex, &rows, labels, base_sha, opts);
+        let mut scorer_best: std::collections::HashMap<(usize, usize), f32> = Default::default();
+        for r in (0..ex.len()).filter(|&r| held(ex.group[r])) {
+            let p = head.probabilities(&ex.x[r * d..(r + 1) * d]);
+            let (bw, bp) = p[1..].iter().enumerate().fold((0, 0.0f32), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+            if ex.y[r] == 0 {
+                negs += 1;
+                if bp >= opts.threshold {
+                    fires += 1;
+                }
+            } else if ex.clean[r] {
+                let key = (ex.y[r], ex.group[r]);
+                let s = if bw + 1 == ex.y[r] { bp } else { 0.0 };
+                let e = scorer_best.entry(key).or_insert(0.0);
+                *e = e.max(s);
+            }
+        }
+        takes += scorer_best.len();
+        hit += scorer_best.values().filter(|&&s| s >= opts.threshold).count();
+    }
+    (hit as f32 / takes.max(1) as f32, fires as f32 / negs.max(1) as f32, negs)
+}
+
+/// Trains a head: builds examples, optionally cross-validates, fits on everything.
+pub fn train(
+    emb: &mut Embedder,
+    ds: &Dataset,
+    bank: Option<&[f32]>,
+    opts: &TrainOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Head> {
+    let labels = ds.labels();
+    let ex = build_examples(emb, ds, bank, opts, progress)?;
+    let rows: Vec<usize> = (0..ex.len()).collect();
+    let mut head = head_from(&ex, &rows, &labels, &emb.model_sha256, opts);
+    head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
+    head.report.figures.push(("training windows".into(), ex.len() as f32));
+    if opts.cross_validate {
+        let folds = ds.words.iter().map(|(_, t)| t.len()).min().unwrap_or(1).min(5);
+        let (recall, fire, negs) = cross_validate(&ex, &labels, &emb.model_sha256, opts, folds);
+        head.report.figures.push((format!("{folds}-fold cross-validated recall of held-out takes"), recall));
+        head.report.figures.push((format!("false-fire rate of held-out negative windows ({negs})"), fire));
+    }
+    Ok(head)
+}

@@ -1,0 +1,101 @@
+//! Reading WAV files (any format hound reads) into mono samples in int16 scale.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// A decoded WAV file: mono samples in int16 scale (-32768..32767) at the file's own rate.
+pub struct Audio {
+    pub rate: u32,
+    pub samples: Vec<f32>,
+}
+
+/// Reads a WAV file of 8/16/24/32-bit integer or 32-bit float samples, mixing all channels down
+/// to mono. Every error names the file and what is wrong with it.
+pub fn read(path: &Path) -> Result<Audio> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("{shown}: cannot open"))?;
+    if meta.is_dir() {
+        bail!("{shown}: is a directory, not a WAV file");
+    }
+    if meta.len() == 0 {
+        bail!("{shown}: file is empty (0 bytes), not a WAV file");
+    }
+    let mut reader = hound::WavReader::open(path).map_err(|e| match e {
+        hound::Error::FormatError(m) => anyhow::anyhow!("{shown}: not a readable WAV file ({m})"),
+        hound::Error::Unsupported => anyhow::anyhow!("{shown}: unsupported WAV sample format"),
+        other => anyhow::anyhow!("{shown}: cannot read WAV header ({other})"),
+    })?;
+    let spec = reader.spec();
+    let ch = spec.channels as usize;
+    if ch == 0 {
+        bail!("{shown}: WAV header says 0 channels");
+    }
+    if spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
+        bail!("{shown}: sample rate {} Hz is outside 4000..=384000 Hz", spec.sample_rate);
+    }
+    let truncated = |e: hound::Error| match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            anyhow::anyhow!("{shown}: truncated: the data chunk ends before its declared length")
+        }
+        other => anyhow::anyhow!("{shown}: cannot decode samples ({other})"),
+    };
+    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => reader
+            .samples::<f32>()
+            .map(|s| s.map(|v| v * 32768.0))
+            .collect::<Result<_, _>>()
+            .map_err(truncated)?,
+        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+            let scale = 32768.0 / (1u64 << (bits - 1)) as f64;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 * scale) as f32))
+                .collect::<Result<_, _>>()
+                .map_err(truncated)?
+        }
+        (fmt, bits) => bail!("{shown}: unsupported sample format: {bits}-bit {fmt:?}"),
+    };
+    if interleaved.len() % ch != 0 {
+        bail!("{shown}: truncated: last frame is incomplete");
+    }
+    let samples: Vec<f32> = if ch == 1 {
+        interleaved
+    } else {
+        interleaved
+            .chunks_exact(ch)
+            .map(|f| f.iter().sum::<f32>() / ch as f32)
+            .collect()
+    };
+    if samples.is_empty() {
+        bail!("{shown}: contains no audio samples (zero length)");
+    }
+    Ok(Audio { rate: spec.sample_rate, samples })
+}
+
+/// Reads a WAV file and resamples it to 16 kHz mono.
+pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
+    let a = read(path)?;
+    crate::resample::to_16k(&a.samples, a.rate)
+        .with_context(|| format!("{}: cannot resample from {} Hz", path.display(), a.rate))
+}
+
+/// Writes 16 kHz mono 16-bit samples (int16 scale) to `path` via a temporary file and a rename,
+/// so the file is never half-written.
+pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
+    let tmp = crate::util::temp_sibling(path);
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: crate::frontend::SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&tmp, spec)
+            .with_context(|| format!("{}: cannot create", tmp.display()))?;
+        for s in samples {
+            w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)?;
+        }
+        w.finalize().with_context(|| format!("{}: cannot write", tmp.display()))?;
+    }
+    crate::util::commit(&tmp, path)
+}
