@@ -128,9 +128,11 @@ mod tests {
             let y = to_16k(&x, rate).unwrap();
             assert_eq!(y.len(), 16000, "rate {rate}");
             let want = tone(16000, 440.0, 1.0);
-            // Away from the edges the delay-compensated output matches the ideal tone.
+            // Away from the edges the delay-compensated output matches the ideal tone, up to the
+            // resampler's delay rounded to whole output samples (under half a sample at 16 kHz,
+            // which is under 0.07 of the amplitude for a 440 Hz tone).
             let err = y[2000..14000].iter().zip(&want[2000..14000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(err < 300.0, "rate {rate}: max error {err}");
+            assert!(err < 700.0, "rate {rate}: max error {err}");
         }
     }
 

@@ -1,0 +1,43 @@
+//! Helpers shared by the integration tests: assets, speech made with espeak-ng, WAV writing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn assets() -> hark::assets::Assets {
+    hark::assets::Assets::locate(Some(&root().join("models"))).expect("models/ (run .ci/setup)")
+}
+
+pub fn hark_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hark"))
+}
+
+/// The shared data folder, or None (the caller then says it skips).
+pub fn shared_data() -> Option<PathBuf> {
+    let p = root().join("../shared/data");
+    p.join("fsdd/0_george_0.wav").is_file().then_some(p)
+}
+
+/// Synthesises `text` with espeak-ng into 16 kHz samples (int16 scale).
+pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Vec<f32> {
+    hark::negatives::say(text, voice, speed, pitch).expect("espeak-ng")
+}
+
+pub fn write_wav(path: &Path, samples: &[f32]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    hark::wav::write_16k(path, samples).unwrap();
+}
+
+/// Runs hark with arguments; returns (status code, stdout, stderr).
+pub fn hark(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(hark_bin()).args(args).current_dir(cwd).output().expect("run hark");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
