@@ -43,6 +43,32 @@ pub struct EvalOptions {
     /// Number of stream takes per target digit and of non-target takes (smaller for quick runs).
     pub targets_per_word: usize,
     pub nontargets: usize,
+    /// Print every false accept with the take it landed on.
+    pub explain: bool,
+}
+
+/// Prints each false accept with the nearest take, for diagnosis.
+fn explain(dets: &[Detection], truth: &[Truth], log: &mut dyn FnMut(&str)) {
+    let mut hit = vec![false; truth.len()];
+    for d in dets {
+        let i = truth.iter().position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
+        if let Some(i) = i {
+            if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) {
+                hit[i] = true;
+                log(&format!("    hit {:>5} at {:>7.2}s score {:.3} sim {:.3} | ends {:+.2}s", d.word, d.time, d.score, d.similarity, d.time - truth[i].end));
+                continue;
+            }
+        }
+        let near = truth
+            .iter()
+            .min_by(|a, b| (a.end - d.time).abs().partial_cmp(&(b.end - d.time).abs()).unwrap())
+            .unwrap();
+        log(&format!(
+            "    FA {:>5} at {:>7.2}s score {:.3} sim {:.3} | nearest {} ({:?}) ends {:+.2}s",
+            d.word, d.time, d.score, d.similarity,
+            near.file.rsplit('/').next().unwrap_or(""), near.word, d.time - near.end
+        ));
+    }
 }
 
 /// Where a spoken take lies in the stream.
@@ -291,6 +317,9 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
                 s.recall(), s.fa_per_word(), s.fa_per_hour()
             ));
             record(&scenario, "default", &s);
+            if opts.explain {
+                explain(&dets, &truth, log);
+            }
             for &th in &opts.sweep {
                 let mut set = head.detector.clone();
                 set.thresholds.iter_mut().for_each(|t| *t = th);

@@ -76,6 +76,9 @@ enum Command {
         /// Also report these thresholds (comma-separated).
         #[arg(long, value_delimiter = ',')]
         sweep: Vec<f32>,
+        /// Print every false accept and where it landed.
+        #[arg(long)]
+        explain: bool,
         /// Write each stream and its truth (JSON) to DIR.
         #[arg(long, value_name = "DIR")]
         write_streams: Option<PathBuf>,
@@ -203,7 +206,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { data, seeds, first_seed, takes, no_cross, quick, sweep, write_streams, knobs } => {
+        Command::Eval { data, seeds, first_seed, takes, no_cross, quick, sweep, explain, write_streams, knobs } => {
             let assets = Assets::locate(cli.models.as_deref())?;
             let opts = hark::eval::EvalOptions {
                 data,
@@ -215,6 +218,7 @@ fn run(cli: Cli) -> Result<()> {
                 write_streams,
                 targets_per_word: if quick { 5 } else { 20 },
                 nontargets: if quick { 30 } else { 120 },
+                explain,
             };
             let t0 = std::time::Instant::now();
             let res = hark::eval::run(&assets, &opts, &mut |l| println!("{l}"))?;
