@@ -205,6 +205,33 @@ fn stream_embeddings(emb: Embedder, samples: &[f32]) -> Result<(Embedder, Vec<(f
     Ok((f.into_embedder(), out))
 }
 
+/// Stream embeddings, cached under `$HARK_EVAL_CACHE` when set (speeds up design sweeps).
+fn cached_stream_embeddings(emb: Embedder, samples: &[f32], key: &str) -> Result<(Embedder, Vec<(f64, Vec<f32>)>)> {
+    let Some(dir) = std::env::var_os("HARK_EVAL_CACHE").map(PathBuf::from) else {
+        return stream_embeddings(emb, samples);
+    };
+    let path = dir.join(format!("{key}-{}.bin", &crate::util::sha256_hex(bytemuck_f32(samples))[..12]));
+    if let Ok(b) = std::fs::read(&path) {
+        let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let out = v.chunks_exact(DIM + 1).map(|c| (c[0] as f64, c[1..].to_vec())).collect();
+        return Ok((emb, out));
+    }
+    let (emb, out) = stream_embeddings(emb, samples)?;
+    let mut b = Vec::with_capacity(out.len() * (DIM + 1) * 4);
+    for (t, e) in &out {
+        b.extend_from_slice(&(*t as f32).to_le_bytes());
+        e.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+    }
+    std::fs::create_dir_all(&dir)?;
+    crate::util::write_atomic(&path, &b)?;
+    Ok((emb, out))
+}
+
+fn bytemuck_f32(x: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding; any byte view of it is valid.
+    unsafe { std::slice::from_raw_parts(x.as_ptr() as *const u8, std::mem::size_of_val(x)) }
+}
+
 fn decide(head: Arc<crate::head::Head>, settings: Option<DetectorSettings>, embs: &[(f64, Vec<f32>)]) -> Vec<Detection> {
     let mut d = Decision::new(head, settings);
     embs.iter().filter_map(|(t, e)| d.push(*t, e)).collect()
@@ -293,7 +320,7 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
                 .collect();
             crate::util::write_atomic(&dir.join(format!("stream-{seed}.json")), serde_json::to_string_pretty(&t)?.as_bytes())?;
         }
-        let (e, embs) = stream_embeddings(emb, &stream)?;
+        let (e, embs) = cached_stream_embeddings(emb, &stream, &format!("s{seed}-{}-{}-{}", opts.takes, opts.targets_per_word, opts.nontargets))?;
         emb = e;
         for with_unknown in [false, true] {
             let mut ds = ds.clone();
@@ -372,6 +399,5 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
             record("cross-speaker, 1 digit, 2 enrolled speakers", "default", &s);
         }
     }
-    let _ = DIM;
     Ok(all)
 }

@@ -55,7 +55,7 @@ pub struct Head {
     pub inv_std: Vec<f32>,
     /// Dense layers with ReLU between them; the last has `labels.len() + 1` outputs (softmax).
     pub layers: Vec<Layer>,
-    /// Per word: unit-norm feature vectors from the enrolled takes.
+    /// Per word: unit-norm standardised feature vectors from the enrolled takes.
     pub templates: Vec<Vec<Vec<f32>>>,
     /// Per word: minimum cosine similarity to its nearest template for the word to score at all.
     pub template_min: Vec<f32>,
@@ -181,11 +181,12 @@ impl Scorer {
         }
         self.x.copy_from_slice(&self.recent);
         self.forward(head);
-        let norm = self.recent.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        // `x` now holds the standardised feature: templates live in that space.
+        let norm = self.x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         for w in 0..head.labels.len() {
             let sim = head.templates[w]
                 .iter()
-                .map(|t| t.iter().zip(&self.recent).map(|(a, b)| a * b).sum::<f32>() / norm)
+                .map(|t| t.iter().zip(&self.x).map(|(a, b)| a * b).sum::<f32>() / norm)
                 .fold(f32::NEG_INFINITY, f32::max);
             self.similarity[w] = sim;
             self.scores[w] = if sim >= head.template_min[w] { self.out[w + 1] } else { 0.0 };

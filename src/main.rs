@@ -121,6 +121,9 @@ struct Knobs {
     no_bank: bool,
     #[arg(long)]
     bank_max: Option<usize>,
+    /// Spliced half-take negatives per take.
+    #[arg(long)]
+    chimeras: Option<usize>,
 }
 
 impl Knobs {
@@ -130,7 +133,7 @@ impl Knobs {
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing, none_weight => none_weight,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max);
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras);
         if self.no_reversed {
             o.reversed = false;
         }

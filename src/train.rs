@@ -35,6 +35,8 @@ pub struct TrainOptions {
     pub l2: f32,
     /// Use the takes played backwards as negatives.
     pub reversed: bool,
+    /// Spliced half-take negatives per take.
+    pub chimeras: usize,
     /// Template check slack (negative disables the check).
     pub template_slack: f32,
     /// Most bank windows used.
@@ -57,6 +59,7 @@ impl Default for TrainOptions {
             none_weight: 2.0,
             l2: 1e-3,
             reversed: true,
+            chimeras: 4,
             template_slack: -1.0,
             bank_max: 20000,
             cross_validate: true,
@@ -228,11 +231,38 @@ pub fn build_examples(
         let s = lead as f64 / sr as f64;
         (x, s, s + word.len() as f64 / sr as f64)
     };
+    // Sounds to splice with: the other words' takes, `_unknown_` takes, and reversed takes.
+    let reversed_takes: Vec<Vec<f32>> =
+        ds.words.iter().flat_map(|(_, t)| t.iter().map(|t| t.samples.iter().rev().copied().collect())).collect();
     for (ci, (_, takes)) in ds.words.iter().enumerate() {
+        let mut partners: Vec<&[f32]> = ds
+            .words
+            .iter()
+            .enumerate()
+            .filter(|(cj, _)| *cj != ci)
+            .flat_map(|(_, (_, t))| t.iter().map(|t| &t.samples[..]))
+            .chain(ds.unknown.iter().map(|t| &t.samples[..]))
+            .collect();
+        partners.extend(reversed_takes.iter().map(|v| &v[..]));
         for (ti, take) in takes.iter().enumerate() {
             for aug in 0..opts.augment.max(1) {
                 let (samples, s, e) = make(&mut rng, &take.samples, aug);
                 clips.push(Clip { samples, word_start: s, word_end: e, class: ci + 1, group: ti, clean: aug == 0 });
+            }
+            if opts.chimeras > 0 {
+                // Half of this take joined to half of another sound: the head must hear the whole
+                // word, not a shared beginning or ending.
+                for k in 0..opts.chimeras {
+                    let partner = partners[rng.random_range(0..partners.len())];
+                    let (head_part, tail_part) = if k % 2 == 0 { (&take.samples[..], partner) } else { (partner, &take.samples[..]) };
+                    let cut_a = (head_part.len() as f32 * rng.random_range(0.4..0.6)) as usize;
+                    let cut_b = (tail_part.len() as f32 * rng.random_range(0.4..0.6)) as usize;
+                    let mut x = head_part[..cut_a].to_vec();
+                    let scale = rms_of(head_part) / rms_of(tail_part).max(1.0);
+                    x.extend(tail_part[cut_b..].iter().map(|v| v * scale));
+                    let (samples, s, e) = make(&mut rng, &x, 1);
+                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false });
+                }
             }
             if opts.reversed {
                 let rev: Vec<f32> = take.samples.iter().rev().copied().collect();
@@ -401,7 +431,8 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
     let mut templates: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); labels.len()];
     for &r in rows {
         if ex.clean[r] {
-            templates[ex.y[r] - 1].push((ex.group[r], unit(&ex.x[r * d..(r + 1) * d])));
+            let z: Vec<f32> = ex.x[r * d..(r + 1) * d].iter().zip(&mean).zip(&inv_std).map(|((v, m), s)| (v - m) * s).collect();
+            templates[ex.y[r] - 1].push((ex.group[r], unit(&z)));
         }
     }
     let template_min: Vec<f32> = templates
