@@ -47,6 +47,32 @@ pub struct EvalOptions {
     pub explain: bool,
 }
 
+/// For each missed target: the best raw score and template similarity the head gave it.
+fn trace_misses(head: &crate::head::Head, dets: &[Detection], truth: &[Truth], embs: &[(f64, Vec<f32>)], log: &mut dyn FnMut(&str)) {
+    let mut sc = crate::head::Scorer::new(head);
+    let trace: Vec<(f64, Vec<f32>, Vec<f32>)> = embs
+        .iter()
+        .map(|(t, e)| {
+            sc.push(head, e);
+            (*t, sc.raw.clone(), sc.similarity.clone())
+        })
+        .collect();
+    for t in truth.iter().filter(|t| t.word.is_some()) {
+        let w = head.labels.iter().position(|l| Some(l) == t.word.as_ref()).unwrap();
+        if dets.iter().any(|d| d.time >= t.start && d.time <= t.end + HIT_WINDOW && d.word == head.labels[w]) {
+            continue;
+        }
+        let (mut bp, mut bs) = (0.0f32, -1.0f32);
+        for (tt, p, s) in &trace {
+            if *tt >= t.start && *tt <= t.end + HIT_WINDOW {
+                bp = bp.max(p[w]);
+                bs = bs.max(s[w]);
+            }
+        }
+        log(&format!("    miss {} best p {bp:.3} best sim {bs:.3} (needs {:.3})", t.file.rsplit('/').next().unwrap_or(""), head.template_min[w]));
+    }
+}
+
 /// Prints each false accept with the nearest take, for diagnosis.
 fn explain(dets: &[Detection], truth: &[Truth], log: &mut dyn FnMut(&str)) {
     let mut hit = vec![false; truth.len()];
@@ -68,6 +94,11 @@ fn explain(dets: &[Detection], truth: &[Truth], log: &mut dyn FnMut(&str)) {
             d.word, d.time, d.score, d.similarity,
             near.file.rsplit('/').next().unwrap_or(""), near.word, d.time - near.end
         ));
+    }
+    for (t, h) in truth.iter().zip(&hit) {
+        if t.word.is_some() && !h {
+            log(&format!("    miss {} ({:?}) at {:.2}s", t.file.rsplit('/').next().unwrap_or(""), t.word, t.end));
+        }
     }
 }
 
@@ -258,7 +289,9 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
     check_data(&opts.data)?;
     let data = &opts.data;
     let mut emb = Embedder::load(assets)?;
-    let bank = if crate::negatives::espeak_available() {
+    let bank = if !opts.train.use_bank {
+        None
+    } else if crate::negatives::espeak_available() {
         Some(crate::negatives::load_or_build(&assets.dir, &mut emb, &|_, _| {})?)
     } else {
         log("note: espeak-ng not found; training without the synthetic negative bank");
@@ -346,6 +379,7 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
             record(&scenario, "default", &s);
             if opts.explain {
                 explain(&dets, &truth, log);
+                trace_misses(&head, &dets, &truth, &embs, log);
             }
             for &th in &opts.sweep {
                 let mut set = head.detector.clone();

@@ -151,6 +151,8 @@ pub struct Scorer {
     /// Per-word scores and template similarities of the newest window.
     pub scores: Vec<f32>,
     pub similarity: Vec<f32>,
+    /// Per-word network probabilities before the template check.
+    pub raw: Vec<f32>,
 }
 
 impl Scorer {
@@ -165,6 +167,7 @@ impl Scorer {
             out: vec![0.0; head.labels.len() + 1],
             scores: vec![0.0; head.labels.len()],
             similarity: vec![0.0; head.labels.len()],
+            raw: vec![0.0; head.labels.len()],
         }
     }
 
@@ -189,6 +192,7 @@ impl Scorer {
                 .map(|t| t.iter().zip(&self.x).map(|(a, b)| a * b).sum::<f32>() / norm)
                 .fold(f32::NEG_INFINITY, f32::max);
             self.similarity[w] = sim;
+            self.raw[w] = self.out[w + 1];
             self.scores[w] = if sim >= head.template_min[w] { self.out[w + 1] } else { 0.0 };
         }
         true

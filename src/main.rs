@@ -106,8 +106,9 @@ struct Knobs {
     default_threshold: Option<f32>,
     #[arg(long)]
     smoothing: Option<usize>,
-    #[arg(long)]
-    none_weight: Option<f32>,
+    /// "none" weights per source: take halves, altered takes, background, bank, unknown.
+    #[arg(long, value_delimiter = ',')]
+    source_weights: Option<Vec<f32>>,
     #[arg(long)]
     l2: Option<f32>,
     /// Template check slack (negative disables).
@@ -121,6 +122,17 @@ struct Knobs {
     no_bank: bool,
     #[arg(long)]
     bank_max: Option<usize>,
+    /// Quantile of held-out similarities for the template gate.
+    #[arg(long)]
+    template_quantile: Option<f32>,
+    /// Templates from clean takes only.
+    #[arg(long)]
+    clean_templates: bool,
+    /// Speed perturbation range for augmented takes (e.g. 0.1 = +-10%).
+    #[arg(long)]
+    speed: Option<f32>,
+    #[arg(long)]
+    gain_db: Option<f32>,
     /// Spliced half-take negatives per take.
     #[arg(long)]
     chimeras: Option<usize>,
@@ -132,8 +144,17 @@ impl Knobs {
             ($($f:ident => $g:ident),*) => { $(if let Some(v) = self.$f { o.$g = v; })* };
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
-             default_threshold => threshold, smoothing => smoothing, none_weight => none_weight,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras);
+             default_threshold => threshold, smoothing => smoothing,
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db);
+        if self.clean_templates {
+            o.template_augmented = false;
+        }
+        if let Some(w) = self.source_weights.as_ref().filter(|w| w.len() == 5) {
+            o.source_weights.copy_from_slice(w);
+        }
+        if self.no_bank {
+            o.use_bank = false;
+        }
         if self.no_reversed {
             o.reversed = false;
         }
@@ -165,7 +186,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut opts = knobs.apply(TrainOptions::default());
             opts.cross_validate = !no_cv;
             let t0 = std::time::Instant::now();
-            let bank = load_bank(&assets, &mut emb, knobs.no_bank)?;
+            let bank = load_bank(&assets, &mut emb, !opts.use_bank)?;
             let bank_w = bank.as_ref().map(|b| b.without(&ds.labels()));
             let pb = bar(1, "embedding");
             let head = hark::train::train(&mut emb, &ds, bank_w.as_deref(), &opts, &|p, n| {

@@ -30,15 +30,26 @@ pub struct TrainOptions {
     pub threshold: f32,
     pub smoothing: usize,
     pub refractory: f32,
-    /// Weight of the "none" class relative to each word.
-    pub none_weight: f32,
+    /// Total weight of "none" windows per source (take halves, altered takes, background,
+    /// bank, unknown), relative to each word's total of 1.
+    pub source_weights: [f32; 5],
     pub l2: f32,
     /// Use the takes played backwards as negatives.
     pub reversed: bool,
     /// Spliced half-take negatives per take.
     pub chimeras: usize,
+    /// Speed perturbation range (+-) for augmented takes.
+    pub speed: f32,
+    /// Gain perturbation range in dB (-gain_db .. +0.6 gain_db).
+    pub gain_db: f32,
+    /// Templates from augmented windows too (not only the clean takes).
+    pub template_augmented: bool,
+    /// Quantile of held-out clips' best similarity at which the gate sits.
+    pub template_quantile: f32,
     /// Template check slack (negative disables the check).
     pub template_slack: f32,
+    /// Use the synthetic negative bank when available.
+    pub use_bank: bool,
     /// Most bank windows used.
     pub bank_max: usize,
     /// Run cross-validation for the report.
@@ -56,12 +67,17 @@ impl Default for TrainOptions {
             threshold: 0.5,
             smoothing: 1,
             refractory: 1.0,
-            none_weight: 2.0,
+            source_weights: [0.5, 0.5, 0.5, 1.0, 1.0],
             l2: 1e-3,
             reversed: true,
-            chimeras: 4,
+            chimeras: 0,
+            speed: 0.12,
+            gain_db: 10.0,
+            template_augmented: true,
+            template_quantile: 0.05,
             template_slack: -1.0,
             bank_max: 20000,
+            use_bank: true,
             cross_validate: true,
         }
     }
@@ -74,8 +90,27 @@ pub struct Examples {
     pub x: Vec<f32>,
     pub y: Vec<usize>,
     pub group: Vec<usize>,
-    /// True for windows from unaugmented takes (used for templates and calibration).
+    /// True for windows from unaugmented takes.
     pub clean: Vec<bool>,
+    /// Which clip (augmented take) a window comes from; `usize::MAX` for continuous sequences.
+    pub clip: Vec<usize>,
+    /// Where a window comes from (weights of the "none" class are set per source).
+    pub source: Vec<Source>,
+}
+
+/// Origin of a training window.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// A take: its word windows, and its first-half windows as "none".
+    Take = 0,
+    /// Takes played backwards or spliced with other sounds.
+    Altered = 1,
+    /// `_background_` room noise.
+    Background = 2,
+    /// The synthetic speech bank.
+    Bank = 3,
+    /// `_unknown_` takes.
+    Unknown = 4,
 }
 
 impl Examples {
@@ -161,10 +196,11 @@ struct Clip {
     class: usize,
     group: usize,
     clean: bool,
+    source: Source,
 }
 
 /// Turns a clip's embeddings into examples.
-fn clip_examples(clip: &Clip, emb: &[f32], context: usize, out: &mut Examples) {
+fn clip_examples(clip: &Clip, id: usize, emb: &[f32], context: usize, out: &mut Examples) {
     let n = emb.len() / DIM;
     for b in 0..n {
         let end = crate::embedding::block_end_time(b);
@@ -182,11 +218,13 @@ fn clip_examples(clip: &Clip, emb: &[f32], context: usize, out: &mut Examples) {
         out.y.push(y);
         out.group.push(clip.group);
         out.clean.push(clip.clean && y != 0);
+        out.clip.push(id);
+        out.source.push(clip.source);
     }
 }
 
 /// Adds a continuous embedding sequence (all "none") with the given group.
-pub fn sequence_examples(emb: &[f32], context: usize, group: usize, step: usize, out: &mut Examples) {
+pub fn sequence_examples(emb: &[f32], context: usize, group: usize, step: usize, source: Source, out: &mut Examples) {
     let n = emb.len() / DIM;
     let mut b = context - 1;
     while b < n {
@@ -194,6 +232,8 @@ pub fn sequence_examples(emb: &[f32], context: usize, group: usize, step: usize,
         out.y.push(0);
         out.group.push(group);
         out.clean.push(false);
+        out.clip.push(usize::MAX);
+        out.source.push(source);
         b += step;
     }
 }
@@ -214,7 +254,7 @@ pub fn build_examples(
         let (factor, gain_db, snr_db) = if aug == 0 {
             (1.0, 0.0, 30.0)
         } else {
-            (rng.random_range(0.88..1.12), rng.random_range(-10.0..6.0), rng.random_range(5.0..30.0))
+            (if opts.speed > 0.0 { rng.random_range(1.0 - opts.speed..1.0 + opts.speed) } else { 1.0 }, rng.random_range(-opts.gain_db..opts.gain_db * 0.6), rng.random_range(5.0..30.0))
         };
         let mut word = if factor == 1.0 { take.to_vec() } else { speed(take, factor) };
         let g = 10f32.powf(gain_db / 20.0);
@@ -247,7 +287,7 @@ pub fn build_examples(
         for (ti, take) in takes.iter().enumerate() {
             for aug in 0..opts.augment.max(1) {
                 let (samples, s, e) = make(&mut rng, &take.samples, aug);
-                clips.push(Clip { samples, word_start: s, word_end: e, class: ci + 1, group: ti, clean: aug == 0 });
+                clips.push(Clip { samples, word_start: s, word_end: e, class: ci + 1, group: ti, clean: aug == 0, source: Source::Take });
             }
             if opts.chimeras > 0 {
                 // Half of this take joined to half of another sound: the head must hear the whole
@@ -261,14 +301,14 @@ pub fn build_examples(
                     let scale = rms_of(head_part) / rms_of(tail_part).max(1.0);
                     x.extend(tail_part[cut_b..].iter().map(|v| v * scale));
                     let (samples, s, e) = make(&mut rng, &x, 1);
-                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false });
+                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false, source: Source::Altered });
                 }
             }
             if opts.reversed {
                 let rev: Vec<f32> = take.samples.iter().rev().copied().collect();
                 for aug in 0..2 {
                     let (samples, s, e) = make(&mut rng, &rev, aug);
-                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false });
+                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false, source: Source::Altered });
                 }
             }
         }
@@ -276,14 +316,14 @@ pub fn build_examples(
     for (ui, take) in ds.unknown.iter().enumerate() {
         for aug in 0..2 {
             let (samples, s, e) = make(&mut rng, &take.samples, aug);
-            clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ui, clean: false });
+            clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ui, clean: false, source: Source::Unknown });
         }
     }
     let total = clips.len() as u64 + 1;
     let mut ex = Examples::default();
     for (i, clip) in clips.iter().enumerate() {
         let e = crate::embedding::embed_signal(emb, &clip.samples)?;
-        clip_examples(clip, &e, opts.context, &mut ex);
+        clip_examples(clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
     // Room noise: every window is "none", in every fold.
@@ -295,14 +335,14 @@ pub fn build_examples(
         let e = crate::embedding::embed_signal(emb, &x)?;
         let first = (WIN_SECONDS / 0.08).ceil() as usize;
         if e.len() / DIM > first {
-            sequence_examples(&e[first * DIM..], opts.context, usize::MAX, 1, &mut ex);
+            sequence_examples(&e[first * DIM..], opts.context, usize::MAX, 1, Source::Background, &mut ex);
         }
     }
     if let Some(bank) = bank {
         let n = bank.len() / DIM;
         let step = (n / opts.bank_max.max(1)).max(1);
         let before = ex.len();
-        sequence_examples(bank, opts.context, usize::MAX - 1, step, &mut ex);
+        sequence_examples(bank, opts.context, usize::MAX - 1, step, Source::Bank, &mut ex);
         let _ = before;
     }
     progress(total, total);
@@ -323,15 +363,30 @@ fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> 
     let std = x.std_axis(Axis(0), 0.0).mapv(|s| 1.0 / s.max(1e-3));
     x -= &mean;
     x *= &std;
-    // Class-balanced sample weights: each word's examples weigh 1 in all, "none" weighs none_weight.
+    // Sample weights: each word's windows weigh 1 in all; the "none" windows weigh, per source,
+    // that source's share (`source_weights`), so no one source drowns the others.
     let mut counts = vec![0usize; n_classes];
-    y.iter().for_each(|&c| counts[c] += 1);
-    let cw: Vec<f32> = (0..n_classes)
-        .map(|c| {
-            let total = if c == 0 { opts.none_weight } else { 1.0 };
-            if counts[c] == 0 { 0.0 } else { total * n as f32 / (n_classes as f32 * counts[c] as f32) }
+    let mut src_counts = [0usize; 5];
+    for &r in rows {
+        counts[ex.y[r]] += 1;
+        if ex.y[r] == 0 {
+            src_counts[ex.source[r] as usize] += 1;
+        }
+    }
+    let mut sw: Vec<f32> = rows
+        .iter()
+        .map(|&r| {
+            let c = ex.y[r];
+            if c > 0 {
+                1.0 / counts[c] as f32
+            } else {
+                let s = ex.source[r] as usize;
+                opts.source_weights[s] / src_counts[s] as f32
+            }
         })
         .collect();
+    let mean_w = sw.iter().sum::<f32>() / n as f32;
+    sw.iter_mut().for_each(|w| *w /= mean_w);
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
     let sizes: Vec<usize> = if opts.hidden > 0 { vec![d, opts.hidden, n_classes] } else { vec![d, n_classes] };
     let mut ws: Vec<Array2<f32>> = Vec::new();
@@ -372,7 +427,7 @@ fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> 
                 let mx = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
                 let ex_sum: f32 = row.iter().map(|v| (v - mx).exp()).sum();
                 let c = y[chunk[i]];
-                let w = cw[c] / m as f32;
+                let w = sw[chunk[i]] / m as f32;
                 for k in 0..n_classes {
                     let p = (row[k] - mx).exp() / ex_sum;
                     g[[i, k]] = w * (p - if k == c { 1.0 } else { 0.0 });
@@ -427,12 +482,13 @@ fn unit(v: &[f32]) -> Vec<f32> {
 fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, opts: &TrainOptions) -> Head {
     let d = opts.context * DIM;
     let (mean, inv_std, layers) = fit(ex, rows, labels.len() + 1, opts);
-    // Templates: clean word windows, per word, with their take (group) for leave-one-out.
-    let mut templates: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); labels.len()];
+    // Templates: every word window (augmented ones too), per word, with its take (group) and
+    // clip, in the standardised space the network sees.
+    let mut templates: Vec<Vec<(usize, usize, Vec<f32>)>> = vec![Vec::new(); labels.len()];
     for &r in rows {
-        if ex.clean[r] {
+        if ex.y[r] != 0 && (opts.template_augmented || ex.clean[r]) {
             let z: Vec<f32> = ex.x[r * d..(r + 1) * d].iter().zip(&mean).zip(&inv_std).map(|((v, m), s)| (v - m) * s).collect();
-            templates[ex.y[r] - 1].push((ex.group[r], unit(&z)));
+            templates[ex.y[r] - 1].push((ex.group[r], ex.clip[r], unit(&z)));
         }
     }
     let template_min: Vec<f32> = templates
@@ -441,18 +497,21 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
             if opts.template_slack < 0.0 {
                 return -1.0;
             }
-            // Leave-one-take-out: how close each take's best window comes to the other takes.
-            let mut worst = f32::INFINITY;
-            let groups: std::collections::BTreeSet<usize> = ts.iter().map(|t| t.0).collect();
-            for g in groups {
-                let best = ts
-                    .iter()
-                    .filter(|t| t.0 == g)
-                    .flat_map(|a| ts.iter().filter(|b| b.0 != g).map(move |b| a.1.iter().zip(&b.1).map(|(x, y)| x * y).sum::<f32>()))
-                    .fold(f32::NEG_INFINITY, f32::max);
-                worst = worst.min(best);
+            // Leave-one-take-out: for each clip, how close its best window comes to the other
+            // takes' templates; the gate sits at a low quantile of those, minus the slack.
+            let mut best: std::collections::BTreeMap<usize, f32> = Default::default();
+            for a in ts {
+                let m = ts.iter().filter(|b| b.0 != a.0).map(|b| a.2.iter().zip(&b.2).map(|(x, y)| x * y).sum::<f32>()).fold(f32::NEG_INFINITY, f32::max);
+                let e = best.entry(a.1).or_insert(f32::NEG_INFINITY);
+                *e = e.max(m);
             }
-            if worst.is_finite() { worst - opts.template_slack } else { -1.0 }
+            let mut v: Vec<f32> = best.into_values().filter(|v| v.is_finite()).collect();
+            if v.is_empty() {
+                return -1.0;
+            }
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let q = v[((v.len() - 1) as f32 * opts.template_quantile).round() as usize];
+            q - opts.template_slack
         })
         .collect();
     Head {
@@ -464,7 +523,7 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
         mean,
         inv_std,
         layers,
-        templates: templates.into_iter().map(|ts| ts.into_iter().map(|t| t.1).collect()).collect(),
+        templates: templates.into_iter().map(|ts| ts.into_iter().map(|t| t.2).collect()).collect(),
         template_min,
         detector: DetectorSettings {
             thresholds: vec![opts.threshold; labels.len()],
