@@ -62,7 +62,9 @@ const VARIANTS: &[&str] = &["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2"
 /// Bank size: each word is said this many times, in different voices.
 const REPEATS: usize = 4;
 /// Bump when the bank's recipe changes, so old caches are not reused.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 2;
+/// Made-up words added to the bank.
+const PSEUDO: usize = 1200;
 
 /// The bank: embeddings of a synthetic speech stream, and per window the words it overlaps.
 pub struct Bank {
@@ -96,7 +98,7 @@ pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> 
 }
 
 fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
-    let key = crate::util::sha256_hex(format!("{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{base_sha}|{}", crate::frontend::parameters()).as_bytes());
+    let key = crate::util::sha256_hex(format!("{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}", crate::frontend::parameters()).as_bytes());
     models.join(format!("negatives-{}.bin", &key[..16]))
 }
 
@@ -113,45 +115,122 @@ pub fn load_or_build(models: &Path, emb: &mut Embedder, progress: &dyn Fn(u64, u
     Ok(bank)
 }
 
+/// A made-up pronounceable word (1-3 syllables), for phonetic variety beyond the word list.
+fn pseudo_word(rng: &mut SmallRng) -> String {
+    const ONSETS: &[&str] = &["", "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "y", "z", "ch", "sh", "th", "st", "tr", "pl", "br", "gr", "sl", "sp", "cl", "fr", "sk", "dr"];
+    const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ee", "oo", "ai", "oa", "ou", "ay", "ie", "ea", "ow", "er"];
+    const CODAS: &[&str] = &["", "", "n", "t", "s", "k", "m", "l", "r", "d", "p", "x", "ng", "st", "nt", "ks", "ft", "v"];
+    let syllables = rng.random_range(1..=3);
+    (0..syllables)
+        .map(|_| {
+            format!(
+                "{}{}{}",
+                ONSETS[rng.random_range(0..ONSETS.len())],
+                VOWELS[rng.random_range(0..VOWELS.len())],
+                CODAS[rng.random_range(0..CODAS.len())]
+            )
+        })
+        .collect()
+}
+
+/// One utterance of the bank: text, id (index into `words()`, or beyond it for made-up words)
+/// and voice settings.
+struct Utterance {
+    text: String,
+    id: u16,
+    voice: String,
+    speed: u32,
+    pitch: u32,
+}
+
 /// Synthesises the stream and embeds it.
 pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let words = words();
     let mut rng = SmallRng::seed_from_u64(0xba4c);
     let sr = SAMPLE_RATE as f32;
+    let mut utterances: Vec<Utterance> = Vec::new();
+    let mut voice = |rng: &mut SmallRng| {
+        (
+            format!("{}+{}", VOICES[rng.random_range(0..VOICES.len())], VARIANTS[rng.random_range(0..VARIANTS.len())]),
+            rng.random_range(110..220),
+            rng.random_range(15..85),
+        )
+    };
+    for _ in 0..REPEATS {
+        for (i, w) in words.iter().enumerate() {
+            let (voice, speed, pitch) = voice(&mut rng);
+            utterances.push(Utterance { text: w.to_string(), id: i as u16, voice, speed, pitch });
+        }
+    }
+    for k in 0..PSEUDO {
+        let (voice, speed, pitch) = voice(&mut rng);
+        utterances.push(Utterance { text: pseudo_word(&mut rng), id: (words.len() + k) as u16, voice, speed, pitch });
+    }
+    rand::seq::SliceRandom::shuffle(&mut utterances[..], &mut rng);
+    // Synthesise on every core.
+    let total = utterances.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = utterances.len().div_ceil(threads);
+    let audio: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = utterances
+            .chunks(per)
+            .map(|chunk| {
+                let done = &done;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|u| {
+                            let r = say(&u.text, &u.voice, u.speed, u.pitch);
+                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            while !h.is_finished() {
+                progress(done.load(std::sync::atomic::Ordering::Relaxed), total * 2);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            out.extend(h.join().expect("synthesis thread"));
+        }
+        out
+    });
     let mut stream: Vec<f32> = Vec::new();
     let mut spans: Vec<(usize, usize, u16)> = Vec::new();
-    let per_call = 12;
-    let mut order: Vec<usize> = (0..REPEATS).flat_map(|_| 0..words.len()).collect();
-    rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
-    let calls = order.len().div_ceil(per_call);
-    for (ci, group) in order.chunks(per_call).enumerate() {
-        let voice = format!("{}+{}", VOICES[rng.random_range(0..VOICES.len())], VARIANTS[rng.random_range(0..VARIANTS.len())]);
-        let speed = rng.random_range(120..210);
-        let pitch = rng.random_range(20..80);
-        for &w in group {
-            let audio = say(words[w], &voice, speed, pitch)?;
-            let Some(word) = crate::dataset::trim(&audio) else { continue };
-            let gap = (rng.random_range(0.15..0.9) * sr) as usize;
-            stream.extend(std::iter::repeat_n(0.0, gap));
-            let gain = rng.random_range(0.3..1.0);
-            let start = stream.len();
-            stream.extend(word.iter().map(|v| v * gain));
-            spans.push((start, stream.len(), w as u16));
+    for (u, a) in utterances.iter().zip(audio) {
+        let Some(word) = crate::dataset::trim(&a?) else { continue };
+        let gap = (rng.random_range(0.15..0.9) * sr) as usize;
+        stream.extend(std::iter::repeat_n(0.0, gap));
+        // Levels from quiet to loud (log-uniform over 26 dB).
+        let gain = 10f32.powf(rng.random_range(-1.3..0.0));
+        let start = stream.len();
+        stream.extend(word.iter().map(|v| v * gain));
+        spans.push((start, stream.len(), u.id));
+    }
+    // Noise so silence is not digital zero, its level changing every few seconds.
+    for seg in stream.chunks_mut(4 * SAMPLE_RATE as usize) {
+        let level = 10f32.powf(rng.random_range(1.0..2.3));
+        for v in seg.iter_mut() {
+            *v += (rng.random::<f32>() - 0.5) * 2.0 * level;
         }
-        progress(ci as u64 + 1, calls as u64 * 2);
     }
-    // Faint noise so silence is not digital zero.
-    for v in stream.iter_mut() {
-        *v += (rng.random::<f32>() - 0.5) * 60.0;
-    }
+    progress(total, total * 2);
     let embeddings = crate::embedding::embed_signal(emb, &stream)?;
-    progress(calls as u64 * 2, calls as u64 * 2);
+    progress(total * 2, total * 2);
     let n = embeddings.len() / DIM;
+    let mut first = 0;
     let window_words = (0..n)
         .map(|b| {
             let end = (crate::embedding::block_end_time(b) * sr as f64) as usize;
             let start = end.saturating_sub((0.775 * sr) as usize);
-            spans.iter().filter(|s| s.0 < end && s.1 > start).map(|s| s.2).collect()
+            while first < spans.len() && spans[first].1 <= start {
+                first += 1;
+            }
+            spans[first..].iter().take_while(|s| s.0 < end).map(|s| s.2).collect()
         })
         .collect();
     Ok(Bank { embeddings, window_words })
