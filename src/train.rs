@@ -50,6 +50,8 @@ pub struct TrainOptions {
     pub template_slack: f32,
     /// Use the synthetic negative bank when available.
     pub use_bank: bool,
+    /// Hard-negative mining: bank windows kept as hardest (and as many random); 0 = use all.
+    pub mine: usize,
     /// Most bank windows used.
     pub bank_max: usize,
     /// Run cross-validation for the report.
@@ -78,6 +80,7 @@ impl Default for TrainOptions {
             template_slack: -1.0,
             bank_max: 20000,
             use_bank: true,
+            mine: 0,
             cross_validate: true,
         }
     }
@@ -116,6 +119,19 @@ pub enum Source {
 impl Examples {
     fn len(&self) -> usize {
         self.y.len()
+    }
+
+    /// The examples at `rows`, in that order.
+    fn subset(&self, rows: &[usize]) -> Examples {
+        let d = if self.y.is_empty() { 0 } else { self.x.len() / self.y.len() };
+        Examples {
+            x: rows.iter().flat_map(|&r| self.x[r * d..(r + 1) * d].iter().copied()).collect(),
+            y: rows.iter().map(|&r| self.y[r]).collect(),
+            group: rows.iter().map(|&r| self.group[r]).collect(),
+            clean: rows.iter().map(|&r| self.clean[r]).collect(),
+            clip: rows.iter().map(|&r| self.clip[r]).collect(),
+            source: rows.iter().map(|&r| self.source[r]).collect(),
+        }
     }
 }
 
@@ -565,6 +581,42 @@ fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &Train
     (hit as f32 / takes.max(1) as f32, fires as f32 / negs.max(1) as f32, negs)
 }
 
+/// Hard-negative mining on the bank: fits once on everything else plus a random part of the
+/// bank, then keeps the `mine` bank windows that head likes most plus `mine` random ones.
+/// Returns the rows to train on.
+fn mine_bank(ex: &Examples, labels: &[String], base_sha: &str, opts: &TrainOptions) -> Vec<usize> {
+    let all: Vec<usize> = (0..ex.len()).collect();
+    let (bank, mut rest): (Vec<usize>, Vec<usize>) = all.into_iter().partition(|&r| ex.source[r] == Source::Bank);
+    if opts.mine == 0 || bank.len() <= 2 * opts.mine {
+        rest.extend(bank);
+        return rest;
+    }
+    let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x3113);
+    let mut shuffled = bank.clone();
+    shuffled.shuffle(&mut rng);
+    let mut first = rest.clone();
+    first.extend_from_slice(&shuffled[..opts.mine]);
+    let mut o = opts.clone();
+    o.template_slack = -1.0;
+    let head = head_from(ex, &first, labels, base_sha, &o);
+    let d = opts.context * DIM;
+    let mut scored: Vec<(f32, usize)> = bank
+        .iter()
+        .map(|&r| {
+            let p = head.probabilities(&ex.x[r * d..(r + 1) * d]);
+            (p[1..].iter().copied().fold(0.0, f32::max), r)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+    let (hard, easy) = scored.split_at(opts.mine);
+    rest.extend(hard.iter().map(|h| h.1));
+    let mut easy: Vec<usize> = easy.iter().map(|e| e.1).collect();
+    easy.shuffle(&mut rng);
+    rest.extend_from_slice(&easy[..opts.mine.min(easy.len())]);
+    rest.sort_unstable();
+    rest
+}
+
 /// Trains a head: builds examples, optionally cross-validates, fits on everything.
 pub fn train(
     emb: &mut Embedder,
@@ -575,6 +627,8 @@ pub fn train(
 ) -> Result<Head> {
     let labels = ds.labels();
     let ex = build_examples(emb, ds, bank, opts, progress)?;
+    let rows = mine_bank(&ex, &labels, &emb.model_sha256, opts);
+    let ex = ex.subset(&rows);
     let rows: Vec<usize> = (0..ex.len()).collect();
     let mut head = head_from(&ex, &rows, &labels, &emb.model_sha256, opts);
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
