@@ -60,11 +60,11 @@ const VOICES: &[&str] = &["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-
 const VARIANTS: &[&str] = &["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4", "Andy", "Lee", "linda", "max", "paul"];
 
 /// Bank size: each word is said this many times, in different voices.
-const REPEATS: usize = 4;
+const REPEATS: usize = 6;
 /// Bump when the bank's recipe changes, so old caches are not reused.
-const RECIPE: u32 = 2;
+const RECIPE: u32 = 3;
 /// Made-up words added to the bank.
-const PSEUDO: usize = 1200;
+const PSEUDO: usize = 4000;
 
 /// The bank: embeddings of a synthetic speech stream, and per window the words it overlaps.
 pub struct Bank {
