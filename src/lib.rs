@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod dataset;
+pub mod demo;
 pub mod detector;
 pub mod embedding;
 pub mod eval;

@@ -55,6 +55,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Make example recordings with espeak-ng, train on them, and replay a stream through the
+    /// detector: hark working end to end, with nothing to record.
+    Demo {
+        /// Where the example recordings, head and stream go.
+        #[arg(long, default_value = "target/demo")]
+        dir: PathBuf,
+    },
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).
     Eval {
         #[arg(long, default_value = "../shared/data")]
@@ -233,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Demo { dir } => demo(cli.models.as_deref(), &dir),
         Command::Eval { data, seeds, first_seed, takes, no_cross, quick, sweep, explain, write_streams, knobs } => {
             let assets = Assets::locate(cli.models.as_deref())?;
             let opts = hark::eval::EvalOptions {
@@ -260,6 +268,59 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn demo(models: Option<&Path>, dir: &Path) -> Result<()> {
+    use hark::demo;
+    let assets = Assets::locate(models)?;
+    if !hark::negatives::espeak_available() {
+        anyhow::bail!("the demo makes its speech with espeak-ng, which is not installed (Debian: apt-get install espeak-ng)");
+    }
+    let rec = dir.join("recordings");
+    println!("1. example recordings of {:?} by espeak-ng voice {} -> {}", demo::WORDS, demo::VOICE, rec.display());
+    demo::write_recordings(&rec, demo::VOICE)?;
+    let ds = Dataset::load(&rec)?;
+    let mut emb = Embedder::load(&assets)?;
+    let bank = load_bank(&assets, &mut emb, false)?;
+    let bank_w = bank.as_ref().map(|b| b.without(&ds.labels()));
+    let t0 = std::time::Instant::now();
+    let pb = bar(1, "training");
+    let head = hark::train::train(&mut emb, &ds, bank_w.as_deref(), &TrainOptions::default(), &|p, n| {
+        pb.set_length(n);
+        pb.set_position(p);
+    })?;
+    pb.finish_and_clear();
+    let head_path = dir.join("demo.head");
+    head.save(&head_path)?;
+    println!("2. trained in {:.1} s -> {}", t0.elapsed().as_secs_f64(), head_path.display());
+    for (name, v) in &head.report.figures {
+        println!("     {name}: {v:.3}");
+    }
+    let (stream, said) = demo::stream(demo::VOICE, 3)?;
+    let wav = dir.join("stream.wav");
+    hark::wav::write_16k(&wav, &stream)?;
+    println!("3. replaying {} ({:.0} s: each word 3 times, other words between) through the detector:", wav.display(), stream.len() as f64 / 16000.0);
+    let audio = hark::wav::read(&wav)?;
+    let mut p = Pipeline::new(emb, Arc::new(head), audio.rate, None)?;
+    let dets = hark::pipeline::detect_signal(&mut p, &audio.samples, audio.rate)?;
+    let mut heard = 0;
+    for s in &said {
+        let d = dets.iter().find(|d| d.time >= s.start && d.time <= s.end + hark::eval::HIT_WINDOW);
+        let mark = match (s.target, d) {
+            (true, Some(d)) if d.word == s.text => {
+                heard += 1;
+                format!("heard  {:<10} at {:6.2} s  score {:.2}", d.word, d.time, d.score)
+            }
+            (true, _) => "missed".to_string(),
+            (false, Some(d)) => format!("FALSE  {:<10} at {:6.2} s  score {:.2}", d.word, d.time, d.score),
+            (false, None) => "quiet (right)".to_string(),
+        };
+        println!("   {:6.2} s  said {:<10} -> {mark}", s.start, s.text);
+    }
+    let targets = said.iter().filter(|s| s.target).count();
+    println!("heard {heard} of {targets} custom words; {} detection(s) in all", dets.len());
+    println!("Next: `hark detect --head {} --json {}`, or record your own words with `hark record <word>`.", head_path.display(), wav.display());
+    Ok(())
 }
 
 fn load_bank(assets: &Assets, emb: &mut Embedder, disabled: bool) -> Result<Option<hark::negatives::Bank>> {

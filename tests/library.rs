@@ -1,0 +1,39 @@
+//! The library API: a Rust caller builds the pipeline and receives events on a crossbeam channel.
+
+mod common;
+
+use hark::demo;
+use std::sync::Arc;
+
+#[test]
+fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
+    let assets = common::assets();
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("recordings");
+    demo::write_recordings(&rec, demo::VOICE).unwrap();
+    let ds = hark::dataset::Dataset::load(&rec).unwrap();
+    let mut emb = hark::embedding::Embedder::load(&assets).unwrap();
+    let mut opts = hark::train::TrainOptions::default();
+    opts.cross_validate = false;
+    let head = Arc::new(hark::train::train(&mut emb, &ds, None, &opts, &|_, _| {}).unwrap());
+    let (stream, said) = demo::stream(demo::VOICE, 2).unwrap();
+
+    // Offline, in one go.
+    let mut p = hark::Pipeline::new(emb, head.clone(), 16000, None).unwrap();
+    let offline = hark::pipeline::detect_signal(&mut p, &stream, 16000).unwrap();
+
+    // Streaming: chunks of 10 ms in on one channel, detections out on another.
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded::<Vec<f32>>(64);
+    let p = hark::Pipeline::load(&assets, head, 16000, None).unwrap();
+    let (thread, events) = p.spawn(audio_rx);
+    for c in stream.chunks(160) {
+        audio_tx.send(c.to_vec()).unwrap();
+    }
+    drop(audio_tx);
+    let live: Vec<hark::Detection> = events.iter().collect();
+    thread.join().unwrap().unwrap();
+
+    assert_eq!(live, offline, "the streaming path and the offline path must agree");
+    let targets = said.iter().filter(|s| s.target).count();
+    assert!(live.len() >= targets - 1, "{} detections for {targets} words", live.len());
+}
