@@ -21,6 +21,9 @@ pub fn read(path: &Path) -> Result<Audio> {
         bail!("{shown}: file is empty (0 bytes), not a WAV file");
     }
     let mut reader = hound::WavReader::open(path).map_err(|e| match e {
+        hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
+            anyhow::anyhow!("{shown}: unsupported sample format ({m}); hark reads 8/16/24/32-bit integer and 32-bit float WAV")
+        }
         hound::Error::FormatError(m) => anyhow::anyhow!("{shown}: not a readable WAV file ({m})"),
         hound::Error::Unsupported => anyhow::anyhow!("{shown}: unsupported WAV sample format"),
         other => anyhow::anyhow!("{shown}: cannot read WAV header ({other})"),
@@ -35,6 +38,9 @@ pub fn read(path: &Path) -> Result<Audio> {
     }
     let truncated = |e: hound::Error| match e {
         hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            anyhow::anyhow!("{shown}: truncated: the data chunk ends before its declared length")
+        }
+        other if other.to_string().contains("enough bytes") => {
             anyhow::anyhow!("{shown}: truncated: the data chunk ends before its declared length")
         }
         other => anyhow::anyhow!("{shown}: cannot decode samples ({other})"),
