@@ -105,3 +105,48 @@ pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
     }
     crate::util::commit(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, spec: hound::WavSpec, frames: &[f32]) {
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for &v in frames {
+            for _ in 0..spec.channels {
+                match (spec.sample_format, spec.bits_per_sample) {
+                    (hound::SampleFormat::Float, _) => w.write_sample(v).unwrap(),
+                    (_, 8) => w.write_sample((v * 127.0) as i8).unwrap(),
+                    (_, 16) => w.write_sample((v * 32767.0) as i16).unwrap(),
+                    (_, 24) => w.write_sample((v * 8388607.0) as i32).unwrap(),
+                    _ => w.write_sample((v * 2147483647.0) as i32).unwrap(),
+                }
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn reads_every_integer_width_float_and_multichannel_in_int16_scale() {
+        let dir = std::env::temp_dir().join(format!("hark-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let frames: Vec<f32> = (0..800).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        for (fmt, bits, ch) in [
+            (hound::SampleFormat::Int, 8, 1),
+            (hound::SampleFormat::Int, 16, 2),
+            (hound::SampleFormat::Int, 24, 1),
+            (hound::SampleFormat::Int, 32, 6),
+            (hound::SampleFormat::Float, 32, 2),
+        ] {
+            let p = dir.join(format!("{bits}-{ch}.wav"));
+            write(&p, hound::WavSpec { channels: ch, sample_rate: 22050, bits_per_sample: bits, sample_format: fmt }, &frames);
+            let a = read(&p).unwrap();
+            assert_eq!(a.rate, 22050);
+            assert_eq!(a.samples.len(), frames.len(), "{bits}-bit {ch} ch");
+            let err = a.samples.iter().zip(&frames).map(|(x, y)| (x - y * 32768.0).abs()).fold(0.0f32, f32::max);
+            let tol = if bits == 8 { 2.0 * 256.0 } else { 2.0 }; // 8-bit: one step is 256
+            assert!(err < tol, "{bits}-bit {ch} ch: error {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

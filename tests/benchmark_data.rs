@@ -1,0 +1,34 @@
+//! The accuracy benchmark on real recorded speech (`../shared/data`), in its quick mode: a
+//! regression guard, not the figure of record (that is `hark eval`, see README). Skips with a
+//! clear message when the shared data is absent.
+
+mod common;
+
+#[test]
+fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
+    let Some(data) = common::shared_data() else {
+        eprintln!("SKIPPED: ../shared/data is absent; the benchmark on real speech did not run");
+        return;
+    };
+    let assets = common::assets();
+    let opts = hark::eval::EvalOptions {
+        data,
+        seeds: vec![3, 4],
+        takes: 5,
+        train: hark::train::TrainOptions::default(),
+        cross_speaker: false,
+        sweep: vec![],
+        write_streams: None,
+        targets_per_word: 8,
+        nontargets: 40,
+        explain: false,
+    };
+    let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
+    for (scenario, rows) in &res {
+        let s = &rows[0].1;
+        eprintln!("{scenario}: recall {:.3}, FA/non-target {:.3}", s.recall(), s.fa_per_word());
+        assert_eq!(s.targets, 2 * 3 * 8);
+        assert!(s.recall() >= 0.75, "{scenario}: recall {:.3}", s.recall());
+        assert!(s.fa_per_word() <= 0.15, "{scenario}: {:.3} false accepts per non-target word", s.fa_per_word());
+    }
+}
