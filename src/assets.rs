@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// sha256 of the base model `embedding_model.onnx` from openwakeword 0.5.1.
-pub const EMBEDDING_SHA256: &str = "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f";
+pub const EMBEDDING_SHA256: &str =
+    "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f";
 /// sha256 of the reference front end `melspectrogram.onnx` from openwakeword 0.5.1.
 pub const MELSPEC_SHA256: &str = "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f";
 
-const SETUP_HINT: &str = "run `bash .ci/setup` from the repository root to fetch it, or point to it with --models DIR \
+const SETUP_HINT: &str =
+    "run `bash .ci/setup` from the repository root to fetch it, or point to it with --models DIR \
                           (or `models_dir` in config/hark.toml)";
 
 /// Locations of the files hark needs from outside the repository.
@@ -31,7 +33,9 @@ impl Assets {
             if !p.is_dir() {
                 bail!("{}: models directory does not exist", p.display());
             }
-            return Ok(Assets { dir: p.to_path_buf() });
+            return Ok(Assets {
+                dir: p.to_path_buf(),
+            });
         }
         let mut candidates = vec![PathBuf::from("models")];
         if let Ok(exe) = std::env::current_exe() {
@@ -60,9 +64,10 @@ impl Assets {
             .map(|rd| {
                 rd.filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.") && n.ends_with(".dylib"))
+                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                            n.starts_with("libonnxruntime.so")
+                                || n.starts_with("libonnxruntime.") && n.ends_with(".dylib")
+                        })
                     })
                     .collect()
             })
@@ -70,7 +75,10 @@ impl Assets {
         libs.sort();
         match libs.pop() {
             Some(p) => Ok(p),
-            None => bail!("ONNX Runtime library not found: no libonnxruntime.so in {}; {SETUP_HINT}", dir.display()),
+            None => bail!(
+                "ONNX Runtime library not found: no libonnxruntime.so in {}; {SETUP_HINT}",
+                dir.display()
+            ),
         }
     }
 
@@ -88,13 +96,19 @@ impl Assets {
     }
 }
 
-static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> =
+    OnceLock::new();
 
 /// Loads the ONNX Runtime library once per process and returns its environment.
 pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment> {
     let r = RUNTIME.get_or_init(|| {
         let lib = assets.runtime_library().map_err(|e| e.to_string())?;
-        let builder = ort::init_from(&lib).map_err(|e| format!("{}: cannot load the ONNX Runtime library: {e}", lib.display()))?;
+        let builder = ort::init_from(&lib).map_err(|e| {
+            format!(
+                "{}: cannot load the ONNX Runtime library: {e}",
+                lib.display()
+            )
+        })?;
         builder
             .with_name("hark")
             .with_telemetry(false)
@@ -112,9 +126,12 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
     let env = runtime(assets)?;
     let ctx = || format!("{}: ONNX Runtime cannot load this model", model.display());
     let builder = ort::session::Session::builder(env).with_context(ctx)?;
-    let mut builder = builder
+    let builder = builder
         .with_intra_threads(1)
-        .and_then(|b| b.with_inter_threads(1))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(ctx)?;
+    let mut builder = builder
+        .with_inter_threads(1)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;
     let s = builder.commit_from_file(model).with_context(ctx)?;

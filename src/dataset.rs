@@ -68,8 +68,12 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
 
 fn load_take(path: &Path) -> Result<Take> {
     let samples = crate::wav::read_16k(path)?;
-    let trimmed = trim(&samples)
-        .with_context(|| format!("{}: take is silent (nothing above -60 dBFS)", path.display()))?;
+    let trimmed = trim(&samples).with_context(|| {
+        format!(
+            "{}: take is silent (nothing above -60 dBFS)",
+            path.display()
+        )
+    })?;
     let secs = trimmed.len() as f32 / SAMPLE_RATE as f32;
     if secs > MAX_TAKE_SECONDS {
         bail!(
@@ -78,9 +82,16 @@ fn load_take(path: &Path) -> Result<Take> {
         );
     }
     if secs < 0.1 {
-        bail!("{}: take is too short ({:.0} ms of sound)", path.display(), secs * 1000.0);
+        bail!(
+            "{}: take is too short ({:.0} ms of sound)",
+            path.display(),
+            secs * 1000.0
+        );
     }
-    Ok(Take { path: path.to_path_buf(), samples: trimmed })
+    Ok(Take {
+        path: path.to_path_buf(),
+        samples: trimmed,
+    })
 }
 
 impl Dataset {
@@ -107,7 +118,10 @@ impl Dataset {
                     for f in files {
                         let s = crate::wav::read_16k(&f)?;
                         if s.len() < SAMPLE_RATE as usize / 4 {
-                            bail!("{}: background recording is shorter than 0.25 s", f.display());
+                            bail!(
+                                "{}: background recording is shorter than 0.25 s",
+                                f.display()
+                            );
                         }
                         ds.background.push(s);
                     }
@@ -128,13 +142,20 @@ impl Dataset {
                             files.len()
                         );
                     }
-                    let takes = files.iter().map(|f| load_take(f)).collect::<Result<Vec<_>>>()?;
+                    let takes = files
+                        .iter()
+                        .map(|f| load_take(f))
+                        .collect::<Result<Vec<_>>>()?;
                     ds.words.push((name, takes));
                 }
             }
         }
         if ds.words.is_empty() {
-            bail!("{}: no word folders with takes (expected {}/<word>/*.wav)", dir.display(), dir.display());
+            bail!(
+                "{}: no word folders with takes (expected {}/<word>/*.wav)",
+                dir.display(),
+                dir.display()
+            );
         }
         Ok(ds)
     }

@@ -10,7 +10,16 @@ use crate::negatives::say;
 /// The demo's custom words (none of them is in the negative bank's word list).
 pub const WORDS: [&str; 3] = ["lantern", "pumpkin", "violin"];
 /// Other speech in the demo stream, which must not fire (none of it is in the negative bank).
-pub const OTHER: [&str; 8] = ["pancake", "saxophone", "cucumber", "blueberry", "helicopter", "spaghetti", "kangaroo", "lavender"];
+pub const OTHER: [&str; 8] = [
+    "pancake",
+    "saxophone",
+    "cucumber",
+    "blueberry",
+    "helicopter",
+    "spaghetti",
+    "kangaroo",
+    "lavender",
+];
 
 /// The demo's speaker (an espeak-ng voice).
 pub const VOICE: &str = "en-us+m3";
@@ -19,17 +28,23 @@ pub const TAKES: [(u32, u32); 5] = [(150, 45), (165, 50), (140, 42), (158, 55), 
 
 /// Pink-ish noise (white noise through a one-pole low-pass), deterministic.
 pub fn noise(seconds: f32, rms: f32, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut y = 0.0f32;
     let mut out: Vec<f32> = (0..(seconds * SAMPLE_RATE as f32) as usize)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let w = ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
             y = 0.9 * y + w;
             y
         })
         .collect();
-    let cur = (out.iter().map(|v| v * v).sum::<f32>() / out.len().max(1) as f32).sqrt().max(1e-9);
+    let cur = (out.iter().map(|v| v * v).sum::<f32>() / out.len().max(1) as f32)
+        .sqrt()
+        .max(1e-9);
     out.iter_mut().for_each(|v| *v *= rms / cur);
     out
 }
@@ -48,7 +63,10 @@ pub fn write_recordings(dir: &Path, voice: &str) -> Result<()> {
     let bg = dir.join(crate::dataset::BACKGROUND);
     std::fs::create_dir_all(&bg)?;
     for i in 0..3 {
-        crate::wav::write_16k(&bg.join(format!("room-{}.wav", i + 1)), &noise(2.0, 60.0, i))?;
+        crate::wav::write_16k(
+            &bg.join(format!("room-{}.wav", i + 1)),
+            &noise(2.0, 60.0, i),
+        )?;
     }
     Ok(())
 }
@@ -80,7 +98,12 @@ pub fn stream(voice: &str, rounds: usize) -> Result<(Vec<f32>, Vec<Spoken>)> {
                 let x = crate::dataset::trim(&x).unwrap_or(x);
                 let start = out.len() as f64 / sr;
                 out.extend_from_slice(&x);
-                said.push(Spoken { text: text.to_string(), target, start, end: out.len() as f64 / sr });
+                said.push(Spoken {
+                    text: text.to_string(),
+                    target,
+                    start,
+                    end: out.len() as f64 / sr,
+                });
                 out.extend(std::iter::repeat_n(0.0, SAMPLE_RATE as usize));
             }
         }

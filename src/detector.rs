@@ -49,7 +49,14 @@ impl Detector {
     pub fn new(labels: Vec<String>, settings: DetectorSettings) -> Self {
         let n = labels.len();
         let s = settings.smoothing.max(1);
-        Detector { history: vec![0.0; n * s], labels, settings, filled: 0, pos: 0, quiet_until: f64::NEG_INFINITY }
+        Detector {
+            history: vec![0.0; n * s],
+            labels,
+            settings,
+            filled: 0,
+            pos: 0,
+            quiet_until: f64::NEG_INFINITY,
+        }
     }
 
     pub fn settings(&self) -> &DetectorSettings {
@@ -70,7 +77,10 @@ impl Detector {
         let mut best: Option<(usize, f32)> = None;
         let mut runner: Option<(usize, f32)> = None;
         for w in 0..n {
-            let avg = (0..self.filled).map(|k| self.history[k * n + w]).sum::<f32>() / self.filled as f32;
+            let avg = (0..self.filled)
+                .map(|k| self.history[k * n + w])
+                .sum::<f32>()
+                / self.filled as f32;
             if best.is_none_or(|(_, b)| avg > b) {
                 runner = best;
                 best = Some((w, avg));
@@ -103,7 +113,11 @@ mod tests {
     fn det(smoothing: usize, refractory: f32) -> Detector {
         Detector::new(
             vec!["a".into(), "b".into()],
-            DetectorSettings { thresholds: vec![0.5, 0.9], smoothing, refractory },
+            DetectorSettings {
+                thresholds: vec![0.5, 0.9],
+                smoothing,
+                refractory,
+            },
         )
     }
 
@@ -111,7 +125,10 @@ mod tests {
     fn fires_once_per_utterance_within_refractory_time() {
         let mut d = det(1, 1.0);
         let fired: Vec<f64> = (0..30)
-            .filter_map(|i| d.push(i as f64 * 0.08, &[0.8, 0.0], &[1.0, 1.0]).map(|x| x.time))
+            .filter_map(|i| {
+                d.push(i as f64 * 0.08, &[0.8, 0.0], &[1.0, 1.0])
+                    .map(|x| x.time)
+            })
             .collect();
         // 30 windows over 2.4 s, refractory 1 s: fires at 0, then at the first window >= 1.0 s, etc.
         assert_eq!(fired.len(), 3, "{fired:?}");

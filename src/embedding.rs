@@ -32,7 +32,11 @@ impl Embedder {
     pub fn load(assets: &Assets) -> Result<Self> {
         let model_sha256 = assets.check_embedding_model()?;
         let session = crate::assets::session(assets, &assets.embedding_model())?;
-        Ok(Embedder { session, window: vec![1.0; WINDOW_LEN], model_sha256 })
+        Ok(Embedder {
+            session,
+            window: vec![1.0; WINDOW_LEN],
+            model_sha256,
+        })
     }
 
     /// Forgets the window (back to the warm-up state).
@@ -46,8 +50,12 @@ impl Embedder {
         debug_assert_eq!(block.len(), BLOCK_FRAMES * N_MELS);
         self.window.copy_within(block.len().., 0);
         self.window[WINDOW_LEN - block.len()..].copy_from_slice(block);
-        let input = TensorRef::from_array_view(([1usize, WINDOW_FRAMES, N_MELS, 1], &self.window[..]))?;
-        let outputs = self.session.run(ort::inputs![input]).context("base model inference failed")?;
+        let input =
+            TensorRef::from_array_view(([1usize, WINDOW_FRAMES, N_MELS, 1], &self.window[..]))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![input])
+            .context("base model inference failed")?;
         let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
         out.copy_from_slice(&emb[..DIM]);
         Ok(())
@@ -61,7 +69,10 @@ impl Embedder {
             let b = EMBED_BATCH.min(n - start);
             let slice = &windows[start * WINDOW_LEN..(start + b) * WINDOW_LEN];
             let input = TensorRef::from_array_view(([b, WINDOW_FRAMES, N_MELS, 1], slice))?;
-            let outputs = self.session.run(ort::inputs![input]).context("base model inference failed")?;
+            let outputs = self
+                .session
+                .run(ort::inputs![input])
+                .context("base model inference failed")?;
             let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
             out.extend_from_slice(&emb[..b * DIM]);
         }

@@ -24,7 +24,9 @@ use crate::pipeline::{Decision, Features};
 use crate::train::TrainOptions;
 
 pub const SPEAKERS: [&str; 4] = ["george", "jackson", "nicolas", "theo"];
-pub const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+pub const DIGITS: [&str; 10] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
 /// Seconds after a take's end within which its detection counts.
 pub const HIT_WINDOW: f64 = 0.8;
 
@@ -48,7 +50,13 @@ pub struct EvalOptions {
 }
 
 /// For each missed target: the best raw score and template similarity the head gave it.
-fn trace_misses(head: &crate::head::Head, dets: &[Detection], truth: &[Truth], embs: &[(f64, Vec<f32>)], log: &mut dyn FnMut(&str)) {
+fn trace_misses(
+    head: &crate::head::Head,
+    dets: &[Detection],
+    truth: &[Truth],
+    embs: &[(f64, Vec<f32>)],
+    log: &mut dyn FnMut(&str),
+) {
     let mut sc = crate::head::Scorer::new(head);
     let trace: Vec<(f64, Vec<f32>, Vec<f32>)> = embs
         .iter()
@@ -58,8 +66,15 @@ fn trace_misses(head: &crate::head::Head, dets: &[Detection], truth: &[Truth], e
         })
         .collect();
     for t in truth.iter().filter(|t| t.word.is_some()) {
-        let w = head.labels.iter().position(|l| Some(l) == t.word.as_ref()).unwrap();
-        if dets.iter().any(|d| d.time >= t.start && d.time <= t.end + HIT_WINDOW && d.word == head.labels[w]) {
+        let w = head
+            .labels
+            .iter()
+            .position(|l| Some(l) == t.word.as_ref())
+            .unwrap();
+        if dets
+            .iter()
+            .any(|d| d.time >= t.start && d.time <= t.end + HIT_WINDOW && d.word == head.labels[w])
+        {
             continue;
         }
         let (mut bp, mut bs) = (0.0f32, -1.0f32);
@@ -69,7 +84,11 @@ fn trace_misses(head: &crate::head::Head, dets: &[Detection], truth: &[Truth], e
                 bs = bs.max(s[w]);
             }
         }
-        log(&format!("    miss {} best p {bp:.3} best sim {bs:.3} (needs {:.3})", t.file.rsplit('/').next().unwrap_or(""), head.template_min[w]));
+        log(&format!(
+            "    miss {} best p {bp:.3} best sim {bs:.3} (needs {:.3})",
+            t.file.rsplit('/').next().unwrap_or(""),
+            head.template_min[w]
+        ));
     }
 }
 
@@ -77,27 +96,51 @@ fn trace_misses(head: &crate::head::Head, dets: &[Detection], truth: &[Truth], e
 fn explain(dets: &[Detection], truth: &[Truth], log: &mut dyn FnMut(&str)) {
     let mut hit = vec![false; truth.len()];
     for d in dets {
-        let i = truth.iter().position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
+        let i = truth
+            .iter()
+            .position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
         if let Some(i) = i {
             if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) {
                 hit[i] = true;
-                log(&format!("    hit {:>5} at {:>7.2}s score {:.3} sim {:.3} | ends {:+.2}s", d.word, d.time, d.score, d.similarity, d.time - truth[i].end));
+                log(&format!(
+                    "    hit {:>5} at {:>7.2}s score {:.3} sim {:.3} | ends {:+.2}s",
+                    d.word,
+                    d.time,
+                    d.score,
+                    d.similarity,
+                    d.time - truth[i].end
+                ));
                 continue;
             }
         }
         let near = truth
             .iter()
-            .min_by(|a, b| (a.end - d.time).abs().partial_cmp(&(b.end - d.time).abs()).unwrap())
+            .min_by(|a, b| {
+                (a.end - d.time)
+                    .abs()
+                    .partial_cmp(&(b.end - d.time).abs())
+                    .unwrap()
+            })
             .unwrap();
         log(&format!(
             "    FA {:>5} at {:>7.2}s score {:.3} sim {:.3} | nearest {} ({:?}) ends {:+.2}s",
-            d.word, d.time, d.score, d.similarity,
-            near.file.rsplit('/').next().unwrap_or(""), near.word, d.time - near.end
+            d.word,
+            d.time,
+            d.score,
+            d.similarity,
+            near.file.rsplit('/').next().unwrap_or(""),
+            near.word,
+            d.time - near.end
         ));
     }
     for (t, h) in truth.iter().zip(&hit) {
         if t.word.is_some() && !h {
-            log(&format!("    miss {} ({:?}) at {:.2}s", t.file.rsplit('/').next().unwrap_or(""), t.word, t.end));
+            log(&format!(
+                "    miss {} ({:?}) at {:.2}s",
+                t.file.rsplit('/').next().unwrap_or(""),
+                t.word,
+                t.end
+            ));
         }
     }
 }
@@ -150,7 +193,9 @@ pub fn score(dets: &[Detection], truth: &[Truth], seconds: f64) -> Score {
         ..Default::default()
     };
     for d in dets {
-        let i = truth.iter().position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
+        let i = truth
+            .iter()
+            .position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
         match i {
             Some(i) if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) => {
                 hit[i] = true;
@@ -163,12 +208,16 @@ pub fn score(dets: &[Detection], truth: &[Truth], seconds: f64) -> Score {
 }
 
 fn fsdd(data: &Path, digit: usize, speaker: &str, take: usize) -> PathBuf {
-    data.join("fsdd").join(format!("{digit}_{speaker}_{take}.wav"))
+    data.join("fsdd")
+        .join(format!("{digit}_{speaker}_{take}.wav"))
 }
 
 /// Checks that the shared data is there; the message says what is missing.
 pub fn check_data(data: &Path) -> Result<()> {
-    for p in [data.join("fsdd/0_george_0.wav"), data.join("noise/white_noise.wav")] {
+    for p in [
+        data.join("fsdd/0_george_0.wav"),
+        data.join("noise/white_noise.wav"),
+    ] {
         if !p.is_file() {
             bail!("{}: benchmark data not found (expected ../shared/data with fsdd/ and noise/; pass --data DIR)", p.display());
         }
@@ -187,7 +236,11 @@ fn peak_normalise(x: &mut [f32], peak: f32) {
 
 /// Ten 2-second clips from white, pink and running-tap noise.
 fn background(data: &Path, rng: &mut SmallRng) -> Result<Vec<Vec<f32>>> {
-    let files = [noise(data, "white_noise.wav")?, noise(data, "pink_noise.wav")?, noise(data, "running_tap.wav")?];
+    let files = [
+        noise(data, "white_noise.wav")?,
+        noise(data, "pink_noise.wav")?,
+        noise(data, "running_tap.wav")?,
+    ];
     let len = 2 * SAMPLE_RATE as usize;
     Ok((0..10)
         .map(|i| {
@@ -199,7 +252,11 @@ fn background(data: &Path, rng: &mut SmallRng) -> Result<Vec<Vec<f32>>> {
 }
 
 /// Builds a stream of takes with gaps over a noise bed; returns samples and truth.
-fn make_stream(data: &Path, items: &[(PathBuf, Option<String>)], rng: &mut SmallRng) -> Result<(Vec<f32>, Vec<Truth>)> {
+fn make_stream(
+    data: &Path,
+    items: &[(PathBuf, Option<String>)],
+    rng: &mut SmallRng,
+) -> Result<(Vec<f32>, Vec<Truth>)> {
     let sr = SAMPLE_RATE as f64;
     let mut out: Vec<f32> = Vec::new();
     let mut truth = Vec::new();
@@ -209,11 +266,20 @@ fn make_stream(data: &Path, items: &[(PathBuf, Option<String>)], rng: &mut Small
         let x = crate::wav::read_16k(path)?;
         let start = out.len() as f64 / sr;
         out.extend_from_slice(&x);
-        truth.push(Truth { word: word.clone(), start, end: out.len() as f64 / sr, file: path.display().to_string() });
+        truth.push(Truth {
+            word: word.clone(),
+            start,
+            end: out.len() as f64 / sr,
+            file: path.display().to_string(),
+        });
     }
     out.extend(std::iter::repeat_n(0.0, (1.5 * sr) as usize));
     let mut bed: Vec<f32> = Vec::new();
-    for n in ["doing_the_dishes.wav", "exercise_bike.wav", "dude_miaowing.wav"] {
+    for n in [
+        "doing_the_dishes.wav",
+        "exercise_bike.wav",
+        "dude_miaowing.wav",
+    ] {
         let mut x = noise(data, n)?;
         peak_normalise(&mut x, 0.05 * 32767.0);
         bed.extend(x);
@@ -225,8 +291,11 @@ fn make_stream(data: &Path, items: &[(PathBuf, Option<String>)], rng: &mut Small
     Ok((out, truth))
 }
 
+/// A stream's embeddings with the stream time at which each became available.
+pub type Timeline = Vec<(f64, Vec<f32>)>;
+
 /// Embeds a 16 kHz stream through the streaming feature pipeline in 80 ms chunks.
-fn stream_embeddings(emb: Embedder, samples: &[f32]) -> Result<(Embedder, Vec<(f64, Vec<f32>)>)> {
+fn stream_embeddings(emb: Embedder, samples: &[f32]) -> Result<(Embedder, Timeline)> {
     let mut f = Features::new(emb, SAMPLE_RATE)?;
     let mut out = Vec::new();
     for c in samples.chunks(1280) {
@@ -237,14 +306,27 @@ fn stream_embeddings(emb: Embedder, samples: &[f32]) -> Result<(Embedder, Vec<(f
 }
 
 /// Stream embeddings, cached under `$HARK_EVAL_CACHE` when set (speeds up design sweeps).
-fn cached_stream_embeddings(emb: Embedder, samples: &[f32], key: &str) -> Result<(Embedder, Vec<(f64, Vec<f32>)>)> {
+fn cached_stream_embeddings(
+    emb: Embedder,
+    samples: &[f32],
+    key: &str,
+) -> Result<(Embedder, Timeline)> {
     let Some(dir) = std::env::var_os("HARK_EVAL_CACHE").map(PathBuf::from) else {
         return stream_embeddings(emb, samples);
     };
-    let path = dir.join(format!("{key}-{}.bin", &crate::util::sha256_hex(bytemuck_f32(samples))[..12]));
+    let path = dir.join(format!(
+        "{key}-{}.bin",
+        &crate::util::sha256_hex(bytemuck_f32(samples))[..12]
+    ));
     if let Ok(b) = std::fs::read(&path) {
-        let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-        let out = v.chunks_exact(DIM + 1).map(|c| (c[0] as f64, c[1..].to_vec())).collect();
+        let v: Vec<f32> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let out = v
+            .chunks_exact(DIM + 1)
+            .map(|c| (c[0] as f64, c[1..].to_vec()))
+            .collect();
         return Ok((emb, out));
     }
     let (emb, out) = stream_embeddings(emb, samples)?;
@@ -263,14 +345,19 @@ fn bytemuck_f32(x: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(x.as_ptr() as *const u8, std::mem::size_of_val(x)) }
 }
 
-fn decide(head: Arc<crate::head::Head>, settings: Option<DetectorSettings>, embs: &[(f64, Vec<f32>)]) -> Vec<Detection> {
+fn decide(
+    head: Arc<crate::head::Head>,
+    settings: Option<DetectorSettings>,
+    embs: &[(f64, Vec<f32>)],
+) -> Vec<Detection> {
     let mut d = Decision::new(head, settings);
     embs.iter().filter_map(|(t, e)| d.push(*t, e)).collect()
 }
 
 fn take(path: PathBuf) -> Result<Take> {
     let s = crate::wav::read_16k(&path)?;
-    let samples = crate::dataset::trim(&s).with_context(|| format!("{}: silent", path.display()))?;
+    let samples =
+        crate::dataset::trim(&s).with_context(|| format!("{}: silent", path.display()))?;
     Ok(Take { path, samples })
 }
 
@@ -285,14 +372,22 @@ fn accumulate(into: &mut Results, label: &str, s: &Score) {
 }
 
 /// Runs the benchmark; prints a line per seed and returns summed results per scenario.
-pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnMut(&str)) -> Result<Vec<(String, Results)>> {
+pub fn run(
+    assets: &crate::assets::Assets,
+    opts: &EvalOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<(String, Results)>> {
     check_data(&opts.data)?;
     let data = &opts.data;
     let mut emb = Embedder::load(assets)?;
     let bank = if !opts.train.use_bank {
         None
     } else if crate::negatives::espeak_available() {
-        Some(crate::negatives::load_or_build(&assets.dir, &mut emb, &|_, _| {})?)
+        Some(crate::negatives::load_or_build(
+            &assets.dir,
+            &mut emb,
+            &|_, _| {},
+        )?)
     } else {
         log("note: espeak-ng not found; training without the synthetic negative bank");
         None
@@ -317,7 +412,10 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
         for &d in &targets {
             let mut idx: Vec<usize> = (0..50).collect();
             idx.shuffle(&mut rng);
-            let takes = idx[..opts.takes].iter().map(|&i| take(fsdd(data, d, speaker, i))).collect::<Result<Vec<_>>>()?;
+            let takes = idx[..opts.takes]
+                .iter()
+                .map(|&i| take(fsdd(data, d, speaker, i)))
+                .collect::<Result<Vec<_>>>()?;
             ds.words.push((DIGITS[d].to_string(), takes));
             for &i in idx[opts.takes..].iter().take(opts.targets_per_word) {
                 items.push((fsdd(data, d, speaker, i), Some(DIGITS[d].to_string())));
@@ -328,7 +426,11 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
         // Non-targets: other digits by all speakers; _unknown_: other digits by this speaker, disjoint.
         let mut pool: Vec<(usize, &str, usize)> = others
             .iter()
-            .flat_map(|&d| SPEAKERS.iter().flat_map(move |&s| (0..50).map(move |i| (d, s, i))))
+            .flat_map(|&d| {
+                SPEAKERS
+                    .iter()
+                    .flat_map(move |&s| (0..50).map(move |i| (d, s, i)))
+            })
             .collect();
         pool.shuffle(&mut rng);
         let nontarget: Vec<_> = pool[..opts.nontargets].to_vec();
@@ -351,23 +453,43 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
                 .iter()
                 .map(|t| serde_json::json!({"word": t.word, "start": t.start, "end": t.end, "file": t.file}))
                 .collect();
-            crate::util::write_atomic(&dir.join(format!("stream-{seed}.json")), serde_json::to_string_pretty(&t)?.as_bytes())?;
+            crate::util::write_atomic(
+                &dir.join(format!("stream-{seed}.json")),
+                serde_json::to_string_pretty(&t)?.as_bytes(),
+            )?;
         }
-        let (e, embs) = cached_stream_embeddings(emb, &stream, &format!("s{seed}-{}-{}-{}", opts.takes, opts.targets_per_word, opts.nontargets))?;
+        let (e, embs) = cached_stream_embeddings(
+            emb,
+            &stream,
+            &format!(
+                "s{seed}-{}-{}-{}",
+                opts.takes, opts.targets_per_word, opts.nontargets
+            ),
+        )?;
         emb = e;
         for with_unknown in [false, true] {
             let mut ds = ds.clone();
             if with_unknown {
                 ds.unknown = unknown.clone();
             }
-            let scenario = if with_unknown { "same speaker, 5 takes + 30 _unknown_" } else { "same speaker, 5 takes" };
+            let scenario = if with_unknown {
+                "same speaker, 5 takes + 30 _unknown_"
+            } else {
+                "same speaker, 5 takes"
+            };
             let scenario = scenario.replace("5 takes", &format!("{} takes", opts.takes));
             let bank_w = bank.as_ref().map(|b| b.without(&ds.labels()));
             let mut topts = opts.train.clone();
             topts.seed = seed;
             topts.cross_validate = false;
             let t0 = std::time::Instant::now();
-            let head = Arc::new(crate::train::train(&mut emb, &ds, bank_w.as_deref(), &topts, &|_, _| {})?);
+            let head = Arc::new(crate::train::train(
+                &mut emb,
+                &ds,
+                bank_w.as_deref(),
+                &topts,
+                &|_, _| {},
+            )?);
             let train_s = t0.elapsed().as_secs_f64();
             let dets = decide(head.clone(), None, &embs);
             let s = score(&dets, &truth, seconds);
@@ -400,7 +522,11 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
                     takes.push(take(fsdd(data, d, s, i))?);
                 }
             }
-            let mut cds = Dataset { words: vec![(DIGITS[d].to_string(), takes)], background: ds.background.clone(), unknown: vec![] };
+            let mut cds = Dataset {
+                words: vec![(DIGITS[d].to_string(), takes)],
+                background: ds.background.clone(),
+                unknown: vec![],
+            };
             cds.words.sort_by(|a, b| a.0.cmp(&b.0));
             let mut citems: Vec<(PathBuf, Option<String>)> = Vec::new();
             for s in &sp[2..] {
@@ -410,7 +536,11 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
             }
             let mut pool: Vec<(usize, &str, usize)> = (0..10)
                 .filter(|&x| x != d)
-                .flat_map(|x| SPEAKERS.iter().flat_map(move |&s| (0..50).map(move |i| (x, s, i))))
+                .flat_map(|x| {
+                    SPEAKERS
+                        .iter()
+                        .flat_map(move |&s| (0..50).map(move |i| (x, s, i)))
+                })
                 .collect();
             pool.shuffle(&mut rng);
             for &(x, s, i) in &pool[..opts.nontargets] {
@@ -424,8 +554,18 @@ pub fn run(assets: &crate::assets::Assets, opts: &EvalOptions, log: &mut dyn FnM
             let mut topts = opts.train.clone();
             topts.seed = seed;
             topts.cross_validate = false;
-            let head = Arc::new(crate::train::train(&mut emb, &cds, bank_w.as_deref(), &topts, &|_, _| {})?);
-            let s = score(&decide(head, None, &cembs), &ctruth, cstream.len() as f64 / SAMPLE_RATE as f64);
+            let head = Arc::new(crate::train::train(
+                &mut emb,
+                &cds,
+                bank_w.as_deref(),
+                &topts,
+                &|_, _| {},
+            )?);
+            let s = score(
+                &decide(head, None, &cembs),
+                &ctruth,
+                cstream.len() as f64 / SAMPLE_RATE as f64,
+            );
             log(&format!(
                 "seed {seed:>3} {:<31} cross-speaker ({} from {}+{} -> {}+{})       recall {:.3}  FA/non-target {:.3}  FA/h {:>6.1}",
                 "", DIGITS[d], sp[0], sp[1], sp[2], sp[3], s.recall(), s.fa_per_word(), s.fa_per_hour()

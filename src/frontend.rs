@@ -114,13 +114,15 @@ impl Frontend {
         for (i, c) in self.fft_buf.iter_mut().enumerate() {
             *c = Complex32::new(self.pending[i] * self.window[i], 0.0);
         }
-        self.fft.process_with_scratch(&mut self.fft_buf, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.fft_buf, &mut self.scratch);
         let out = &mut self.block[self.in_block * N_MELS..(self.in_block + 1) * N_MELS];
         for (m, (start, weights)) in self.mel.iter().enumerate() {
             let mut acc = 0.0f64;
             for (k, w) in weights.iter().enumerate() {
                 let c = self.fft_buf[start + k];
-                acc += (*w as f64) * ((c.re as f64) * (c.re as f64) + (c.im as f64) * (c.im as f64));
+                acc +=
+                    (*w as f64) * ((c.re as f64) * (c.re as f64) + (c.im as f64) * (c.im as f64));
             }
             out[m] = (10.0 * acc.max(1e-10).log10()) as f32;
         }
@@ -196,7 +198,9 @@ mod tests {
 
     #[test]
     fn one_block_per_1280_samples_whatever_the_chunking() {
-        let signal: Vec<f32> = (0..16000).map(|i| ((i as f32) * 0.05).sin() * 3000.0).collect();
+        let signal: Vec<f32> = (0..16000)
+            .map(|i| ((i as f32) * 0.05).sin() * 3000.0)
+            .collect();
         let mut a = Frontend::new();
         let mut blocks_a = Vec::new();
         a.push(&signal, |b| blocks_a.extend_from_slice(b));
@@ -228,6 +232,8 @@ mod tests {
         let mut fe = Frontend::new();
         let mut out = Vec::new();
         fe.push(&vec![0.0; 4000], |b| out.extend_from_slice(b));
-        assert!(out.iter().all(|v| (*v - (-100.0 / 10.0 + 2.0)).abs() < 1e-4));
+        assert!(out
+            .iter()
+            .all(|v| (*v - (-100.0 / 10.0 + 2.0)).abs() < 1e-4));
     }
 }

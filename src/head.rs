@@ -73,7 +73,10 @@ impl Head {
     /// Checks internal consistency (dimensions, label count) so a damaged file is refused.
     pub fn validate(&self) -> Result<()> {
         if self.format != FORMAT {
-            bail!("head format is {:?}, this hark reads {FORMAT:?}", self.format);
+            bail!(
+                "head format is {:?}, this hark reads {FORMAT:?}",
+                self.format
+            );
         }
         let n = self.labels.len();
         if n == 0 {
@@ -85,15 +88,24 @@ impl Head {
         }
         let mut inputs = d;
         for (i, l) in self.layers.iter().enumerate() {
-            if l.inputs != inputs || l.weights.len() != l.inputs * l.outputs || l.bias.len() != l.outputs {
+            if l.inputs != inputs
+                || l.weights.len() != l.inputs * l.outputs
+                || l.bias.len() != l.outputs
+            {
                 bail!("head layer {i} has inconsistent dimensions");
             }
             inputs = l.outputs;
         }
         if self.layers.is_empty() || inputs != n + 1 {
-            bail!("head's last layer has {inputs} outputs, expected {} (labels + none)", n + 1);
+            bail!(
+                "head's last layer has {inputs} outputs, expected {} (labels + none)",
+                n + 1
+            );
         }
-        if self.templates.len() != n || self.template_min.len() != n || self.detector.thresholds.len() != n {
+        if self.templates.len() != n
+            || self.template_min.len() != n
+            || self.detector.thresholds.len() != n
+        {
             bail!("head's templates, template thresholds or detector thresholds do not match its {n} labels");
         }
         if self.templates.iter().flatten().any(|t| t.len() != d) {
@@ -105,10 +117,12 @@ impl Head {
     /// Reads a head file, refusing it with a clear error if it is damaged or was made for another
     /// base model or front end.
     pub fn load(path: &Path, base_model_sha256: &str) -> Result<Head> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read head file", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read head file", path.display()))?;
         let head: Head = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a valid hark head file", path.display()))?;
-        head.validate().with_context(|| format!("{}: invalid head", path.display()))?;
+        head.validate()
+            .with_context(|| format!("{}: invalid head", path.display()))?;
         if head.base_model_sha256 != base_model_sha256 {
             bail!(
                 "{}: head was trained on base model sha256 {}, but the loaded base model is {}; retrain with `hark train`",
@@ -193,7 +207,11 @@ impl Scorer {
                 .fold(f32::NEG_INFINITY, f32::max);
             self.similarity[w] = sim;
             self.raw[w] = self.out[w + 1];
-            self.scores[w] = if sim >= head.template_min[w] { self.out[w + 1] } else { 0.0 };
+            self.scores[w] = if sim >= head.template_min[w] {
+                self.out[w + 1]
+            } else {
+                0.0
+            };
         }
         true
     }

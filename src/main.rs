@@ -17,7 +17,11 @@ use hark::train::TrainOptions;
 const DEFAULT_HEAD: &str = "models/hark.head";
 
 #[derive(Parser)]
-#[command(name = "hark", version, about = "A voice-trigger daemon: learns your custom words from a few takes and announces each one it hears.")]
+#[command(
+    name = "hark",
+    version,
+    about = "A voice-trigger daemon: learns your custom words from a few takes and announces each one it hears."
+)]
 struct Cli {
     /// The models folder (base model and ONNX Runtime); found automatically from the repository.
     #[arg(long, global = true, value_name = "DIR")]
@@ -62,6 +66,8 @@ enum Command {
         #[arg(long, default_value = "target/demo")]
         dir: PathBuf,
     },
+    /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
+    Bank,
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).
     Eval {
         #[arg(long, default_value = "../shared/data")]
@@ -174,7 +180,11 @@ impl Knobs {
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}").unwrap().progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     pb.set_message(msg);
     pb
 }
@@ -189,7 +199,12 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train { data, out, no_cv, knobs } => {
+        Command::Train {
+            data,
+            out,
+            no_cv,
+            knobs,
+        } => {
             let assets = Assets::locate(cli.models.as_deref())?;
             let ds = Dataset::load(&data)?;
             let mut emb = Embedder::load(&assets)?;
@@ -205,18 +220,37 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             pb.finish_and_clear();
             head.save(&out)?;
-            println!("trained {} word(s) in {:.1} s -> {}", head.labels.len(), t0.elapsed().as_secs_f64(), out.display());
+            println!(
+                "trained {} word(s) in {:.1} s -> {}",
+                head.labels.len(),
+                t0.elapsed().as_secs_f64(),
+                out.display()
+            );
             for ((w, takes), th) in ds.words.iter().zip(&head.detector.thresholds) {
                 println!("  {w:<16} {} takes  threshold {th:.2}", takes.len());
             }
-            println!("  background clips: {}, unknown takes: {}, synthetic negatives: {}", ds.background.len(), ds.unknown.len(),
-                bank_w.as_ref().map_or("none (espeak-ng not found)".to_string(), |b| format!("{} windows", b.len() / hark::embedding::DIM)));
+            println!(
+                "  background clips: {}, unknown takes: {}, synthetic negatives: {}",
+                ds.background.len(),
+                ds.unknown.len(),
+                bank_w
+                    .as_ref()
+                    .map_or("none (espeak-ng not found)".to_string(), |b| format!(
+                        "{} windows",
+                        b.len() / hark::embedding::DIM
+                    ))
+            );
             for (name, v) in &head.report.figures {
                 println!("  {name}: {v:.3}");
             }
             Ok(())
         }
-        Command::Detect { head, threshold, json, files } => {
+        Command::Detect {
+            head,
+            threshold,
+            json,
+            files,
+        } => {
             let assets = Assets::locate(cli.models.as_deref())?;
             let mut emb = Some(Embedder::load(&assets)?);
             let head = Arc::new(Head::load(&head, &emb.as_ref().unwrap().model_sha256)?);
@@ -227,21 +261,57 @@ fn run(cli: Cli) -> Result<()> {
             });
             for f in &files {
                 let audio = hark::wav::read(f)?;
-                let mut p = Pipeline::new(emb.take().unwrap(), head.clone(), audio.rate, settings.clone())?;
+                let mut p = Pipeline::new(
+                    emb.take().unwrap(),
+                    head.clone(),
+                    audio.rate,
+                    settings.clone(),
+                )?;
                 let dets = hark::pipeline::detect_signal(&mut p, &audio.samples, audio.rate)?;
                 for d in &dets {
                     if json {
                         println!("{}", detection_json(d, Some(f)));
                     } else {
-                        println!("{}: {} at {:.2} s (score {:.3})", f.display(), d.word, d.time, d.score);
+                        println!(
+                            "{}: {} at {:.2} s (score {:.3})",
+                            f.display(),
+                            d.word,
+                            d.time,
+                            d.score
+                        );
                     }
                 }
                 emb = Some(p.into_embedder());
             }
             Ok(())
         }
+        Command::Bank => {
+            let assets = Assets::locate(cli.models.as_deref())?;
+            let mut emb = Embedder::load(&assets)?;
+            let t0 = std::time::Instant::now();
+            match load_bank(&assets, &mut emb, false)? {
+                Some(b) => println!(
+                    "negative bank ready: {} windows ({:.0} s)",
+                    b.window_words.len(),
+                    t0.elapsed().as_secs_f64()
+                ),
+                None => println!("no negative bank: espeak-ng is not installed"),
+            }
+            Ok(())
+        }
         Command::Demo { dir } => demo(cli.models.as_deref(), &dir),
-        Command::Eval { data, seeds, first_seed, takes, no_cross, quick, sweep, explain, write_streams, knobs } => {
+        Command::Eval {
+            data,
+            seeds,
+            first_seed,
+            takes,
+            no_cross,
+            quick,
+            sweep,
+            explain,
+            write_streams,
+            knobs,
+        } => {
             let assets = Assets::locate(cli.models.as_deref())?;
             let opts = hark::eval::EvalOptions {
                 data,
@@ -257,12 +327,21 @@ fn run(cli: Cli) -> Result<()> {
             };
             let t0 = std::time::Instant::now();
             let res = hark::eval::run(&assets, &opts, &mut |l| println!("{l}"))?;
-            println!("\n{} seed(s), {:.0} s", opts.seeds.len(), t0.elapsed().as_secs_f64());
+            println!(
+                "\n{} seed(s), {:.0} s",
+                opts.seeds.len(),
+                t0.elapsed().as_secs_f64()
+            );
             println!("| scenario | threshold | recall | false accepts per non-target word | false accepts per hour |");
             println!("| --- | --- | --- | --- | --- |");
             for (scenario, rows) in &res {
                 for (label, s) in rows {
-                    println!("| {scenario} | {label} | {:.3} | {:.3} | {:.1} |", s.recall(), s.fa_per_word(), s.fa_per_hour());
+                    println!(
+                        "| {scenario} | {label} | {:.3} | {:.3} | {:.1} |",
+                        s.recall(),
+                        s.fa_per_word(),
+                        s.fa_per_hour()
+                    );
                 }
             }
             Ok(())
@@ -277,7 +356,12 @@ fn demo(models: Option<&Path>, dir: &Path) -> Result<()> {
         anyhow::bail!("the demo makes its speech with espeak-ng, which is not installed (Debian: apt-get install espeak-ng)");
     }
     let rec = dir.join("recordings");
-    println!("1. example recordings of {:?} by espeak-ng voice {} -> {}", demo::WORDS, demo::VOICE, rec.display());
+    println!(
+        "1. example recordings of {:?} by espeak-ng voice {} -> {}",
+        demo::WORDS,
+        demo::VOICE,
+        rec.display()
+    );
     demo::write_recordings(&rec, demo::VOICE)?;
     let ds = Dataset::load(&rec)?;
     let mut emb = Embedder::load(&assets)?;
@@ -285,45 +369,74 @@ fn demo(models: Option<&Path>, dir: &Path) -> Result<()> {
     let bank_w = bank.as_ref().map(|b| b.without(&ds.labels()));
     let t0 = std::time::Instant::now();
     let pb = bar(1, "training");
-    let head = hark::train::train(&mut emb, &ds, bank_w.as_deref(), &TrainOptions::default(), &|p, n| {
-        pb.set_length(n);
-        pb.set_position(p);
-    })?;
+    let head = hark::train::train(
+        &mut emb,
+        &ds,
+        bank_w.as_deref(),
+        &TrainOptions::default(),
+        &|p, n| {
+            pb.set_length(n);
+            pb.set_position(p);
+        },
+    )?;
     pb.finish_and_clear();
     let head_path = dir.join("demo.head");
     head.save(&head_path)?;
-    println!("2. trained in {:.1} s -> {}", t0.elapsed().as_secs_f64(), head_path.display());
+    println!(
+        "2. trained in {:.1} s -> {}",
+        t0.elapsed().as_secs_f64(),
+        head_path.display()
+    );
     for (name, v) in &head.report.figures {
         println!("     {name}: {v:.3}");
     }
     let (stream, said) = demo::stream(demo::VOICE, 3)?;
     let wav = dir.join("stream.wav");
     hark::wav::write_16k(&wav, &stream)?;
-    println!("3. replaying {} ({:.0} s: each word 3 times, other words between) through the detector:", wav.display(), stream.len() as f64 / 16000.0);
+    println!(
+        "3. replaying {} ({:.0} s: each word 3 times, other words between) through the detector:",
+        wav.display(),
+        stream.len() as f64 / 16000.0
+    );
     let audio = hark::wav::read(&wav)?;
     let mut p = Pipeline::new(emb, Arc::new(head), audio.rate, None)?;
     let dets = hark::pipeline::detect_signal(&mut p, &audio.samples, audio.rate)?;
     let mut heard = 0;
     for s in &said {
-        let d = dets.iter().find(|d| d.time >= s.start && d.time <= s.end + hark::eval::HIT_WINDOW);
+        let d = dets
+            .iter()
+            .find(|d| d.time >= s.start && d.time <= s.end + hark::eval::HIT_WINDOW);
         let mark = match (s.target, d) {
             (true, Some(d)) if d.word == s.text => {
                 heard += 1;
-                format!("heard  {:<10} at {:6.2} s  score {:.2}", d.word, d.time, d.score)
+                format!(
+                    "heard  {:<10} at {:6.2} s  score {:.2}",
+                    d.word, d.time, d.score
+                )
             }
             (true, _) => "missed".to_string(),
-            (false, Some(d)) => format!("FALSE  {:<10} at {:6.2} s  score {:.2}", d.word, d.time, d.score),
+            (false, Some(d)) => format!(
+                "FALSE  {:<10} at {:6.2} s  score {:.2}",
+                d.word, d.time, d.score
+            ),
             (false, None) => "quiet (right)".to_string(),
         };
         println!("   {:6.2} s  said {:<10} -> {mark}", s.start, s.text);
     }
     let targets = said.iter().filter(|s| s.target).count();
-    println!("heard {heard} of {targets} custom words; {} detection(s) in all", dets.len());
+    println!(
+        "heard {heard} of {targets} custom words; {} detection(s) in all",
+        dets.len()
+    );
     println!("Next: `hark detect --head {} --json {}`, or record your own words with `hark record <word>`.", head_path.display(), wav.display());
     Ok(())
 }
 
-fn load_bank(assets: &Assets, emb: &mut Embedder, disabled: bool) -> Result<Option<hark::negatives::Bank>> {
+fn load_bank(
+    assets: &Assets,
+    emb: &mut Embedder,
+    disabled: bool,
+) -> Result<Option<hark::negatives::Bank>> {
     if disabled {
         return Ok(None);
     }

@@ -56,8 +56,20 @@ white whisper who why wide wind window winter wish with without woman wonder woo
 worry write wrong yard year yellow yes yesterday young zebra zoo";
 
 /// Voices and variants espeak-ng ships that the bank cycles through.
-const VOICES: &[&str] = &["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-us-nyc", "en-gb-x-gbcwmd"];
-const VARIANTS: &[&str] = &["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4", "Andy", "Lee", "linda", "max", "paul"];
+const VOICES: &[&str] = &[
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-us-nyc",
+    "en-gb-x-gbcwmd",
+];
+const VARIANTS: &[&str] = &[
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
+    "klatt4", "Andy", "Lee", "linda", "max", "paul",
+];
 
 /// Bank size: each word is said this many times, in different voices.
 const REPEATS: usize = 6;
@@ -79,31 +91,59 @@ pub fn words() -> Vec<&'static str> {
 
 /// Is espeak-ng on PATH?
 pub fn espeak_available() -> bool {
-    Command::new("espeak-ng").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Synthesises `text` with espeak-ng, returning 16 kHz samples (int16 scale).
 pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> {
     let out = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", &speed.to_string(), "-p", &pitch.to_string(), "--stdout", text])
+        .args([
+            "-v",
+            voice,
+            "-s",
+            &speed.to_string(),
+            "-p",
+            &pitch.to_string(),
+            "--stdout",
+            text,
+        ])
         .output()
         .context("cannot run espeak-ng (install the Debian package espeak-ng)")?;
     if !out.status.success() || out.stdout.len() < 44 {
-        bail!("espeak-ng failed for voice {voice}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "espeak-ng failed for voice {voice}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     // espeak-ng streams a WAV whose header carries placeholder sizes; read it by hand.
     let rate = u32::from_le_bytes(out.stdout[24..28].try_into().unwrap());
-    let pcm: Vec<f32> = out.stdout[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32).collect();
+    let pcm: Vec<f32> = out.stdout[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+        .collect();
     crate::resample::to_16k(&pcm, rate)
 }
 
 fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
-    let key = crate::util::sha256_hex(format!("{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}", crate::frontend::parameters()).as_bytes());
+    let key = crate::util::sha256_hex(
+        format!(
+            "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}",
+            crate::frontend::parameters()
+        )
+        .as_bytes(),
+    );
     models.join(format!("negatives-{}.bin", &key[..16]))
 }
 
 /// Loads the cached bank, or builds and caches it (about a minute, once).
-pub fn load_or_build(models: &Path, emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
+pub fn load_or_build(
+    models: &Path,
+    emb: &mut Embedder,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Bank> {
     let path = cache_path(models, &emb.model_sha256);
     if let Ok(bytes) = std::fs::read(&path) {
         if let Some(bank) = decode(&bytes) {
@@ -117,9 +157,16 @@ pub fn load_or_build(models: &Path, emb: &mut Embedder, progress: &dyn Fn(u64, u
 
 /// A made-up pronounceable word (1-3 syllables), for phonetic variety beyond the word list.
 fn pseudo_word(rng: &mut SmallRng) -> String {
-    const ONSETS: &[&str] = &["", "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "y", "z", "ch", "sh", "th", "st", "tr", "pl", "br", "gr", "sl", "sp", "cl", "fr", "sk", "dr"];
-    const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ee", "oo", "ai", "oa", "ou", "ay", "ie", "ea", "ow", "er"];
-    const CODAS: &[&str] = &["", "", "n", "t", "s", "k", "m", "l", "r", "d", "p", "x", "ng", "st", "nt", "ks", "ft", "v"];
+    const ONSETS: &[&str] = &[
+        "", "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "y", "z",
+        "ch", "sh", "th", "st", "tr", "pl", "br", "gr", "sl", "sp", "cl", "fr", "sk", "dr",
+    ];
+    const VOWELS: &[&str] = &[
+        "a", "e", "i", "o", "u", "ee", "oo", "ai", "oa", "ou", "ay", "ie", "ea", "ow", "er",
+    ];
+    const CODAS: &[&str] = &[
+        "", "", "n", "t", "s", "k", "m", "l", "r", "d", "p", "x", "ng", "st", "nt", "ks", "ft", "v",
+    ];
     let syllables = rng.random_range(1..=3);
     (0..syllables)
         .map(|_| {
@@ -149,9 +196,13 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let mut rng = SmallRng::seed_from_u64(0xba4c);
     let sr = SAMPLE_RATE as f32;
     let mut utterances: Vec<Utterance> = Vec::new();
-    let mut voice = |rng: &mut SmallRng| {
+    let voice = |rng: &mut SmallRng| {
         (
-            format!("{}+{}", VOICES[rng.random_range(0..VOICES.len())], VARIANTS[rng.random_range(0..VARIANTS.len())]),
+            format!(
+                "{}+{}",
+                VOICES[rng.random_range(0..VOICES.len())],
+                VARIANTS[rng.random_range(0..VARIANTS.len())]
+            ),
             rng.random_range(110..220),
             rng.random_range(15..85),
         )
@@ -159,12 +210,24 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     for _ in 0..REPEATS {
         for (i, w) in words.iter().enumerate() {
             let (voice, speed, pitch) = voice(&mut rng);
-            utterances.push(Utterance { text: w.to_string(), id: i as u16, voice, speed, pitch });
+            utterances.push(Utterance {
+                text: w.to_string(),
+                id: i as u16,
+                voice,
+                speed,
+                pitch,
+            });
         }
     }
     for k in 0..PSEUDO {
         let (voice, speed, pitch) = voice(&mut rng);
-        utterances.push(Utterance { text: pseudo_word(&mut rng), id: (words.len() + k) as u16, voice, speed, pitch });
+        utterances.push(Utterance {
+            text: pseudo_word(&mut rng),
+            id: (words.len() + k) as u16,
+            voice,
+            speed,
+            pitch,
+        });
     }
     rand::seq::SliceRandom::shuffle(&mut utterances[..], &mut rng);
     // Synthesise on every core.
@@ -202,7 +265,9 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let mut stream: Vec<f32> = Vec::new();
     let mut spans: Vec<(usize, usize, u16)> = Vec::new();
     for (u, a) in utterances.iter().zip(audio) {
-        let Some(word) = crate::dataset::trim(&a?) else { continue };
+        let Some(word) = crate::dataset::trim(&a?) else {
+            continue;
+        };
         let gap = (rng.random_range(0.15..0.9) * sr) as usize;
         stream.extend(std::iter::repeat_n(0.0, gap));
         // Levels from quiet to loud (log-uniform over 26 dB).
@@ -230,10 +295,17 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
             while first < spans.len() && spans[first].1 <= start {
                 first += 1;
             }
-            spans[first..].iter().take_while(|s| s.0 < end).map(|s| s.2).collect()
+            spans[first..]
+                .iter()
+                .take_while(|s| s.0 < end)
+                .map(|s| s.2)
+                .collect()
         })
         .collect();
-    Ok(Bank { embeddings, window_words })
+    Ok(Bank {
+        embeddings,
+        window_words,
+    })
 }
 
 fn encode(b: &Bank) -> Vec<u8> {
@@ -259,17 +331,28 @@ fn decode(bytes: &[u8]) -> Option<Bank> {
     let n = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
     let mut p = 12;
     let emb_bytes = n * DIM * 4;
-    let embeddings = bytes.get(p..p + emb_bytes)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let embeddings = bytes
+        .get(p..p + emb_bytes)?
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     p += emb_bytes;
     let mut window_words = Vec::with_capacity(n);
     for _ in 0..n {
         let k = *bytes.get(p)? as usize;
         p += 1;
-        let ws = bytes.get(p..p + 2 * k)?.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let ws = bytes
+            .get(p..p + 2 * k)?
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         p += 2 * k;
         window_words.push(ws);
     }
-    (p == bytes.len()).then_some(Bank { embeddings, window_words })
+    (p == bytes.len()).then_some(Bank {
+        embeddings,
+        window_words,
+    })
 }
 
 impl Bank {

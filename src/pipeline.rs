@@ -37,8 +37,18 @@ impl Features {
 
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
     /// each new 80 ms block.
-    pub fn push(&mut self, samples: &[f32], on_embedding: &mut dyn FnMut(f64, &[f32])) -> Result<()> {
-        let Features { resampler, frontend, embedder, embedding, blocks } = self;
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        on_embedding: &mut dyn FnMut(f64, &[f32]),
+    ) -> Result<()> {
+        let Features {
+            resampler,
+            frontend,
+            embedder,
+            embedding,
+            blocks,
+        } = self;
         let mut err = None;
         resampler.push(samples, |s16| {
             frontend.push(s16, |block| {
@@ -61,7 +71,13 @@ impl Features {
     pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, &[f32])) -> Result<()> {
         let mut tail = Vec::new();
         self.resampler.flush(|s| tail.extend_from_slice(s));
-        let Features { frontend, embedder, embedding, blocks, .. } = self;
+        let Features {
+            frontend,
+            embedder,
+            embedding,
+            blocks,
+            ..
+        } = self;
         let mut err = None;
         frontend.push(&tail, |block| match embedder.push_block(block, embedding) {
             Ok(()) => {
@@ -85,7 +101,11 @@ impl Decision {
     /// `settings` overrides the head's own detector defaults when given.
     pub fn new(head: Arc<Head>, settings: Option<DetectorSettings>) -> Self {
         let settings = settings.unwrap_or_else(|| head.detector.clone());
-        Decision { scorer: Scorer::new(&head), detector: Detector::new(head.labels.clone(), settings), head }
+        Decision {
+            scorer: Scorer::new(&head),
+            detector: Detector::new(head.labels.clone(), settings),
+            head,
+        }
     }
 
     pub fn head(&self) -> &Arc<Head> {
@@ -97,7 +117,8 @@ impl Decision {
         if !self.scorer.push(&self.head, embedding) {
             return None;
         }
-        self.detector.push(time, &self.scorer.scores, &self.scorer.similarity)
+        self.detector
+            .push(time, &self.scorer.scores, &self.scorer.similarity)
     }
 }
 
@@ -108,12 +129,25 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(embedder: Embedder, head: Arc<Head>, source_rate: u32, settings: Option<DetectorSettings>) -> Result<Self> {
-        Ok(Pipeline { features: Features::new(embedder, source_rate)?, decision: Decision::new(head, settings) })
+    pub fn new(
+        embedder: Embedder,
+        head: Arc<Head>,
+        source_rate: u32,
+        settings: Option<DetectorSettings>,
+    ) -> Result<Self> {
+        Ok(Pipeline {
+            features: Features::new(embedder, source_rate)?,
+            decision: Decision::new(head, settings),
+        })
     }
 
     /// Loads the base model and builds a pipeline around `head`.
-    pub fn load(assets: &Assets, head: Arc<Head>, source_rate: u32, settings: Option<DetectorSettings>) -> Result<Self> {
+    pub fn load(
+        assets: &Assets,
+        head: Arc<Head>,
+        source_rate: u32,
+        settings: Option<DetectorSettings>,
+    ) -> Result<Self> {
         Self::new(Embedder::load(assets)?, head, source_rate, settings)
     }
 
@@ -139,7 +173,10 @@ impl Pipeline {
 
     /// Runs the pipeline on its own thread: audio chunks in on `audio`, detections out on the
     /// returned channel. The thread ends when `audio` is closed (after flushing) or on error.
-    pub fn spawn(mut self, audio: Receiver<Vec<f32>>) -> (std::thread::JoinHandle<Result<()>>, Receiver<Detection>) {
+    pub fn spawn(
+        mut self,
+        audio: Receiver<Vec<f32>>,
+    ) -> (std::thread::JoinHandle<Result<()>>, Receiver<Detection>) {
         let (tx, rx): (Sender<Detection>, Receiver<Detection>) = crossbeam_channel::unbounded();
         let h = std::thread::spawn(move || {
             let mut send = |d: Detection| {
@@ -156,7 +193,11 @@ impl Pipeline {
 
 /// Runs a whole 16 kHz-or-other-rate signal through a fresh pipeline in 80 ms chunks, as a
 /// microphone would deliver it; returns the detections.
-pub fn detect_signal(pipeline: &mut Pipeline, samples: &[f32], rate: u32) -> Result<Vec<Detection>> {
+pub fn detect_signal(
+    pipeline: &mut Pipeline,
+    samples: &[f32],
+    rate: u32,
+) -> Result<Vec<Detection>> {
     let chunk = (rate as usize * 80 / 1000).max(1);
     let mut out = Vec::new();
     for c in samples.chunks(chunk) {

@@ -67,7 +67,9 @@ impl Resampler {
 
     /// Pushes out what is still buffered (end of stream), trimmed to the input's duration.
     pub fn flush(&mut self, mut out: impl FnMut(&[f32])) {
-        let Some(st) = self.inner.as_mut() else { return };
+        let Some(st) = self.inner.as_mut() else {
+            return;
+        };
         st.consumed_in += st.input[0].len() as u64;
         let total = st.consumed_in * SAMPLE_RATE as u64 / st.rate as u64;
         // Feed silence until the delayed output has caught up with the input's duration.
@@ -131,7 +133,11 @@ mod tests {
             // Away from the edges the delay-compensated output matches the ideal tone, up to the
             // resampler's delay rounded to whole output samples (under half a sample at 16 kHz,
             // which is under 0.07 of the amplitude for a 440 Hz tone).
-            let err = y[2000..14000].iter().zip(&want[2000..14000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err = y[2000..14000]
+                .iter()
+                .zip(&want[2000..14000])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(err < 700.0, "rate {rate}: max error {err}");
         }
     }

@@ -123,9 +123,16 @@ impl Examples {
 
     /// The examples at `rows`, in that order.
     fn subset(&self, rows: &[usize]) -> Examples {
-        let d = if self.y.is_empty() { 0 } else { self.x.len() / self.y.len() };
+        let d = if self.y.is_empty() {
+            0
+        } else {
+            self.x.len() / self.y.len()
+        };
         Examples {
-            x: rows.iter().flat_map(|&r| self.x[r * d..(r + 1) * d].iter().copied()).collect(),
+            x: rows
+                .iter()
+                .flat_map(|&r| self.x[r * d..(r + 1) * d].iter().copied())
+                .collect(),
             y: rows.iter().map(|&r| self.y[r]).collect(),
             group: rows.iter().map(|&r| self.group[r]).collect(),
             clean: rows.iter().map(|&r| self.clean[r]).collect(),
@@ -221,16 +228,24 @@ fn clip_examples(clip: &Clip, id: usize, emb: &[f32], context: usize, out: &mut 
     for b in 0..n {
         let end = crate::embedding::block_end_time(b);
         // Skip windows that still see the warm-up padding, and those without full context.
-        if end - WIN_SECONDS < -1e-6 || b + 1 < context || crate::embedding::block_end_time(b + 1 - context) - WIN_SECONDS < -1e-6 {
+        if end - WIN_SECONDS < -1e-6
+            || b + 1 < context
+            || crate::embedding::block_end_time(b + 1 - context) - WIN_SECONDS < -1e-6
+        {
             continue;
         }
-        let r = if clip.class == 0 { Role::None } else { role(end, clip.word_start, clip.word_end) };
+        let r = if clip.class == 0 {
+            Role::None
+        } else {
+            role(end, clip.word_start, clip.word_end)
+        };
         let y = match r {
             Role::Word => clip.class,
             Role::None => 0,
             Role::Ignore => continue,
         };
-        out.x.extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
+        out.x
+            .extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
         out.y.push(y);
         out.group.push(clip.group);
         out.clean.push(clip.clean && y != 0);
@@ -240,11 +255,19 @@ fn clip_examples(clip: &Clip, id: usize, emb: &[f32], context: usize, out: &mut 
 }
 
 /// Adds a continuous embedding sequence (all "none") with the given group.
-pub fn sequence_examples(emb: &[f32], context: usize, group: usize, step: usize, source: Source, out: &mut Examples) {
+pub fn sequence_examples(
+    emb: &[f32],
+    context: usize,
+    group: usize,
+    step: usize,
+    source: Source,
+    out: &mut Examples,
+) {
     let n = emb.len() / DIM;
     let mut b = context - 1;
     while b < n {
-        out.x.extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
+        out.x
+            .extend_from_slice(&emb[(b + 1 - context) * DIM..(b + 1) * DIM]);
         out.y.push(0);
         out.group.push(group);
         out.clean.push(false);
@@ -263,16 +286,30 @@ pub fn build_examples(
     progress: &dyn Fn(u64, u64),
 ) -> Result<Examples> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let bed = NoiseBed { clips: &ds.background };
+    let bed = NoiseBed {
+        clips: &ds.background,
+    };
     let mut clips: Vec<Clip> = Vec::new();
     let sr = SAMPLE_RATE as f32;
     let make = |rng: &mut SmallRng, take: &[f32], aug: usize| -> (Vec<f32>, f64, f64) {
         let (factor, gain_db, snr_db) = if aug == 0 {
             (1.0, 0.0, 30.0)
         } else {
-            (if opts.speed > 0.0 { rng.random_range(1.0 - opts.speed..1.0 + opts.speed) } else { 1.0 }, rng.random_range(-opts.gain_db..opts.gain_db * 0.6), rng.random_range(5.0..30.0))
+            (
+                if opts.speed > 0.0 {
+                    rng.random_range(1.0 - opts.speed..1.0 + opts.speed)
+                } else {
+                    1.0
+                },
+                rng.random_range(-opts.gain_db..opts.gain_db * 0.6),
+                rng.random_range(5.0..30.0),
+            )
         };
-        let mut word = if factor == 1.0 { take.to_vec() } else { speed(take, factor) };
+        let mut word = if factor == 1.0 {
+            take.to_vec()
+        } else {
+            speed(take, factor)
+        };
         let g = 10f32.powf(gain_db / 20.0);
         let peak = word.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
         let g = g.min(32000.0 / peak);
@@ -288,8 +325,11 @@ pub fn build_examples(
         (x, s, s + word.len() as f64 / sr as f64)
     };
     // Sounds to splice with: the other words' takes, `_unknown_` takes, and reversed takes.
-    let reversed_takes: Vec<Vec<f32>> =
-        ds.words.iter().flat_map(|(_, t)| t.iter().map(|t| t.samples.iter().rev().copied().collect())).collect();
+    let reversed_takes: Vec<Vec<f32>> = ds
+        .words
+        .iter()
+        .flat_map(|(_, t)| t.iter().map(|t| t.samples.iter().rev().copied().collect()))
+        .collect();
     for (ci, (_, takes)) in ds.words.iter().enumerate() {
         let mut partners: Vec<&[f32]> = ds
             .words
@@ -303,28 +343,56 @@ pub fn build_examples(
         for (ti, take) in takes.iter().enumerate() {
             for aug in 0..opts.augment.max(1) {
                 let (samples, s, e) = make(&mut rng, &take.samples, aug);
-                clips.push(Clip { samples, word_start: s, word_end: e, class: ci + 1, group: ti, clean: aug == 0, source: Source::Take });
+                clips.push(Clip {
+                    samples,
+                    word_start: s,
+                    word_end: e,
+                    class: ci + 1,
+                    group: ti,
+                    clean: aug == 0,
+                    source: Source::Take,
+                });
             }
             if opts.chimeras > 0 {
                 // Half of this take joined to half of another sound: the head must hear the whole
                 // word, not a shared beginning or ending.
                 for k in 0..opts.chimeras {
                     let partner = partners[rng.random_range(0..partners.len())];
-                    let (head_part, tail_part) = if k % 2 == 0 { (&take.samples[..], partner) } else { (partner, &take.samples[..]) };
+                    let (head_part, tail_part) = if k % 2 == 0 {
+                        (&take.samples[..], partner)
+                    } else {
+                        (partner, &take.samples[..])
+                    };
                     let cut_a = (head_part.len() as f32 * rng.random_range(0.4..0.6)) as usize;
                     let cut_b = (tail_part.len() as f32 * rng.random_range(0.4..0.6)) as usize;
                     let mut x = head_part[..cut_a].to_vec();
                     let scale = rms_of(head_part) / rms_of(tail_part).max(1.0);
                     x.extend(tail_part[cut_b..].iter().map(|v| v * scale));
                     let (samples, s, e) = make(&mut rng, &x, 1);
-                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false, source: Source::Altered });
+                    clips.push(Clip {
+                        samples,
+                        word_start: s,
+                        word_end: e,
+                        class: 0,
+                        group: ti,
+                        clean: false,
+                        source: Source::Altered,
+                    });
                 }
             }
             if opts.reversed {
                 let rev: Vec<f32> = take.samples.iter().rev().copied().collect();
                 for aug in 0..2 {
                     let (samples, s, e) = make(&mut rng, &rev, aug);
-                    clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ti, clean: false, source: Source::Altered });
+                    clips.push(Clip {
+                        samples,
+                        word_start: s,
+                        word_end: e,
+                        class: 0,
+                        group: ti,
+                        clean: false,
+                        source: Source::Altered,
+                    });
                 }
             }
         }
@@ -332,7 +400,15 @@ pub fn build_examples(
     for (ui, take) in ds.unknown.iter().enumerate() {
         for aug in 0..2 {
             let (samples, s, e) = make(&mut rng, &take.samples, aug);
-            clips.push(Clip { samples, word_start: s, word_end: e, class: 0, group: ui, clean: false, source: Source::Unknown });
+            clips.push(Clip {
+                samples,
+                word_start: s,
+                word_end: e,
+                class: 0,
+                group: ui,
+                clean: false,
+                source: Source::Unknown,
+            });
         }
     }
     let total = clips.len() as u64 + 1;
@@ -351,14 +427,28 @@ pub fn build_examples(
         let e = crate::embedding::embed_signal(emb, &x)?;
         let first = (WIN_SECONDS / 0.08).ceil() as usize;
         if e.len() / DIM > first {
-            sequence_examples(&e[first * DIM..], opts.context, usize::MAX, 1, Source::Background, &mut ex);
+            sequence_examples(
+                &e[first * DIM..],
+                opts.context,
+                usize::MAX,
+                1,
+                Source::Background,
+                &mut ex,
+            );
         }
     }
     if let Some(bank) = bank {
         let n = bank.len() / DIM;
         let step = (n / opts.bank_max.max(1)).max(1);
         let before = ex.len();
-        sequence_examples(bank, opts.context, usize::MAX - 1, step, Source::Bank, &mut ex);
+        sequence_examples(
+            bank,
+            opts.context,
+            usize::MAX - 1,
+            step,
+            Source::Bank,
+            &mut ex,
+        );
         let _ = before;
     }
     progress(total, total);
@@ -366,13 +456,19 @@ pub fn build_examples(
 }
 
 /// Fits the softmax network on examples whose group passes `keep`.
-fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> (Vec<f32>, Vec<f32>, Vec<Layer>) {
+fn fit(
+    ex: &Examples,
+    rows: &[usize],
+    n_classes: usize,
+    opts: &TrainOptions,
+) -> (Vec<f32>, Vec<f32>, Vec<Layer>) {
     let d = opts.context * DIM;
     let n = rows.len();
     let mut x = Array2::<f32>::zeros((n, d));
     let mut y = vec![0usize; n];
     for (i, &r) in rows.iter().enumerate() {
-        x.row_mut(i).assign(&ndarray::ArrayView1::from(&ex.x[r * d..(r + 1) * d]));
+        x.row_mut(i)
+            .assign(&ndarray::ArrayView1::from(&ex.x[r * d..(r + 1) * d]));
         y[i] = ex.y[r];
     }
     let mean = x.mean_axis(Axis(0)).unwrap();
@@ -404,12 +500,18 @@ fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> 
     let mean_w = sw.iter().sum::<f32>() / n as f32;
     sw.iter_mut().for_each(|w| *w /= mean_w);
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
-    let sizes: Vec<usize> = if opts.hidden > 0 { vec![d, opts.hidden, n_classes] } else { vec![d, n_classes] };
+    let sizes: Vec<usize> = if opts.hidden > 0 {
+        vec![d, opts.hidden, n_classes]
+    } else {
+        vec![d, n_classes]
+    };
     let mut ws: Vec<Array2<f32>> = Vec::new();
     let mut bs: Vec<Array1<f32>> = Vec::new();
     for w in sizes.windows(2) {
         let scale = (2.0 / w[0] as f32).sqrt() * 0.5;
-        ws.push(Array2::from_shape_fn((w[0], w[1]), |_| (rng.random::<f32>() - 0.5) * 2.0 * scale));
+        ws.push(Array2::from_shape_fn((w[0], w[1]), |_| {
+            (rng.random::<f32>() - 0.5) * 2.0 * scale
+        }));
         bs.push(Array1::zeros(w[1]));
     }
     let mut mw: Vec<Array2<f32>> = ws.iter().map(|w| Array2::zeros(w.raw_dim())).collect();
@@ -455,7 +557,11 @@ fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> 
                 let gb = g.sum_axis(Axis(0));
                 let next_g = if l > 0 {
                     let mut gp = g.dot(&ws[l].t());
-                    gp.zip_mut_with(&acts[l], |a, &h| if h <= 0.0 { *a = 0.0 });
+                    gp.zip_mut_with(&acts[l], |a, &h| {
+                        if h <= 0.0 {
+                            *a = 0.0
+                        }
+                    });
                     Some(gp)
                 } else {
                     None
@@ -464,11 +570,15 @@ fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> 
                 let c2 = 1.0 - b2.powi(t);
                 mw[l].zip_mut_with(&gw, |m, &g| *m = b1 * *m + (1.0 - b1) * g);
                 vw[l].zip_mut_with(&gw, |v, &g| *v = b2 * *v + (1.0 - b2) * g * g);
-                let step = ndarray::Zip::from(&mw[l]).and(&vw[l]).map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
+                let step = ndarray::Zip::from(&mw[l])
+                    .and(&vw[l])
+                    .map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
                 ws[l] -= &step;
                 mb[l].zip_mut_with(&gb, |m, &g| *m = b1 * *m + (1.0 - b1) * g);
                 vb[l].zip_mut_with(&gb, |v, &g| *v = b2 * *v + (1.0 - b2) * g * g);
-                let stepb = ndarray::Zip::from(&mb[l]).and(&vb[l]).map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
+                let stepb = ndarray::Zip::from(&mb[l])
+                    .and(&vb[l])
+                    .map_collect(|m, v| lr * (m / c1) / ((v / c2).sqrt() + eps));
                 bs[l] -= &stepb;
                 if let Some(gp) = next_g {
                     g = gp;
@@ -495,7 +605,13 @@ fn unit(v: &[f32]) -> Vec<f32> {
 }
 
 /// Builds the head from examples, using only rows in `rows`.
-fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, opts: &TrainOptions) -> Head {
+fn head_from(
+    ex: &Examples,
+    rows: &[usize],
+    labels: &[String],
+    base_sha: &str,
+    opts: &TrainOptions,
+) -> Head {
     let d = opts.context * DIM;
     let (mean, inv_std, layers) = fit(ex, rows, labels.len() + 1, opts);
     // Templates: every word window (augmented ones too), per word, with its take (group) and
@@ -503,7 +619,12 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
     let mut templates: Vec<Vec<(usize, usize, Vec<f32>)>> = vec![Vec::new(); labels.len()];
     for &r in rows {
         if ex.y[r] != 0 && (opts.template_augmented || ex.clean[r]) {
-            let z: Vec<f32> = ex.x[r * d..(r + 1) * d].iter().zip(&mean).zip(&inv_std).map(|((v, m), s)| (v - m) * s).collect();
+            let z: Vec<f32> = ex.x[r * d..(r + 1) * d]
+                .iter()
+                .zip(&mean)
+                .zip(&inv_std)
+                .map(|((v, m), s)| (v - m) * s)
+                .collect();
             templates[ex.y[r] - 1].push((ex.group[r], ex.clip[r], unit(&z)));
         }
     }
@@ -517,7 +638,11 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
             // takes' templates; the gate sits at a low quantile of those, minus the slack.
             let mut best: std::collections::BTreeMap<usize, f32> = Default::default();
             for a in ts {
-                let m = ts.iter().filter(|b| b.0 != a.0).map(|b| a.2.iter().zip(&b.2).map(|(x, y)| x * y).sum::<f32>()).fold(f32::NEG_INFINITY, f32::max);
+                let m = ts
+                    .iter()
+                    .filter(|b| b.0 != a.0)
+                    .map(|b| a.2.iter().zip(&b.2).map(|(x, y)| x * y).sum::<f32>())
+                    .fold(f32::NEG_INFINITY, f32::max);
                 let e = best.entry(a.1).or_insert(f32::NEG_INFINITY);
                 *e = e.max(m);
             }
@@ -539,7 +664,10 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
         mean,
         inv_std,
         layers,
-        templates: templates.into_iter().map(|ts| ts.into_iter().map(|t| t.2).collect()).collect(),
+        templates: templates
+            .into_iter()
+            .map(|ts| ts.into_iter().map(|t| t.2).collect())
+            .collect(),
         template_min,
         detector: DetectorSettings {
             thresholds: vec![opts.threshold; labels.len()],
@@ -552,7 +680,13 @@ fn head_from(ex: &Examples, rows: &[usize], labels: &[String], base_sha: &str, o
 
 /// Cross-validated figures: folds by take index. Returns (recall of held-out takes, false-fire
 /// rate of held-out negative windows, number of held-out negative windows).
-fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &TrainOptions, folds: usize) -> (f32, f32, usize) {
+fn cross_validate(
+    ex: &Examples,
+    labels: &[String],
+    base_sha: &str,
+    opts: &TrainOptions,
+    folds: usize,
+) -> (f32, f32, usize) {
     let d = opts.context * DIM;
     let (mut hit, mut takes, mut fires, mut negs) = (0usize, 0usize, 0usize, 0usize);
     for f in 0..folds {
@@ -562,7 +696,11 @@ fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &Train
         let mut scorer_best: std::collections::HashMap<(usize, usize), f32> = Default::default();
         for r in (0..ex.len()).filter(|&r| held(ex.group[r])) {
             let p = head.probabilities(&ex.x[r * d..(r + 1) * d]);
-            let (bw, bp) = p[1..].iter().enumerate().fold((0, 0.0f32), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+            let (bw, bp) =
+                p[1..]
+                    .iter()
+                    .enumerate()
+                    .fold((0, 0.0f32), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
             if ex.y[r] == 0 {
                 negs += 1;
                 if bp >= opts.threshold {
@@ -576,9 +714,16 @@ fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &Train
             }
         }
         takes += scorer_best.len();
-        hit += scorer_best.values().filter(|&&s| s >= opts.threshold).count();
+        hit += scorer_best
+            .values()
+            .filter(|&&s| s >= opts.threshold)
+            .count();
     }
-    (hit as f32 / takes.max(1) as f32, fires as f32 / negs.max(1) as f32, negs)
+    (
+        hit as f32 / takes.max(1) as f32,
+        fires as f32 / negs.max(1) as f32,
+        negs,
+    )
 }
 
 /// Hard-negative mining on the bank: fits once on everything else plus a random part of the
@@ -586,7 +731,8 @@ fn cross_validate(ex: &Examples, labels: &[String], base_sha: &str, opts: &Train
 /// Returns the rows to train on.
 fn mine_bank(ex: &Examples, labels: &[String], base_sha: &str, opts: &TrainOptions) -> Vec<usize> {
     let all: Vec<usize> = (0..ex.len()).collect();
-    let (bank, mut rest): (Vec<usize>, Vec<usize>) = all.into_iter().partition(|&r| ex.source[r] == Source::Bank);
+    let (bank, mut rest): (Vec<usize>, Vec<usize>) =
+        all.into_iter().partition(|&r| ex.source[r] == Source::Bank);
     if opts.mine == 0 || bank.len() <= 2 * opts.mine {
         rest.extend(bank);
         return rest;
@@ -632,12 +778,26 @@ pub fn train(
     let rows: Vec<usize> = (0..ex.len()).collect();
     let mut head = head_from(&ex, &rows, &labels, &emb.model_sha256, opts);
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
-    head.report.figures.push(("training windows".into(), ex.len() as f32));
+    head.report
+        .figures
+        .push(("training windows".into(), ex.len() as f32));
     if opts.cross_validate {
-        let folds = ds.words.iter().map(|(_, t)| t.len()).min().unwrap_or(1).min(5);
+        let folds = ds
+            .words
+            .iter()
+            .map(|(_, t)| t.len())
+            .min()
+            .unwrap_or(1)
+            .min(5);
         let (recall, fire, negs) = cross_validate(&ex, &labels, &emb.model_sha256, opts, folds);
-        head.report.figures.push((format!("{folds}-fold cross-validated recall of held-out takes"), recall));
-        head.report.figures.push((format!("false-fire rate of held-out negative windows ({negs})"), fire));
+        head.report.figures.push((
+            format!("{folds}-fold cross-validated recall of held-out takes"),
+            recall,
+        ));
+        head.report.figures.push((
+            format!("false-fire rate of held-out negative windows ({negs})"),
+            fire,
+        ));
     }
     Ok(head)
 }

@@ -34,7 +34,10 @@ pub fn read(path: &Path) -> Result<Audio> {
         bail!("{shown}: WAV header says 0 channels");
     }
     if spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
-        bail!("{shown}: sample rate {} Hz is outside 4000..=384000 Hz", spec.sample_rate);
+        bail!(
+            "{shown}: sample rate {} Hz is outside 4000..=384000 Hz",
+            spec.sample_rate
+        );
     }
     let truncated = |e: hound::Error| match e {
         hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -61,7 +64,7 @@ pub fn read(path: &Path) -> Result<Audio> {
         }
         (fmt, bits) => bail!("{shown}: unsupported sample format: {bits}-bit {fmt:?}"),
     };
-    if interleaved.len() % ch != 0 {
+    if !interleaved.len().is_multiple_of(ch) {
         bail!("{shown}: truncated: last frame is incomplete");
     }
     let samples: Vec<f32> = if ch == 1 {
@@ -75,7 +78,10 @@ pub fn read(path: &Path) -> Result<Audio> {
     if samples.is_empty() {
         bail!("{shown}: contains no audio samples (zero length)");
     }
-    Ok(Audio { rate: spec.sample_rate, samples })
+    Ok(Audio {
+        rate: spec.sample_rate,
+        samples,
+    })
 }
 
 /// Reads a WAV file and resamples it to 16 kHz mono.
@@ -101,7 +107,8 @@ pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
         for s in samples {
             w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)?;
         }
-        w.finalize().with_context(|| format!("{}: cannot write", tmp.display()))?;
+        w.finalize()
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
     }
     crate::util::commit(&tmp, path)
 }
@@ -139,11 +146,25 @@ mod tests {
             (hound::SampleFormat::Float, 32, 2),
         ] {
             let p = dir.join(format!("{bits}-{ch}.wav"));
-            write(&p, hound::WavSpec { channels: ch, sample_rate: 22050, bits_per_sample: bits, sample_format: fmt }, &frames);
+            write(
+                &p,
+                hound::WavSpec {
+                    channels: ch,
+                    sample_rate: 22050,
+                    bits_per_sample: bits,
+                    sample_format: fmt,
+                },
+                &frames,
+            );
             let a = read(&p).unwrap();
             assert_eq!(a.rate, 22050);
             assert_eq!(a.samples.len(), frames.len(), "{bits}-bit {ch} ch");
-            let err = a.samples.iter().zip(&frames).map(|(x, y)| (x - y * 32768.0).abs()).fold(0.0f32, f32::max);
+            let err = a
+                .samples
+                .iter()
+                .zip(&frames)
+                .map(|(x, y)| (x - y * 32768.0).abs())
+                .fold(0.0f32, f32::max);
             let tol = if bits == 8 { 2.0 * 256.0 } else { 2.0 }; // 8-bit: one step is 256
             assert!(err < tol, "{bits}-bit {ch} ch: error {err}");
         }

@@ -11,13 +11,21 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     let (code, out, err) = hark(args, &root());
     assert_ne!(code, 0, "expected failure for {args:?}, got success: {out}");
     for n in needles {
-        assert!(err.contains(n), "stderr for {args:?} should mention {n:?}: {err}");
+        assert!(
+            err.contains(n),
+            "stderr for {args:?} should mention {n:?}: {err}"
+        );
     }
-    assert!(err.starts_with("hark: error:"), "one clear error line: {err}");
+    assert!(
+        err.starts_with("hark: error:"),
+        "one clear error line: {err}"
+    );
 }
 
 fn tone(seconds: f32) -> Vec<f32> {
-    (0..(16000.0 * seconds) as usize).map(|i| (i as f32 * 0.2).sin() * 6000.0).collect()
+    (0..(16000.0 * seconds) as usize)
+        .map(|i| (i as f32 * 0.2).sin() * 6000.0)
+        .collect()
 }
 
 /// A small valid head trained on tones (no espeak needed), for detect's error paths.
@@ -31,7 +39,18 @@ fn some_head(dir: &Path) -> PathBuf {
         }
     }
     let head = dir.join("h.head");
-    let (code, _, err) = hark(&["train", "--no-cv", "--no-bank", "--data", rec.to_str().unwrap(), "--out", head.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "train",
+            "--no-cv",
+            "--no-bank",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_eq!(code, 0, "{err}");
     head
 }
@@ -44,26 +63,41 @@ fn detect_rejects_missing_empty_non_wav_truncated_and_unsupported_files() {
     let d = tmp.path();
 
     let missing = d.join("nope.wav");
-    fails_with(&["detect", "--head", h, missing.to_str().unwrap()], &["nope.wav", "cannot open"]);
+    fails_with(
+        &["detect", "--head", h, missing.to_str().unwrap()],
+        &["nope.wav", "cannot open"],
+    );
 
     let empty = d.join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    fails_with(&["detect", "--head", h, empty.to_str().unwrap()], &["empty.wav", "empty"]);
+    fails_with(
+        &["detect", "--head", h, empty.to_str().unwrap()],
+        &["empty.wav", "empty"],
+    );
 
     let text = d.join("notes.wav");
     std::fs::write(&text, b"these are my notes, not audio at all").unwrap();
-    fails_with(&["detect", "--head", h, text.to_str().unwrap()], &["notes.wav", "not a readable WAV file"]);
+    fails_with(
+        &["detect", "--head", h, text.to_str().unwrap()],
+        &["notes.wav", "not a readable WAV file"],
+    );
 
     let good = d.join("good.wav");
     write_wav(&good, &tone(1.0));
     let bytes = std::fs::read(&good).unwrap();
     let cut = d.join("cut.wav");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    fails_with(&["detect", "--head", h, cut.to_str().unwrap()], &["cut.wav", "truncated"]);
+    fails_with(
+        &["detect", "--head", h, cut.to_str().unwrap()],
+        &["cut.wav", "truncated"],
+    );
 
     let zero = d.join("zero.wav");
     write_wav(&zero, &[]);
-    fails_with(&["detect", "--head", h, zero.to_str().unwrap()], &["zero.wav", "no audio samples"]);
+    fails_with(
+        &["detect", "--head", h, zero.to_str().unwrap()],
+        &["zero.wav", "no audio samples"],
+    );
 
     // A WAV header declaring 64-bit float samples.
     let mut f64wav = Vec::new();
@@ -83,7 +117,10 @@ fn detect_rejects_missing_empty_non_wav_truncated_and_unsupported_files() {
     f64wav.extend_from_slice(&data);
     let f64p = d.join("double.wav");
     std::fs::write(&f64p, &f64wav).unwrap();
-    fails_with(&["detect", "--head", h, f64p.to_str().unwrap()], &["double.wav", "unsupported"]);
+    fails_with(
+        &["detect", "--head", h, f64p.to_str().unwrap()],
+        &["double.wav", "unsupported"],
+    );
 }
 
 #[test]
@@ -99,34 +136,97 @@ fn train_rejects_silent_zero_length_and_single_takes_and_keeps_the_old_head() {
         write_wav(&rec.join("hello").join(format!("{i}.wav")), &tone(0.5));
     }
     write_wav(&rec.join("hello").join("3.wav"), &vec![0.0; 8000]);
-    fails_with(&["train", "--no-bank", "--data", rec.to_str().unwrap(), "--out", o], &["3.wav", "silent"]);
+    fails_with(
+        &[
+            "train",
+            "--no-bank",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["3.wav", "silent"],
+    );
 
     let rec = d.join("rec2");
     for i in 0..3 {
         write_wav(&rec.join("hello").join(format!("{i}.wav")), &tone(0.5));
     }
     write_wav(&rec.join("hello").join("empty.wav"), &[]);
-    fails_with(&["train", "--no-bank", "--data", rec.to_str().unwrap(), "--out", o], &["empty.wav", "no audio samples"]);
+    fails_with(
+        &[
+            "train",
+            "--no-bank",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["empty.wav", "no audio samples"],
+    );
 
     let rec = d.join("rec3");
     write_wav(&rec.join("lonely").join("0.wav"), &tone(0.5));
-    fails_with(&["train", "--no-bank", "--data", rec.to_str().unwrap(), "--out", o], &["lonely", "1 take", "at least 3"]);
+    fails_with(
+        &[
+            "train",
+            "--no-bank",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["lonely", "1 take", "at least 3"],
+    );
 
     let rec = d.join("rec4");
     for i in 0..3 {
         write_wav(&rec.join("long").join(format!("{i}.wav")), &tone(5.0));
     }
-    fails_with(&["train", "--no-bank", "--data", rec.to_str().unwrap(), "--out", o], &["0.wav", "long"]);
+    fails_with(
+        &[
+            "train",
+            "--no-bank",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["0.wav", "long"],
+    );
 
-    fails_with(&["train", "--data", d.join("nowhere").to_str().unwrap(), "--out", o], &["nowhere", "does not exist"]);
+    fails_with(
+        &[
+            "train",
+            "--data",
+            d.join("nowhere").to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &["nowhere", "does not exist"],
+    );
 
     let rec = d.join("rec5");
     std::fs::create_dir_all(rec.join("_noise_")).unwrap();
-    fails_with(&["train", "--data", rec.to_str().unwrap(), "--out", o], &["_noise_", "unknown special folder"]);
+    fails_with(
+        &["train", "--data", rec.to_str().unwrap(), "--out", o],
+        &["_noise_", "unknown special folder"],
+    );
 
-    assert_eq!(std::fs::read(&out).unwrap(), b"the user's previous head", "a failed train must not touch the old head");
-    let leftovers: Vec<_> = std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
-    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"the user's previous head",
+        "a failed train must not touch the old head"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -139,19 +239,51 @@ fn heads_from_another_base_model_or_damaged_are_refused() {
     v["base_model_sha256"] = serde_json::json!("0".repeat(64));
     let other = tmp.path().join("other.head");
     std::fs::write(&other, v.to_string()).unwrap();
-    fails_with(&["detect", "--head", other.to_str().unwrap(), wav.to_str().unwrap()], &["other.head", "base model", "retrain"]);
+    fails_with(
+        &[
+            "detect",
+            "--head",
+            other.to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ],
+        &["other.head", "base model", "retrain"],
+    );
 
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
     v["frontend"] = serde_json::json!("logmel n_mels=40");
     let fe = tmp.path().join("frontend.head");
     std::fs::write(&fe, v.to_string()).unwrap();
-    fails_with(&["detect", "--head", fe.to_str().unwrap(), wav.to_str().unwrap()], &["frontend.head", "front end"]);
+    fails_with(
+        &[
+            "detect",
+            "--head",
+            fe.to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ],
+        &["frontend.head", "front end"],
+    );
 
     let broken = tmp.path().join("broken.head");
     std::fs::write(&broken, &std::fs::read(&head).unwrap()[..100]).unwrap();
-    fails_with(&["detect", "--head", broken.to_str().unwrap(), wav.to_str().unwrap()], &["broken.head", "not a valid hark head"]);
+    fails_with(
+        &[
+            "detect",
+            "--head",
+            broken.to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ],
+        &["broken.head", "not a valid hark head"],
+    );
 
-    fails_with(&["detect", "--head", tmp.path().join("absent.head").to_str().unwrap(), wav.to_str().unwrap()], &["absent.head", "cannot read"]);
+    fails_with(
+        &[
+            "detect",
+            "--head",
+            tmp.path().join("absent.head").to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ],
+        &["absent.head", "cannot read"],
+    );
 }
 
 #[test]
@@ -163,17 +295,49 @@ fn a_missing_base_model_or_runtime_library_is_named() {
     let m1 = tmp.path().join("m1");
     std::fs::create_dir_all(m1.join("base")).unwrap();
     std::os::unix::fs::symlink(root().join("models/runtime"), m1.join("runtime")).unwrap();
-    fails_with(&["--models", m1.to_str().unwrap(), "detect", wav.to_str().unwrap()], &["embedding_model.onnx", "base model not found", ".ci/setup"]);
+    fails_with(
+        &[
+            "--models",
+            m1.to_str().unwrap(),
+            "detect",
+            wav.to_str().unwrap(),
+        ],
+        &["embedding_model.onnx", "base model not found", ".ci/setup"],
+    );
     // A models folder with the base model but no runtime library.
     let m2 = tmp.path().join("m2");
     std::fs::create_dir_all(&m2).unwrap();
     std::os::unix::fs::symlink(root().join("models/base"), m2.join("base")).unwrap();
-    fails_with(&["--models", m2.to_str().unwrap(), "detect", wav.to_str().unwrap()], &["ONNX Runtime library not found", ".ci/setup"]);
+    fails_with(
+        &[
+            "--models",
+            m2.to_str().unwrap(),
+            "detect",
+            wav.to_str().unwrap(),
+        ],
+        &["ONNX Runtime library not found", ".ci/setup"],
+    );
     // A base model that is not the expected file.
     let m3 = tmp.path().join("m3");
     std::fs::create_dir_all(m3.join("base")).unwrap();
     std::fs::write(m3.join("base/embedding_model.onnx"), b"not a model").unwrap();
     std::os::unix::fs::symlink(root().join("models/runtime"), m3.join("runtime")).unwrap();
-    fails_with(&["--models", m3.to_str().unwrap(), "detect", wav.to_str().unwrap()], &["embedding_model.onnx", "sha256"]);
-    fails_with(&["--models", tmp.path().join("nowhere").to_str().unwrap(), "detect", wav.to_str().unwrap()], &["nowhere", "does not exist"]);
+    fails_with(
+        &[
+            "--models",
+            m3.to_str().unwrap(),
+            "detect",
+            wav.to_str().unwrap(),
+        ],
+        &["embedding_model.onnx", "sha256"],
+    );
+    fails_with(
+        &[
+            "--models",
+            tmp.path().join("nowhere").to_str().unwrap(),
+            "detect",
+            wav.to_str().unwrap(),
+        ],
+        &["nowhere", "does not exist"],
+    );
 }

@@ -26,9 +26,17 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {
         let s = &rows[0].1;
-        eprintln!("{scenario}: recall {:.3}, FA/non-target {:.3}", s.recall(), s.fa_per_word());
+        eprintln!(
+            "{scenario}: recall {:.3}, FA/non-target {:.3}",
+            s.recall(),
+            s.fa_per_word()
+        );
         assert_eq!(s.targets, 2 * 3 * 8);
         assert!(s.recall() >= 0.75, "{scenario}: recall {:.3}", s.recall());
-        assert!(s.fa_per_word() <= 0.15, "{scenario}: {:.3} false accepts per non-target word", s.fa_per_word());
+        assert!(
+            s.fa_per_word() <= 0.15,
+            "{scenario}: {:.3} false accepts per non-target word",
+            s.fa_per_word()
+        );
     }
 }

@@ -34,7 +34,11 @@ pub fn write_wav(path: &Path, samples: &[f32]) {
 
 /// Runs hark with arguments; returns (status code, stdout, stderr).
 pub fn hark(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(hark_bin()).args(args).current_dir(cwd).output().expect("run hark");
+    let out = Command::new(hark_bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run hark");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -17,7 +17,8 @@ struct Found {
 fn parse_json_lines(out: &str) -> Vec<Found> {
     out.lines()
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object per line: {l:?}: {e}"));
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not one JSON object per line: {l:?}: {e}"));
             Found {
                 word: v["word"].as_str().expect("word").to_string(),
                 time: v["time"].as_f64().expect("time"),
@@ -32,7 +33,10 @@ fn tally(found: &[Found], said: &[Spoken]) -> (usize, usize) {
     let mut used = vec![false; said.len()];
     let (mut hits, mut fa) = (0, 0);
     for f in found {
-        match said.iter().position(|s| f.time >= s.start && f.time <= s.end + 0.8) {
+        match said
+            .iter()
+            .position(|s| f.time >= s.start && f.time <= s.end + 0.8)
+        {
             Some(i) if said[i].target && said[i].text == f.word && !used[i] => {
                 used[i] = true;
                 hits += 1;
@@ -48,35 +52,84 @@ fn train_and_detect(voice: &str) {
     let rec = tmp.path().join("recordings");
     demo::write_recordings(&rec, voice).unwrap();
     let head = tmp.path().join("words.head");
-    let (code, out, err) = hark(&["train", "--data", rec.to_str().unwrap(), "--out", head.to_str().unwrap()], &common::root());
+    let (code, out, err) = hark(
+        &[
+            "train",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
     assert_eq!(code, 0, "train failed: {err}");
-    assert!(out.contains("cross-validated recall"), "train reports how well it fits: {out}");
+    assert!(
+        out.contains("cross-validated recall"),
+        "train reports how well it fits: {out}"
+    );
     assert!(head.is_file());
 
     let (stream, said) = demo::stream(voice, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
-    let (code, out, err) = hark(&["detect", "--head", head.to_str().unwrap(), "--json", wav.to_str().unwrap()], &common::root());
+    let (code, out, err) = hark(
+        &[
+            "detect",
+            "--head",
+            head.to_str().unwrap(),
+            "--json",
+            wav.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
     assert_eq!(code, 0, "detect failed: {err}");
     let found = parse_json_lines(&out);
     let (hits, fa) = tally(&found, &said);
     let targets = said.iter().filter(|s| s.target).count();
     eprintln!("{voice}: {hits}/{targets} hits, {fa} false accepts: {found:?}");
-    assert!(hits >= targets - 1, "{voice}: only {hits} of {targets} custom words detected: {found:?}");
-    assert!(fa <= 1, "{voice}: {fa} false accepts among {} other words: {found:?}", said.len() - targets);
+    assert!(
+        hits >= targets - 1,
+        "{voice}: only {hits} of {targets} custom words detected: {found:?}"
+    );
+    assert!(
+        fa <= 1,
+        "{voice}: {fa} false accepts among {} other words: {found:?}",
+        said.len() - targets
+    );
     assert!(found.iter().all(|f| (0.0..=1.0).contains(&f.score)));
 
     // The same stream at 44.1 kHz, stereo, 24-bit: resampled on the way in, same findings.
     if let Ok(st) = std::process::Command::new("sox")
-        .args([wav.to_str().unwrap(), "-r", "44100", "-c", "2", "-b", "24", tmp.path().join("s44.wav").to_str().unwrap()])
+        .args([
+            wav.to_str().unwrap(),
+            "-r",
+            "44100",
+            "-c",
+            "2",
+            "-b",
+            "24",
+            tmp.path().join("s44.wav").to_str().unwrap(),
+        ])
         .status()
     {
         assert!(st.success());
-        let (code, out, err) = hark(&["detect", "--head", head.to_str().unwrap(), "--json", tmp.path().join("s44.wav").to_str().unwrap()], &common::root());
+        let (code, out, err) = hark(
+            &[
+                "detect",
+                "--head",
+                head.to_str().unwrap(),
+                "--json",
+                tmp.path().join("s44.wav").to_str().unwrap(),
+            ],
+            &common::root(),
+        );
         assert_eq!(code, 0, "{err}");
         let found44 = parse_json_lines(&out);
         let (hits44, fa44) = tally(&found44, &said);
-        assert!(hits44 + 1 >= hits && fa44 <= fa + 1, "44.1 kHz stereo: {hits44} hits, {fa44} FA vs {hits}, {fa} at 16 kHz");
+        assert!(
+            hits44 + 1 >= hits && fa44 <= fa + 1,
+            "44.1 kHz stereo: {hits44} hits, {fa44} FA vs {hits}, {fa} at 16 kHz"
+        );
     }
 }
 
@@ -98,19 +151,45 @@ fn a_head_only_fires_for_its_own_words() {
     demo::write_recordings(&rec, demo::VOICE).unwrap();
     std::fs::remove_dir_all(rec.join(demo::WORDS[2])).unwrap();
     let head = tmp.path().join("two.head");
-    let (code, _, err) = hark(&["train", "--no-cv", "--data", rec.to_str().unwrap(), "--out", head.to_str().unwrap()], &common::root());
+    let (code, _, err) = hark(
+        &[
+            "train",
+            "--no-cv",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
     assert_eq!(code, 0, "{err}");
     let (stream, said) = demo::stream(demo::VOICE, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
-    let (_, out, _) = hark(&["detect", "--head", head.to_str().unwrap(), "--json", wav.to_str().unwrap()], &common::root());
+    let (_, out, _) = hark(
+        &[
+            "detect",
+            "--head",
+            head.to_str().unwrap(),
+            "--json",
+            wav.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
     let found = parse_json_lines(&out);
     let untrained: Vec<&Spoken> = said.iter().filter(|s| s.text == demo::WORDS[2]).collect();
     let fired_on_untrained = found
         .iter()
-        .filter(|f| untrained.iter().any(|s| f.time >= s.start && f.time <= s.end + 0.8))
+        .filter(|f| {
+            untrained
+                .iter()
+                .any(|s| f.time >= s.start && f.time <= s.end + 0.8)
+        })
         .count();
-    assert!(fired_on_untrained <= 1, "untrained word fired {fired_on_untrained} times: {found:?}");
+    assert!(
+        fired_on_untrained <= 1,
+        "untrained word fired {fired_on_untrained} times: {found:?}"
+    );
     assert!(found.iter().all(|f| f.word != demo::WORDS[2]));
     let _ = Path::new("");
 }

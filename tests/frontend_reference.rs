@@ -11,7 +11,12 @@ fn speech() -> Vec<f32> {
     // Real recorded speech when the shared data is there, else espeak-ng speech.
     let mut x = Vec::new();
     if let Some(d) = common::shared_data() {
-        for f in ["3_theo_10.wav", "7_george_3.wav", "0_nicolas_20.wav", "9_jackson_4.wav"] {
+        for f in [
+            "3_theo_10.wav",
+            "7_george_3.wav",
+            "0_nicolas_20.wav",
+            "9_jackson_4.wav",
+        ] {
             x.extend(hark::wav::read_16k(&d.join("fsdd").join(f)).unwrap());
             x.extend(std::iter::repeat_n(0.0, 3000));
         }
@@ -19,7 +24,12 @@ fn speech() -> Vec<f32> {
         x.iter_mut().zip(n).for_each(|(a, b)| *a += 0.05 * b);
     } else {
         eprintln!("note: ../shared/data absent; comparing on espeak-ng speech instead");
-        x = common::say("the quick brown fox jumps over the lazy dog", "en-us", 150, 50);
+        x = common::say(
+            "the quick brown fox jumps over the lazy dog",
+            "en-us",
+            150,
+            50,
+        );
     }
     x
 }
@@ -43,15 +53,24 @@ fn rust_logmel_matches_the_reference_model_and_its_embeddings() {
         assert_eq!(v.len(), BLOCK_FRAMES * N_MELS, "reference shape {shape:?}");
         reference.extend(v.iter().map(|d| d / 10.0 + 2.0));
     }
-    let max_diff = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    eprintln!("log-mel max |ours - reference| = {max_diff:.6} over {} values", ours.len());
+    let max_diff = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "log-mel max |ours - reference| = {max_diff:.6} over {} values",
+        ours.len()
+    );
     assert!(max_diff <= 0.005, "max abs difference {max_diff}");
 
     // Embeddings of the same windows from both.
     let mut emb = Embedder::load(&assets).unwrap();
     let win = WINDOW_FRAMES * N_MELS;
     let windows = |m: &[f32]| -> Vec<f32> {
-        (0..=(m.len() - win) / (BLOCK_FRAMES * N_MELS)).flat_map(|b| m[b * BLOCK_FRAMES * N_MELS..][..win].to_vec()).collect()
+        (0..=(m.len() - win) / (BLOCK_FRAMES * N_MELS))
+            .flat_map(|b| m[b * BLOCK_FRAMES * N_MELS..][..win].to_vec())
+            .collect()
     };
     let ea = emb.embed_windows(&windows(&ours)).unwrap();
     let eb = emb.embed_windows(&windows(&reference)).unwrap();
@@ -75,9 +94,17 @@ fn streaming_embeddings_equal_batched_ones() {
     let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
     let mut streamed = Vec::new();
     for c in x.chunks(1280) {
-        f.push(c, &mut |_, e| streamed.extend_from_slice(e)).unwrap();
+        f.push(c, &mut |_, e| streamed.extend_from_slice(e))
+            .unwrap();
     }
     assert_eq!(streamed.len(), batched.len());
-    let diff = streamed.iter().zip(&batched).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-3, "streamed vs batched embeddings differ by {diff}");
+    let diff = streamed
+        .iter()
+        .zip(&batched)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-3,
+        "streamed vs batched embeddings differ by {diff}"
+    );
 }

@@ -13,8 +13,10 @@ fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
     demo::write_recordings(&rec, demo::VOICE).unwrap();
     let ds = hark::dataset::Dataset::load(&rec).unwrap();
     let mut emb = hark::embedding::Embedder::load(&assets).unwrap();
-    let mut opts = hark::train::TrainOptions::default();
-    opts.cross_validate = false;
+    let opts = hark::train::TrainOptions {
+        cross_validate: false,
+        ..Default::default()
+    };
     let head = Arc::new(hark::train::train(&mut emb, &ds, None, &opts, &|_, _| {}).unwrap());
     let (stream, said) = demo::stream(demo::VOICE, 2).unwrap();
 
@@ -33,7 +35,14 @@ fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
     let live: Vec<hark::Detection> = events.iter().collect();
     thread.join().unwrap().unwrap();
 
-    assert_eq!(live, offline, "the streaming path and the offline path must agree");
+    assert_eq!(
+        live, offline,
+        "the streaming path and the offline path must agree"
+    );
     let targets = said.iter().filter(|s| s.target).count();
-    assert!(live.len() >= targets - 1, "{} detections for {targets} words", live.len());
+    assert!(
+        live.len() >= targets - 1,
+        "{} detections for {targets} words",
+        live.len()
+    );
 }
