@@ -102,6 +102,7 @@ enum Command {
 
 /// Training knobs (defaults are the benchmark's choice).
 #[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Design knobs (defaults are the benchmark's choice; see README)")]
 struct Knobs {
     /// Consecutive embeddings per feature.
     #[arg(long)]
