@@ -10,6 +10,9 @@
 //! head must reject) and [`train`]; [`eval`] is the project's accuracy benchmark.
 
 pub mod assets;
+pub mod capture;
+pub mod config;
+pub mod daemon;
 pub mod dataset;
 pub mod demo;
 pub mod detector;
@@ -20,6 +23,7 @@ pub mod head;
 pub mod negatives;
 pub mod pipeline;
 pub mod resample;
+pub mod sinks;
 pub mod train;
 pub mod util;
 pub mod wav;

@@ -66,6 +66,33 @@ enum Command {
         #[arg(long, default_value = "target/demo")]
         dir: PathBuf,
     },
+    /// The daemon: listen on the microphone (or a WAV file) and announce each word heard, on
+    /// stdout, a Unix socket and an optional command hook.
+    Listen {
+        /// Config file [default: config/hark.toml when it exists].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The trained head (overrides `head`).
+        #[arg(long)]
+        head: Option<PathBuf>,
+        /// Capture device name or part of it (overrides `device`; see `hark devices`).
+        #[arg(long)]
+        device: Option<String>,
+        /// Unix socket path (overrides `socket.path`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Listen to a WAV file instead of the microphone.
+        #[arg(long, value_name = "FILE.wav")]
+        input: Option<PathBuf>,
+        /// With --input: pace the file like a microphone.
+        #[arg(long, requires = "input")]
+        realtime: bool,
+        /// Do not print events on stdout.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List the capture devices with their default rates and formats.
+    Devices,
     /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
     Bank,
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).
@@ -271,7 +298,7 @@ fn run(cli: Cli) -> Result<()> {
                 let dets = hark::pipeline::detect_signal(&mut p, &audio.samples, audio.rate)?;
                 for d in &dets {
                     if json {
-                        println!("{}", detection_json(d, Some(f)));
+                        println!("{}", hark::sinks::event_json(d, Some(f), None));
                     } else {
                         println!(
                             "{}: {} at {:.2} s (score {:.3})",
@@ -283,6 +310,55 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 emb = Some(p.into_embedder());
+            }
+            Ok(())
+        }
+        Command::Listen {
+            config,
+            head,
+            device,
+            socket,
+            input,
+            realtime,
+            quiet,
+        } => {
+            let config_path = match config {
+                Some(p) => Some(p),
+                None => Some(PathBuf::from("config/hark.toml")).filter(|p| p.is_file()),
+            };
+            let opts = hark::daemon::ListenOptions {
+                config_path,
+                overrides: hark::daemon::Overrides {
+                    head,
+                    device,
+                    socket,
+                    models: cli.models.clone(),
+                },
+                input,
+                realtime,
+                stdout: !quiet,
+            };
+            let s = hark::daemon::listen(opts, None)?;
+            eprintln!(
+                "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s)",
+                s.seconds, s.events, s.dropped_samples, s.dropped_clients
+            );
+            Ok(())
+        }
+        Command::Devices => {
+            let devs = hark::capture::devices()?;
+            if devs.is_empty() {
+                println!(
+                    "no capture devices (use `hark listen --input FILE.wav` to run on a file)"
+                );
+            }
+            for d in devs {
+                println!(
+                    "{} {}  [{}]",
+                    if d.is_default { "*" } else { " " },
+                    d.name,
+                    d.default_config.as_deref().unwrap_or("no default config")
+                );
             }
             Ok(())
         }
@@ -453,25 +529,4 @@ fn load_bank(
     .context("cannot build the synthetic negative bank")?;
     pb.finish_and_clear();
     Ok(Some(b))
-}
-
-/// The JSON line for a detection (shared by `detect --json` and the daemon's sinks).
-fn detection_json(d: &hark::Detection, file: Option<&Path>) -> String {
-    let mut v = serde_json::json!({
-        "word": d.word,
-        "time": (d.time * 1000.0).round() / 1000.0,
-        "score": d.score,
-        "threshold": d.threshold,
-        "raw_score": d.raw_score,
-    });
-    if d.similarity.is_finite() {
-        v["similarity"] = serde_json::json!(d.similarity);
-    }
-    if let Some((w, s)) = &d.runner_up {
-        v["runner_up"] = serde_json::json!({"word": w, "score": s});
-    }
-    if let Some(f) = file {
-        v["file"] = serde_json::json!(f.display().to_string());
-    }
-    v.to_string()
 }

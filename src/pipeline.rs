@@ -225,3 +225,10 @@ impl Pipeline {
         self.features.into_embedder()
     }
 }
+
+impl Pipeline {
+    /// Swaps in a new head and detector settings without touching the stream (SIGHUP reload).
+    pub fn replace_head(&mut self, head: Arc<Head>, settings: Option<DetectorSettings>) {
+        self.decision = Decision::new(head, settings);
+    }
+}

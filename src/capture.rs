@@ -1,0 +1,342 @@
+//! Stage 0: where samples come from. The microphone through cpal, or a WAV file (as fast as it
+//! goes, or paced like a microphone). Either way the source hands mono chunks (int16 scale) to
+//! the processing thread on a bounded channel, from a pool of buffers allocated up front: the
+//! audio callback only converts and copies, never allocates, locks or blocks. When the
+//! processing thread falls behind, the callback drops samples and counts them (an overrun).
+
+use anyhow::{bail, Context, Result};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use crossbeam_channel::{Receiver, Sender};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Samples per chunk buffer.
+pub const CHUNK: usize = 2048;
+/// Buffers in the pool (about 2.7 s at 48 kHz).
+pub const POOL: usize = 64;
+
+/// A chunk of mono samples at the source rate.
+pub struct Chunk {
+    pub data: Box<[f32; CHUNK]>,
+    pub len: usize,
+}
+
+impl Chunk {
+    pub fn samples(&self) -> &[f32] {
+        &self.data[..self.len]
+    }
+}
+
+/// The pool: full chunks flow source -> processing on `full`; empty ones come back on `free`.
+pub struct Pool {
+    pub full_tx: Sender<Chunk>,
+    pub full_rx: Receiver<Chunk>,
+    pub free_tx: Sender<Chunk>,
+    pub free_rx: Receiver<Chunk>,
+}
+
+impl Pool {
+    pub fn new() -> Pool {
+        let (full_tx, full_rx) = crossbeam_channel::bounded(POOL);
+        let (free_tx, free_rx) = crossbeam_channel::bounded(POOL);
+        for _ in 0..POOL {
+            free_tx
+                .send(Chunk {
+                    data: Box::new([0.0; CHUNK]),
+                    len: 0,
+                })
+                .unwrap();
+        }
+        Pool {
+            full_tx,
+            full_rx,
+            free_tx,
+            free_rx,
+        }
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counters shared with the source.
+#[derive(Default)]
+pub struct SourceStats {
+    /// Samples dropped because the processing thread fell behind.
+    pub dropped: AtomicU64,
+    /// Samples delivered.
+    pub delivered: AtomicU64,
+    /// Set by the stream's error callback when the device is gone.
+    pub device_lost: AtomicBool,
+}
+
+/// Fills chunks from interleaved frames, mixing channels to mono. Allocation-free.
+struct Filler {
+    full_tx: Sender<Chunk>,
+    free_rx: Receiver<Chunk>,
+    current: Option<Chunk>,
+    stats: Arc<SourceStats>,
+}
+
+impl Filler {
+    fn push_frame(&mut self, v: f32) {
+        if self.current.is_none() {
+            match self.free_rx.try_recv() {
+                Ok(mut c) => {
+                    c.len = 0;
+                    self.current = Some(c);
+                }
+                Err(_) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        let c = self.current.as_mut().unwrap();
+        c.data[c.len] = v;
+        c.len += 1;
+        if c.len == CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(c) = self.current.take() {
+            let n = c.len as u64;
+            match self.full_tx.try_send(c) {
+                Ok(()) => {
+                    self.stats.delivered.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    // Give the buffer back to the pool.
+                    let c = e.into_inner();
+                    self.current = Some(Chunk { len: 0, ..c });
+                }
+            }
+        }
+    }
+}
+
+/// A capture device as cpal sees it.
+pub struct DeviceInfo {
+    pub name: String,
+    pub is_default: bool,
+    pub default_config: Option<String>,
+}
+
+/// Lists capture devices with their default rate and format.
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    let host = cpal::default_host();
+    let default_name = host
+        .default_input_device()
+        .and_then(|d| d.description().ok())
+        .map(|d| d.to_string());
+    let mut out = Vec::new();
+    for d in host
+        .input_devices()
+        .context("cannot list capture devices")?
+    {
+        let name = d
+            .description()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| "(unnamed)".into());
+        let default_config = d.default_input_config().ok().map(|c| {
+            format!(
+                "{} Hz, {} channel(s), {}",
+                c.sample_rate(),
+                c.channels(),
+                c.sample_format()
+            )
+        });
+        out.push(DeviceInfo {
+            is_default: Some(&name) == default_name.as_ref(),
+            name,
+            default_config,
+        });
+    }
+    Ok(out)
+}
+
+/// A running microphone capture. Dropping it stops the stream.
+pub struct Capture {
+    _stream: cpal::Stream,
+    pub rate: u32,
+    pub channels: u16,
+    pub device: String,
+}
+
+/// Opens the named device (empty = system default) at its default config and starts capturing
+/// into the pool.
+pub fn start(
+    device: &str,
+    full_tx: Sender<Chunk>,
+    free_rx: Receiver<Chunk>,
+    stats: Arc<SourceStats>,
+) -> Result<Capture> {
+    let host = cpal::default_host();
+    let dev = if device.is_empty() {
+        host.default_input_device().context("no capture device: the system has no default input (see `hark devices`, or use --input FILE.wav)")?
+    } else {
+        let want = device.to_lowercase();
+        host.input_devices()
+            .context("cannot list capture devices")?
+            .find(|d| {
+                d.description()
+                    .is_ok_and(|n| n.to_string().to_lowercase().contains(&want))
+            })
+            .with_context(|| {
+                format!("capture device {device:?} not found (see `hark devices` for the names)")
+            })?
+    };
+    let name = dev
+        .description()
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| "(unnamed)".into());
+    let cfg = dev
+        .default_input_config()
+        .with_context(|| format!("capture device {name:?}: no usable input configuration"))?;
+    let rate = cfg.sample_rate();
+    let channels = cfg.channels();
+    let format = cfg.sample_format();
+    let stream_cfg: cpal::StreamConfig = cfg.into();
+    let lost = stats.clone();
+    let err_fn = move |e: cpal::Error| {
+        if matches!(
+            e.kind(),
+            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
+        ) {
+            lost.device_lost.store(true, Ordering::Relaxed);
+        }
+    };
+    let filler = Filler {
+        full_tx,
+        free_rx,
+        current: None,
+        stats,
+    };
+    fn build<T>(
+        dev: &cpal::Device,
+        cfg: cpal::StreamConfig,
+        mut f: Filler,
+        channels: usize,
+        err: impl FnMut(cpal::Error) + Send + 'static,
+    ) -> Result<cpal::Stream>
+    where
+        T: cpal::SizedSample,
+        f32: cpal::FromSample<T>,
+    {
+        let s = dev.build_input_stream::<T, _, _>(
+            cfg,
+            move |data: &[T], _| {
+                for frame in data.chunks_exact(channels) {
+                    let sum: f32 = frame
+                        .iter()
+                        .map(|s| cpal::Sample::to_sample::<f32>(*s))
+                        .sum();
+                    f.push_frame(sum / channels as f32 * 32768.0);
+                }
+                f.flush();
+            },
+            err,
+            None,
+        )?;
+        Ok(s)
+    }
+    let ch = channels as usize;
+    let stream = match format {
+        cpal::SampleFormat::F32 => build::<f32>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::I16 => build::<i16>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::I32 => build::<i32>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::U16 => build::<u16>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::I8 => build::<i8>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::U8 => build::<u8>(&dev, stream_cfg, filler, ch, err_fn),
+        cpal::SampleFormat::F64 => build::<f64>(&dev, stream_cfg, filler, ch, err_fn),
+        other => bail!("capture device {name:?}: sample format {other} is not supported"),
+    }
+    .with_context(|| format!("capture device {name:?}: cannot open an input stream"))?;
+    stream
+        .play()
+        .with_context(|| format!("capture device {name:?}: cannot start the stream"))?;
+    Ok(Capture {
+        _stream: stream,
+        rate,
+        channels,
+        device: name,
+    })
+}
+
+/// Feeds a WAV file into the pool on its own thread, in 80 ms chunks, paced in real time if
+/// `realtime`. Returns the file's rate and the thread; the thread ends at the end of the file or
+/// when `stop` is set.
+pub fn play_file(
+    path: &Path,
+    realtime: bool,
+    full_tx: Sender<Chunk>,
+    free_rx: Receiver<Chunk>,
+    stats: Arc<SourceStats>,
+    stop: Arc<AtomicBool>,
+) -> Result<(u32, std::thread::JoinHandle<()>)> {
+    let audio = crate::wav::read(path)?;
+    let rate = audio.rate;
+    let mut filler = Filler {
+        full_tx,
+        free_rx,
+        current: None,
+        stats,
+    };
+    let h = std::thread::spawn(move || {
+        let step = (rate as usize * 80 / 1000).max(1);
+        let t0 = std::time::Instant::now();
+        for (i, c) in audio.samples.chunks(step).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if realtime {
+                let due = t0 + std::time::Duration::from_secs_f64((i * step) as f64 / rate as f64);
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                for &v in c {
+                    filler.push_frame(v);
+                }
+                filler.flush();
+            } else {
+                // As fast as it goes, but never dropping: wait for free buffers.
+                for &v in c {
+                    if filler.current.is_none() {
+                        match filler.free_rx.recv() {
+                            Ok(mut b) => {
+                                b.len = 0;
+                                filler.current = Some(b);
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    let b = filler.current.as_mut().unwrap();
+                    b.data[b.len] = v;
+                    b.len += 1;
+                    if b.len == CHUNK {
+                        let b = filler.current.take().unwrap();
+                        let n = b.len as u64;
+                        if filler.full_tx.send(b).is_err() {
+                            return;
+                        }
+                        filler.stats.delivered.fetch_add(n, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if let Some(b) = filler.current.take() {
+            let n = b.len as u64;
+            if n > 0 && filler.full_tx.send(b).is_ok() {
+                filler.stats.delivered.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((rate, h))
+}

@@ -1,0 +1,187 @@
+//! The daemon's configuration: `config/hark.toml` (every key documented there with its
+//! default), overridden by command-line flags. Built once; the stages receive it.
+//! An unknown key, a wrong type or a bad value is an error naming the key, the line and what was
+//! expected.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Everything `hark listen` runs with.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Capture device: a name, or part of one (see `hark devices`); empty = system default.
+    pub device: String,
+    /// The trained head.
+    pub head: PathBuf,
+    /// The models folder (base model, runtime); empty = found automatically.
+    pub models_dir: PathBuf,
+    /// Per-word thresholds overriding the head's own.
+    pub thresholds: BTreeMap<String, f32>,
+    /// Seconds after an event during which no other event fires; 0 = the head's default.
+    pub refractory: f32,
+    pub socket: SocketConfig,
+    pub hook: HookConfig,
+    /// One of error, warn, info, debug.
+    pub log_level: String,
+}
+
+/// The Unix socket that clients read events from.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketConfig {
+    /// Socket path; empty = `$XDG_RUNTIME_DIR/hark.sock`, else `/tmp/hark-<uid>.sock`.
+    pub path: PathBuf,
+    /// File mode of the socket, octal as a string.
+    pub mode: String,
+    /// Set false to run without a socket.
+    pub enabled: bool,
+}
+
+/// A command run for each event, without a shell.
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HookConfig {
+    /// Program and arguments, e.g. `["notify-send", "hark"]`; empty = no hook. The event is in
+    /// the environment: HARK_WORD, HARK_SCORE, HARK_TIME, HARK_EVENT (the JSON line).
+    pub command: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            device: String::new(),
+            head: PathBuf::from("models/hark.head"),
+            models_dir: PathBuf::new(),
+            thresholds: BTreeMap::new(),
+            refractory: 0.0,
+            socket: SocketConfig::default(),
+            hook: HookConfig::default(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            path: PathBuf::new(),
+            mode: "0600".into(),
+            enabled: true,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        cfg.validate().with_context(|| origin.to_string())?;
+        Ok(cfg)
+    }
+
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn validate(&self) -> Result<()> {
+        for (w, t) in &self.thresholds {
+            if !(0.0..=1.0).contains(t) {
+                bail!("key `thresholds.{w}`: {t} is not a score between 0 and 1");
+            }
+        }
+        if !(0.0..=60.0).contains(&self.refractory) {
+            bail!(
+                "key `refractory`: {} is not between 0 and 60 seconds",
+                self.refractory
+            );
+        }
+        self.socket_mode()?;
+        if !["error", "warn", "info", "debug"].contains(&self.log_level.as_str()) {
+            bail!(
+                "key `log_level`: {:?} is not one of error, warn, info, debug",
+                self.log_level
+            );
+        }
+        if self.hook.command.first().is_some_and(|c| c.is_empty()) {
+            bail!("key `hook.command`: the program name is empty");
+        }
+        Ok(())
+    }
+
+    /// The socket's file mode.
+    pub fn socket_mode(&self) -> Result<u32> {
+        let m = u32::from_str_radix(self.socket.mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .with_context(|| {
+                format!(
+                    "key `socket.mode`: {:?} is not an octal file mode like \"0600\"",
+                    self.socket.mode
+                )
+            })?;
+        Ok(m)
+    }
+
+    /// The socket path, with the default filled in.
+    pub fn socket_path(&self) -> PathBuf {
+        if !self.socket.path.as_os_str().is_empty() {
+            return self.socket.path.clone();
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d).join("hark.sock"),
+            _ => PathBuf::from(format!("/tmp/hark-{}.sock", unsafe { libc::getuid() })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_config_file_parses_to_the_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/hark.toml"))
+                .unwrap();
+        assert_eq!(
+            Config::parse(&text, "config/hark.toml").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_bad_values_name_the_key_and_line() {
+        let e = Config::parse("device = \"\"\nthreshold = 0.5\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f.toml") && e.contains("line 2") && e.contains("threshold"),
+            "{e}"
+        );
+        let e = Config::parse("refractory = \"long\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 1") && e.contains("refractory") && e.contains("f32"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            Config::parse("[socket]\nmode = \"rw\"\n", "f.toml").unwrap_err()
+        );
+        assert!(e.contains("socket.mode") && e.contains("octal"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("[thresholds]\nlantern = 1.5\n", "f.toml").unwrap_err()
+        );
+        assert!(e.contains("thresholds.lantern") && e.contains("1.5"), "{e}");
+    }
+}

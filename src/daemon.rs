@@ -1,0 +1,367 @@
+//! `hark listen`: the daemon. A source (microphone or file) fills the capture pool; the
+//! processing thread runs the pipeline; the main thread hands events to the sinks and handles
+//! signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads the config and the head without stopping
+//! capture (keeping the old ones if the new ones are invalid).
+//!
+//! source --(bounded pool of chunks)--> processing (pipeline) --(events)--> main (sinks)
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::{select, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::assets::Assets;
+use crate::capture::{self, Pool, SourceStats};
+use crate::config::Config;
+use crate::detector::{Detection, DetectorSettings};
+use crate::embedding::Embedder;
+use crate::head::Head;
+use crate::pipeline::Pipeline;
+use crate::sinks::{self, SocketServer};
+
+/// Flags of `hark listen` that override the config.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub head: Option<PathBuf>,
+    pub device: Option<String>,
+    pub socket: Option<PathBuf>,
+    pub models: Option<PathBuf>,
+}
+
+impl Overrides {
+    pub fn apply(&self, mut c: Config) -> Config {
+        if let Some(h) = &self.head {
+            c.head = h.clone();
+        }
+        if let Some(d) = &self.device {
+            c.device = d.clone();
+        }
+        if let Some(s) = &self.socket {
+            c.socket.path = s.clone();
+            c.socket.enabled = true;
+        }
+        if let Some(m) = &self.models {
+            c.models_dir = m.clone();
+        }
+        c
+    }
+}
+
+/// What to listen to and with which settings.
+pub struct ListenOptions {
+    /// The config file (re-read on SIGHUP), or None for the defaults.
+    pub config_path: Option<PathBuf>,
+    pub overrides: Overrides,
+    /// A WAV file instead of the microphone.
+    pub input: Option<PathBuf>,
+    /// Pace the file like a microphone.
+    pub realtime: bool,
+    /// Print events on stdout.
+    pub stdout: bool,
+}
+
+/// What the daemon did, printed when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub seconds: f64,
+    pub events: u64,
+    pub dropped_samples: u64,
+    pub dropped_clients: u64,
+}
+
+/// Leveled logging to stderr.
+#[derive(Clone, Copy)]
+pub struct Log(u8);
+
+impl Log {
+    pub fn new(level: &str) -> Log {
+        Log(match level {
+            "error" => 0,
+            "warn" => 1,
+            "info" => 2,
+            _ => 3,
+        })
+    }
+    pub fn error(&self, m: &str) {
+        eprintln!("hark: error: {m}");
+    }
+    pub fn warn(&self, m: &str) {
+        if self.0 >= 1 {
+            eprintln!("hark: warning: {m}");
+        }
+    }
+    pub fn info(&self, m: &str) {
+        if self.0 >= 2 {
+            eprintln!("hark: {m}");
+        }
+    }
+}
+
+fn load_config(opts: &ListenOptions) -> Result<Config> {
+    let base = match &opts.config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let c = opts.overrides.apply(base);
+    c.validate()?;
+    Ok(c)
+}
+
+/// The head and detector settings a config asks for.
+fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSettings)> {
+    let head = Head::load(&cfg.head, base_sha)?;
+    let mut s = head.detector.clone();
+    for (w, t) in &cfg.thresholds {
+        let Some(i) = head.labels.iter().position(|l| l == w) else {
+            bail!(
+                "key `thresholds.{w}`: the head {} has no word {w:?} (its words: {})",
+                cfg.head.display(),
+                head.labels.join(", ")
+            );
+        };
+        s.thresholds[i] = *t;
+    }
+    if cfg.refractory > 0.0 {
+        s.refractory = cfg.refractory;
+    }
+    Ok((Arc::new(head), s))
+}
+
+enum Control {
+    Stop(i32),
+    Reload,
+}
+
+/// Runs the daemon until SIGINT/SIGTERM (or the end of `--input`). Events also go to `tap`.
+pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Summary> {
+    let mut cfg = load_config(&opts)?;
+    let log = Log::new(&cfg.log_level);
+    let assets = Assets::locate(
+        (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
+    )?;
+    let embedder = Embedder::load(&assets)?;
+    let base_sha = embedder.model_sha256.clone();
+    let (head, settings) = load_head(&cfg, &base_sha)?;
+    let socket = if cfg.socket.enabled {
+        Some(SocketServer::bind(&cfg.socket_path(), cfg.socket_mode()?)?)
+    } else {
+        None
+    };
+
+    // Signals.
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Control>();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    let sig_handle = signals.handle();
+    let sig_thread = std::thread::spawn(move || {
+        for s in signals.forever() {
+            let msg = if s == signal_hook::consts::SIGHUP {
+                Control::Reload
+            } else {
+                Control::Stop(s)
+            };
+            if ctl_tx.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Source.
+    let pool = Pool::new();
+    let stats = Arc::new(SourceStats::default());
+    let stop_file = Arc::new(AtomicBool::new(false));
+    let mut capture = None;
+    let mut file_thread = None;
+    let rate = if let Some(input) = &opts.input {
+        let (rate, h) = capture::play_file(
+            input,
+            opts.realtime,
+            pool.full_tx.clone(),
+            pool.free_rx.clone(),
+            stats.clone(),
+            stop_file.clone(),
+        )?;
+        file_thread = Some(h);
+        log.info(&format!(
+            "listening to {} ({rate} Hz{})",
+            input.display(),
+            if opts.realtime { ", real time" } else { "" }
+        ));
+        rate
+    } else {
+        let c = capture::start(
+            &cfg.device,
+            pool.full_tx.clone(),
+            pool.free_rx.clone(),
+            stats.clone(),
+        )?;
+        log.info(&format!(
+            "listening on {:?} ({} Hz, {} channel(s))",
+            c.device, c.rate, c.channels
+        ));
+        let r = c.rate;
+        capture = Some(c);
+        r
+    };
+    if let Some(s) = &socket {
+        log.info(&format!("events on socket {}", s.path().display()));
+    }
+    log.info(&format!("words: {}", head.labels.join(", ")));
+
+    // Processing thread.
+    let (event_tx, event_rx) = crossbeam_channel::unbounded::<Detection>();
+    let (reload_tx, reload_rx) = crossbeam_channel::unbounded::<(Arc<Head>, DetectorSettings)>();
+    let Pool {
+        full_tx,
+        full_rx,
+        free_tx,
+        free_rx,
+    } = pool;
+    let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
+    let proc_thread = std::thread::spawn(move || -> Result<()> {
+        let mut emit = |d: Detection| {
+            let _ = event_tx.send(d);
+        };
+        loop {
+            select! {
+                recv(full_rx) -> msg => match msg {
+                    Ok(chunk) => {
+                        pipeline.push(chunk.samples(), &mut emit)?;
+                        let _ = free_tx.send(chunk);
+                    }
+                    Err(_) => break,
+                },
+                recv(reload_rx) -> msg => if let Ok((h, s)) = msg {
+                    pipeline.replace_head(h, Some(s));
+                },
+            }
+        }
+        pipeline.finish(&mut emit)
+    });
+    // The processing thread ends when every sender of full chunks is gone. With a file, the
+    // file thread holds its own sender, and ours goes now so the end of the file ends the run.
+    let mut pool_sender = if opts.input.is_some() {
+        drop(full_tx);
+        None
+    } else {
+        Some(full_tx)
+    };
+
+    let t0 = Instant::now();
+    let mut summary = Summary::default();
+    let mut retry_at: Option<(Instant, u32)> = None;
+    let tick = crossbeam_channel::tick(Duration::from_millis(100));
+    let mut stopping = false;
+    let handle_event = |d: Detection, summary: &mut Summary, cfg: &Config| {
+        summary.events += 1;
+        let json = sinks::event_json(&d, None, Some(std::time::SystemTime::now()));
+        if opts.stdout {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{json}");
+            let _ = out.flush();
+        }
+        if let Some(s) = &socket {
+            s.broadcast(&json);
+        }
+        if let Err(e) = sinks::run_hook(&cfg.hook.command, &d, &json) {
+            log.warn(&format!("{e:#}"));
+        }
+        if let Some(t) = &tap {
+            let _ = t.send(d);
+        }
+    };
+    loop {
+        select! {
+            recv(event_rx) -> msg => match msg {
+                Ok(d) => handle_event(d, &mut summary, &cfg),
+                Err(_) => break, // processing ended (end of input, or error)
+            },
+            recv(ctl_rx) -> msg => match msg {
+                Ok(Control::Stop(sig)) if !stopping => {
+                    log.info(&format!("signal {sig}: stopping"));
+                    stopping = true;
+                    stop_file.store(true, Ordering::Relaxed);
+                    capture = None; // stops the stream, dropping its sender
+                    pool_sender = None;
+                }
+                Ok(Control::Reload) => {
+                    match load_config(&opts).and_then(|c| load_head(&c, &base_sha).map(|h| (c, h))) {
+                        Ok((c, (h, s))) => {
+                            log.info(&format!("reloaded: words {}", h.labels.join(", ")));
+                            let _ = reload_tx.send((h, s));
+                            if c.device != cfg.device || c.socket != cfg.socket {
+                                log.warn("device and socket changes take effect on restart");
+                            }
+                            cfg.hook = c.hook.clone();
+                            cfg.thresholds = c.thresholds.clone();
+                            cfg.head = c.head.clone();
+                        }
+                        Err(e) => log.error(&format!("reload failed, keeping the running config and head: {e:#}")),
+                    }
+                }
+                _ => {}
+            },
+            recv(tick) -> _ => {
+                if let Some(s) = &socket {
+                    s.accept();
+                }
+                if stopping || opts.input.is_some() {
+                    continue;
+                }
+                if stats.device_lost.swap(false, Ordering::Relaxed) {
+                    log.warn("capture device lost; retrying");
+                    capture = None;
+                    retry_at = Some((Instant::now() + Duration::from_secs(1), 1));
+                }
+                if let Some((when, n)) = retry_at {
+                    if Instant::now() >= when {
+                        let Some(tx) = pool_sender.clone() else { continue };
+                        match capture::start(&cfg.device, tx, free_rx.clone(), stats.clone()) {
+                            Ok(c) => {
+                                log.info(&format!("capture device back: {:?}", c.device));
+                                capture = Some(c);
+                                retry_at = None;
+                            }
+                            Err(e) => {
+                                let wait = (1u64 << n.min(5)).min(30);
+                                log.warn(&format!("{e:#}; retrying in {wait} s"));
+                                retry_at = Some((Instant::now() + Duration::from_secs(wait), n + 1));
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+    drop(capture);
+    drop(pool_sender);
+    if let Some(h) = file_thread {
+        let _ = h.join();
+    }
+    let result = proc_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("processing thread panicked"))?;
+    sig_handle.close();
+    let _ = sig_thread.join();
+    summary.seconds = t0.elapsed().as_secs_f64();
+    summary.dropped_samples = stats.dropped.load(Ordering::Relaxed);
+    summary.dropped_clients = socket
+        .as_ref()
+        .map_or(0, |s| s.dropped_clients.load(Ordering::Relaxed));
+    drop(socket); // closes clients, removes the socket file
+    result?;
+    Ok(summary)
+}
+
+/// Checks that a path's directory exists (for a clear error before binding).
+pub fn socket_dir_ok(p: &Path) -> bool {
+    p.parent()
+        .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir())
+}
