@@ -22,6 +22,7 @@ pub mod frontend;
 pub mod head;
 pub mod negatives;
 pub mod pipeline;
+pub mod record;
 pub mod resample;
 pub mod sinks;
 pub mod train;

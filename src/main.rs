@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Record takes of a word from the microphone into recordings/<word>/ (guided, with a
+    /// countdown and level meter). `hark record _background_ --seconds 10` records room noise.
+    Record {
+        word: String,
+        /// Number of takes.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Seconds of room noise, for _background_.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f32,
+        /// Capture device name or part of it.
+        #[arg(long, default_value = "")]
+        device: String,
+        #[arg(long, default_value = "recordings")]
+        data: PathBuf,
+    },
     /// List the capture devices with their default rates and formats.
     Devices,
     /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
@@ -345,6 +361,13 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Record {
+            word,
+            count,
+            seconds,
+            device,
+            data,
+        } => hark::record::record(&data, &word, count, seconds, &device),
         Command::Devices => {
             let devs = hark::capture::devices()?;
             if devs.is_empty() {

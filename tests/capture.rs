@@ -24,7 +24,11 @@ impl Drop for Pulse {
 }
 
 fn start_pulse() -> Option<Pulse> {
-    if Command::new("pulseaudio").arg("--version").output().is_err() {
+    if Command::new("pulseaudio")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +44,13 @@ fn start_pulse() -> Option<Pulse> {
     )
     .unwrap();
     let child = Command::new("pulseaudio")
-        .args(["-n", "-F", dir.path().join("pa.conf").to_str().unwrap(), "--daemonize=no", "--exit-idle-time=-1"])
+        .args([
+            "-n",
+            "-F",
+            dir.path().join("pa.conf").to_str().unwrap(),
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+        ])
         .env("XDG_RUNTIME_DIR", dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -53,7 +63,11 @@ fn start_pulse() -> Option<Pulse> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(Pulse { child, server: format!("unix:{}", sock.display()), _dir: dir })
+    Some(Pulse {
+        child,
+        server: format!("unix:{}", sock.display()),
+        _dir: dir,
+    })
 }
 
 #[test]
@@ -66,7 +80,17 @@ fn words_played_into_a_virtual_microphone_reach_a_socket_client() {
     let rec = tmp.path().join("recordings");
     demo::write_recordings(&rec, demo::VOICE).unwrap();
     let head = tmp.path().join("h.head");
-    let (code, _, err) = hark(&["train", "--no-cv", "--data", rec.to_str().unwrap(), "--out", head.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "train",
+            "--no-cv",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_eq!(code, 0, "{err}");
     let (stream, said) = demo::stream(demo::VOICE, 1).unwrap();
     let wav = tmp.path().join("stream.wav");
@@ -74,7 +98,13 @@ fn words_played_into_a_virtual_microphone_reach_a_socket_client() {
 
     let sock = tmp.path().join("hark.sock");
     let mut daemon = Command::new(hark_bin())
-        .args(["listen", "--head", head.to_str().unwrap(), "--socket", sock.to_str().unwrap()])
+        .args([
+            "listen",
+            "--head",
+            head.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+        ])
         .env("PULSE_SERVER", &pulse.server)
         .current_dir(root())
         .stdout(Stdio::null())
@@ -88,11 +118,16 @@ fn words_played_into_a_virtual_microphone_reach_a_socket_client() {
             std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut e).unwrap();
             panic!("hark listen exited ({st}) before listening: {e}");
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "socket never appeared");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "socket never appeared"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
     let reader = std::thread::spawn(move || {
         let mut words = Vec::new();
         for line in BufReader::new(client).lines() {
@@ -103,7 +138,11 @@ fn words_played_into_a_virtual_microphone_reach_a_socket_client() {
         words
     });
     std::thread::sleep(Duration::from_millis(500));
-    let play = Command::new("paplay").args(["-d", "hark_in", wav.to_str().unwrap()]).env("PULSE_SERVER", &pulse.server).status().unwrap();
+    let play = Command::new("paplay")
+        .args(["-d", "hark_in", wav.to_str().unwrap()])
+        .env("PULSE_SERVER", &pulse.server)
+        .status()
+        .unwrap();
     assert!(play.success(), "paplay failed");
     std::thread::sleep(Duration::from_secs(2));
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
@@ -112,8 +151,15 @@ fn words_played_into_a_virtual_microphone_reach_a_socket_client() {
     assert!(out.status.success(), "{err}");
     let words = reader.join().unwrap();
     eprintln!("heard through the virtual microphone: {words:?}\n{err}");
-    let targets: Vec<&str> = said.iter().filter(|s| s.target).map(|s| s.text.as_str()).collect();
-    let heard = targets.iter().filter(|t| words.iter().any(|w| w == *t)).count();
+    let targets: Vec<&str> = said
+        .iter()
+        .filter(|s| s.target)
+        .map(|s| s.text.as_str())
+        .collect();
+    let heard = targets
+        .iter()
+        .filter(|t| words.iter().any(|w| w == *t))
+        .count();
     assert!(heard >= targets.len() - 1, "heard {words:?} of {targets:?}");
     assert!(err.contains("dropped sample"), "summary line: {err}");
 }

@@ -13,11 +13,24 @@ use std::time::{Duration, Instant};
 
 /// Trains a head at `out` on the words `keep` of the recordings (plus their background).
 fn train(rec: &Path, out: &Path, keep: &[&str]) {
-    let dir = rec.parent().unwrap().join(format!("rec-{}", out.file_stem().unwrap().to_string_lossy()));
+    let dir = rec.parent().unwrap().join(format!(
+        "rec-{}",
+        out.file_stem().unwrap().to_string_lossy()
+    ));
     for w in keep.iter().chain(&[hark::dataset::BACKGROUND]) {
         copy_dir(&rec.join(w), &dir.join(w));
     }
-    let (code, _, err) = hark(&["train", "--no-cv", "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "train",
+            "--no-cv",
+            "--data",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_eq!(code, 0, "{err}");
 }
 
@@ -36,7 +49,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn wait_for(path: &Path, secs: u64) {
     let t = Instant::now();
     while !path.exists() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "{} did not appear", path.display());
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "{} did not appear",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -48,7 +65,13 @@ fn signal(child: &Child, sig: i32) {
 /// Reads JSON event lines from a socket client on a thread.
 fn client(path: &Path) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
     let s = UnixStream::connect(path).expect("connect to the daemon's socket");
-    std::thread::spawn(move || BufReader::new(s).lines().map_while(Result::ok).map(|l| serde_json::from_str(&l).expect("one JSON object per line")).collect())
+    std::thread::spawn(move || {
+        BufReader::new(s)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| serde_json::from_str(&l).expect("one JSON object per line"))
+            .collect()
+    })
 }
 
 struct Setup {
@@ -62,7 +85,11 @@ fn setup() -> Setup {
     let dir = tmp.path().to_path_buf();
     let rec = dir.join("recordings");
     demo::write_recordings(&rec, demo::VOICE).unwrap();
-    Setup { _tmp: tmp, dir, rec }
+    Setup {
+        _tmp: tmp,
+        dir,
+        rec,
+    }
 }
 
 #[test]
@@ -77,15 +104,26 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
     let wav = s.dir.join("stream.wav");
     write_wav(&wav, &stream);
     let sock = s.dir.join("hark.sock");
-    let mut child = Command::new(hark_bin())
-        .args(["listen", "--head", head.to_str().unwrap(), "--socket", sock.to_str().unwrap(), "--input", wav.to_str().unwrap(), "--realtime"])
+    let child = Command::new(hark_bin())
+        .args([
+            "listen",
+            "--head",
+            head.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+            "--realtime",
+        ])
         .current_dir(root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for(&sock, 30);
-    let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    let mode = std::fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
     assert_eq!(mode, 0o600, "socket mode");
     let reader = client(&sock);
     // A client that connects and never reads must not stop the other one.
@@ -103,21 +141,43 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "SIGTERM exits 0: {stderr}");
     assert!(!sock.exists(), "socket removed at exit");
-    assert!(stderr.contains("reload failed") && stderr.contains("live.head"), "broken head is reported: {stderr}");
-    assert!(stderr.contains("stopped after"), "one-line summary: {stderr}");
+    assert!(
+        stderr.contains("reload failed") && stderr.contains("live.head"),
+        "broken head is reported: {stderr}"
+    );
+    assert!(
+        stderr.contains("stopped after"),
+        "one-line summary: {stderr}"
+    );
 
     let events = reader.join().unwrap();
-    let words: Vec<(&str, f64)> = events.iter().map(|e| (e["word"].as_str().unwrap(), e["time"].as_f64().unwrap())).collect();
+    let words: Vec<(&str, f64)> = events
+        .iter()
+        .map(|e| (e["word"].as_str().unwrap(), e["time"].as_f64().unwrap()))
+        .collect();
     eprintln!("{words:?}");
     for e in &events {
-        assert!(e["wall_time"].as_str().is_some_and(|t| t.contains('T')), "RFC 3339 wall_time: {e}");
+        assert!(
+            e["wall_time"].as_str().is_some_and(|t| t.contains('T')),
+            "RFC 3339 wall_time: {e}"
+        );
     }
     let before: Vec<&str> = words.iter().filter(|w| w.1 < 11.0).map(|w| w.0).collect();
     let after: Vec<&str> = words.iter().filter(|w| w.1 > 14.0).map(|w| w.0).collect();
-    assert!(before.contains(&demo::WORDS[0]) && !before.contains(&demo::WORDS[2]), "head A before the reload: {before:?}");
-    assert!(after.contains(&demo::WORDS[2]) && !after.contains(&demo::WORDS[0]), "head B after the reload, kept after the broken one: {after:?}");
+    assert!(
+        before.contains(&demo::WORDS[0]) && !before.contains(&demo::WORDS[2]),
+        "head A before the reload: {before:?}"
+    );
+    assert!(
+        after.contains(&demo::WORDS[2]) && !after.contains(&demo::WORDS[0]),
+        "head B after the reload, kept after the broken one: {after:?}"
+    );
     let stdout_lines = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert_eq!(stdout_lines, events.len(), "stdout and the socket carry the same events");
+    assert_eq!(
+        stdout_lines,
+        events.len(),
+        "stdout and the socket carry the same events"
+    );
 }
 
 #[test]
@@ -125,15 +185,43 @@ fn bad_configuration_is_refused_with_the_key_line_and_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let cfg = d.join("bad.toml");
-    std::fs::write(&cfg, "device = \"\"\nrefractory = 1.0\nsocket_path = \"/tmp/x\"\n").unwrap();
-    let (code, _, err) = hark(&["listen", "--config", cfg.to_str().unwrap(), "--input", "x.wav"], &root());
+    std::fs::write(
+        &cfg,
+        "device = \"\"\nrefractory = 1.0\nsocket_path = \"/tmp/x\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+            "x.wav",
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("bad.toml") && err.contains("line 3") && err.contains("socket_path"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("line 3") && err.contains("socket_path"),
+        "{err}"
+    );
 
     std::fs::write(&cfg, "[socket]\nmode = 600\n").unwrap();
-    let (code, _, err) = hark(&["listen", "--config", cfg.to_str().unwrap(), "--input", "x.wav"], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+            "x.wav",
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("line 2") && err.contains("mode") && err.contains("string"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("mode") && err.contains("string"),
+        "{err}"
+    );
 
     // A head that exists is needed for the socket checks below.
     let s = setup();
@@ -144,27 +232,91 @@ fn bad_configuration_is_refused_with_the_key_line_and_reason() {
     let h = head.to_str().unwrap();
 
     std::fs::write(&cfg, "[thresholds]\nbanjo = 0.7\n").unwrap();
-    let (code, _, err) = hark(&["listen", "--config", cfg.to_str().unwrap(), "--head", h, "--input", wav.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--head",
+            h,
+            "--input",
+            wav.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("thresholds.banjo") && err.contains("lantern"), "{err}");
+    assert!(
+        err.contains("thresholds.banjo") && err.contains("lantern"),
+        "{err}"
+    );
 
-    let (code, _, err) = hark(&["listen", "--head", h, "--socket", "/nonexistent/dir/hark.sock", "--input", wav.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--head",
+            h,
+            "--socket",
+            "/nonexistent/dir/hark.sock",
+            "--input",
+            wav.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("/nonexistent/dir") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("/nonexistent/dir") && err.contains("does not exist"),
+        "{err}"
+    );
 
-    let (code, _, err) = hark(&["listen", "--head", h, "--device", "no such microphone 12345", "--socket", d.join("s.sock").to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--head",
+            h,
+            "--device",
+            "no such microphone 12345",
+            "--socket",
+            d.join("s.sock").to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
     assert!(err.contains("no such microphone 12345"), "{err}");
 
     // A socket held by a live daemon is refused; a stale one is replaced.
     let held = d.join("held.sock");
     let _live = std::os::unix::net::UnixListener::bind(&held).unwrap();
-    let (code, _, err) = hark(&["listen", "--head", h, "--socket", held.to_str().unwrap(), "--input", wav.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--head",
+            h,
+            "--socket",
+            held.to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("held.sock") && err.contains("another running hark"), "{err}");
+    assert!(
+        err.contains("held.sock") && err.contains("another running hark"),
+        "{err}"
+    );
     let stale = d.join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let (code, _, err) = hark(&["listen", "--head", h, "--socket", stale.to_str().unwrap(), "--input", wav.to_str().unwrap()], &root());
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--head",
+            h,
+            "--socket",
+            stale.to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert_eq!(code, 0, "a stale socket file is replaced: {err}");
 }
