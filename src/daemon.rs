@@ -258,6 +258,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
     let mut retry_at: Option<(Instant, u32)> = None;
     let tick = crossbeam_channel::tick(Duration::from_millis(100));
     let mut stopping = false;
+    let mut reported_drops = 0u64;
     let handle_event = |d: Detection, summary: &mut Summary, cfg: &Config| {
         summary.events += 1;
         let json = sinks::event_json(&d, None, Some(std::time::SystemTime::now()));
@@ -311,6 +312,11 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
             recv(tick) -> _ => {
                 if let Some(s) = &socket {
                     s.accept();
+                }
+                let dropped = stats.dropped.load(Ordering::Relaxed);
+                if dropped > reported_drops {
+                    log.warn(&format!("capture overrun: processing fell behind, {} samples dropped ({dropped} in all)", dropped - reported_drops));
+                    reported_drops = dropped;
                 }
                 if stopping || opts.input.is_some() {
                     continue;

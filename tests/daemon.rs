@@ -320,3 +320,61 @@ fn bad_configuration_is_refused_with_the_key_line_and_reason() {
     );
     assert_eq!(code, 0, "a stale socket file is replaced: {err}");
 }
+
+#[test]
+fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &demo::WORDS);
+    let (stream, _) = demo::stream(demo::VOICE, 1).unwrap();
+    let wav = s.dir.join("stream.wav");
+    write_wav(&wav, &stream);
+    let log = s.dir.join("hook.log");
+    // hark runs the program directly, with no shell of its own. Here the program happens to be
+    // sh, which reads the environment; its last argument "$HARK_WORD" must arrive literally,
+    // because hark never interpolates into a command line.
+    let cfg = s.dir.join("hook.toml");
+    let script = format!(
+        "echo \\\"$HARK_WORD $HARK_SCORE $1\\\" >> {}",
+        log.display()
+    );
+    std::fs::write(
+        &cfg,
+        format!("[socket]\nenabled = false\n[hook]\ncommand = [\"/bin/sh\", \"-c\", \"{script}\", \"hook\", \"$HARK_WORD\"]\n"),
+    )
+    .unwrap();
+    let (code, out, err) = hark(
+        &[
+            "listen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--head",
+            head.to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+            "--quiet",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "--quiet prints no events");
+    std::thread::sleep(Duration::from_millis(500));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.len() >= 2,
+        "hook ran once per event: {text:?} ({err})"
+    );
+    for l in &lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert!(
+            demo::WORDS.contains(&f[0]),
+            "HARK_WORD in the environment: {l}"
+        );
+        assert!(f[1].parse::<f32>().is_ok(), "HARK_SCORE: {l}");
+        assert_eq!(
+            f[2], "$HARK_WORD",
+            "arguments are passed literally, not expanded: {l}"
+        );
+    }
+}
