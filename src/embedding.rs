@@ -44,12 +44,17 @@ impl Embedder {
         self.window.fill(1.0);
     }
 
-    /// Slides one block of `BLOCK_FRAMES` frames into the window and computes the embedding of
-    /// the newest 76 frames into `out`.
-    pub fn push_block(&mut self, block: &[f32], out: &mut [f32]) -> Result<()> {
+    /// Slides one block of `BLOCK_FRAMES` frames into the window without running the model.
+    pub fn slide(&mut self, block: &[f32]) {
         debug_assert_eq!(block.len(), BLOCK_FRAMES * N_MELS);
         self.window.copy_within(block.len().., 0);
         self.window[WINDOW_LEN - block.len()..].copy_from_slice(block);
+    }
+
+    /// Slides one block of `BLOCK_FRAMES` frames into the window and computes the embedding of
+    /// the newest 76 frames into `out`.
+    pub fn push_block(&mut self, block: &[f32], out: &mut [f32]) -> Result<()> {
+        self.slide(block);
         let input =
             TensorRef::from_array_view(([1usize, WINDOW_FRAMES, N_MELS, 1], &self.window[..]))?;
         let outputs = self

@@ -47,6 +47,8 @@ pub struct EvalOptions {
     pub nontargets: usize,
     /// Print every false accept with the take it landed on.
     pub explain: bool,
+    /// Run the quiet-room gate, as `listen` does.
+    pub gate: bool,
 }
 
 /// For each missed target: the best raw score and template similarity the head gave it.
@@ -54,14 +56,22 @@ fn trace_misses(
     head: &crate::head::Head,
     dets: &[Detection],
     truth: &[Truth],
-    embs: &[(f64, Vec<f32>)],
+    embs: &Timeline,
     log: &mut dyn FnMut(&str),
 ) {
     let mut sc = crate::head::Scorer::new(head);
     let trace: Vec<(f64, Vec<f32>, Vec<f32>)> = embs
         .iter()
         .map(|(t, e)| {
-            sc.push(head, e);
+            match e {
+                Some(e) => {
+                    sc.push(head, e);
+                }
+                None => {
+                    sc.reset();
+                    sc.raw.fill(0.0);
+                }
+            }
             (*t, sc.raw.clone(), sc.similarity.clone())
         })
         .collect();
@@ -162,6 +172,8 @@ pub struct Score {
     pub nontargets: usize,
     pub false_accepts: usize,
     pub seconds: f64,
+    /// Per hit: detection time minus the true end of the word (seconds).
+    pub latencies: Vec<f64>,
 }
 
 impl Score {
@@ -180,6 +192,17 @@ impl Score {
         self.nontargets += o.nontargets;
         self.false_accepts += o.false_accepts;
         self.seconds += o.seconds;
+        self.latencies.extend_from_slice(&o.latencies);
+    }
+
+    /// The `q` quantile (0..1) of the latencies, in seconds.
+    pub fn latency(&self, q: f64) -> f64 {
+        let mut v = self.latencies.clone();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[((v.len() - 1) as f64 * q).round() as usize]
     }
 }
 
@@ -200,6 +223,7 @@ pub fn score(dets: &[Detection], truth: &[Truth], seconds: f64) -> Score {
             Some(i) if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) => {
                 hit[i] = true;
                 s.hits += 1;
+                s.latencies.push(d.time - truth[i].end);
             }
             _ => s.false_accepts += 1,
         }
@@ -292,16 +316,17 @@ fn make_stream(
 }
 
 /// A stream's embeddings with the stream time at which each became available.
-pub type Timeline = Vec<(f64, Vec<f32>)>;
+pub type Timeline = Vec<(f64, Option<Vec<f32>>)>;
 
 /// Embeds a 16 kHz stream through the streaming feature pipeline in 80 ms chunks.
-fn stream_embeddings(emb: Embedder, samples: &[f32]) -> Result<(Embedder, Timeline)> {
+fn stream_embeddings(emb: Embedder, samples: &[f32], gate: bool) -> Result<(Embedder, Timeline)> {
     let mut f = Features::new(emb, SAMPLE_RATE)?;
+    f.set_gate(gate);
     let mut out = Vec::new();
     for c in samples.chunks(1280) {
-        f.push(c, &mut |t, e| out.push((t, e.to_vec())))?;
+        f.push(c, &mut |t, e| out.push((t, e.map(|e| e.to_vec()))))?;
     }
-    f.finish(&mut |t, e| out.push((t, e.to_vec())))?;
+    f.finish(&mut |t, e| out.push((t, e.map(|e| e.to_vec()))))?;
     Ok((f.into_embedder(), out))
 }
 
@@ -310,10 +335,12 @@ fn cached_stream_embeddings(
     emb: Embedder,
     samples: &[f32],
     key: &str,
+    gate: bool,
 ) -> Result<(Embedder, Timeline)> {
     let Some(dir) = std::env::var_os("HARK_EVAL_CACHE").map(PathBuf::from) else {
-        return stream_embeddings(emb, samples);
+        return stream_embeddings(emb, samples, gate);
     };
+    let key = format!("{key}-g{}", gate as u8);
     let path = dir.join(format!(
         "{key}-{}.bin",
         &crate::util::sha256_hex(bytemuck_f32(samples))[..12]
@@ -325,15 +352,18 @@ fn cached_stream_embeddings(
             .collect();
         let out = v
             .chunks_exact(DIM + 1)
-            .map(|c| (c[0] as f64, c[1..].to_vec()))
+            .map(|c| (c[0] as f64, (!c[1].is_nan()).then(|| c[1..].to_vec())))
             .collect();
         return Ok((emb, out));
     }
-    let (emb, out) = stream_embeddings(emb, samples)?;
+    let (emb, out) = stream_embeddings(emb, samples, gate)?;
     let mut b = Vec::with_capacity(out.len() * (DIM + 1) * 4);
     for (t, e) in &out {
         b.extend_from_slice(&(*t as f32).to_le_bytes());
-        e.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+        match e {
+            Some(e) => e.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes())),
+            None => (0..DIM).for_each(|_| b.extend_from_slice(&f32::NAN.to_le_bytes())),
+        }
     }
     std::fs::create_dir_all(&dir)?;
     crate::util::write_atomic(&path, &b)?;
@@ -348,10 +378,10 @@ fn bytemuck_f32(x: &[f32]) -> &[u8] {
 fn decide(
     head: Arc<crate::head::Head>,
     settings: Option<DetectorSettings>,
-    embs: &[(f64, Vec<f32>)],
+    embs: &Timeline,
 ) -> Vec<Detection> {
     let mut d = Decision::new(head, settings);
-    embs.iter().filter_map(|(t, e)| d.push(*t, e)).collect()
+    embs.iter().filter_map(|(t, e)| d.push(*t, e.as_deref())).collect()
 }
 
 fn take(path: PathBuf) -> Result<Take> {
@@ -465,6 +495,7 @@ pub fn run(
                 "s{seed}-{}-{}-{}",
                 opts.takes, opts.targets_per_word, opts.nontargets
             ),
+            opts.gate,
         )?;
         emb = e;
         for with_unknown in [false, true] {
@@ -548,7 +579,7 @@ pub fn run(
             }
             citems.shuffle(&mut rng);
             let (cstream, ctruth) = make_stream(data, &citems, &mut rng)?;
-            let (e, cembs) = stream_embeddings(emb, &cstream)?;
+            let (e, cembs) = stream_embeddings(emb, &cstream, opts.gate)?;
             emb = e;
             let bank_w = bank.as_ref().map(|b| b.without(&cds.labels()));
             let mut topts = opts.train.clone();

@@ -185,6 +185,11 @@ impl Scorer {
         }
     }
 
+    /// Forgets the recent embeddings (after a gap in the stream).
+    pub fn reset(&mut self) {
+        self.seen = 0;
+    }
+
     /// Adds the newest embedding and scores the window; fills `scores` and `similarity`.
     /// Returns false while fewer than `context` embeddings have been seen.
     pub fn push(&mut self, head: &Head, embedding: &[f32]) -> bool {

@@ -135,6 +135,9 @@ enum Command {
         /// Print every false accept and where it landed.
         #[arg(long)]
         explain: bool,
+        /// Run without the quiet-room gate (to show it costs no recall).
+        #[arg(long)]
+        no_gate: bool,
         /// Write each stream and its truth (JSON) to DIR.
         #[arg(long, value_name = "DIR")]
         write_streams: Option<PathBuf>,
@@ -409,6 +412,7 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             sweep,
             explain,
+            no_gate,
             write_streams,
             knobs,
         } => {
@@ -424,6 +428,7 @@ fn run(cli: Cli) -> Result<()> {
                 targets_per_word: if quick { 5 } else { 20 },
                 nontargets: if quick { 30 } else { 120 },
                 explain,
+                gate: !no_gate,
             };
             let t0 = std::time::Instant::now();
             let res = hark::eval::run(&assets, &opts, &mut |l| println!("{l}"))?;

@@ -15,13 +15,71 @@ use crate::frontend::{Frontend, SAMPLE_RATE};
 use crate::head::{Head, Scorer};
 use crate::resample::Resampler;
 
-/// The feature half of the pipeline: samples -> embeddings, one per 80 ms block.
-pub struct Features {
-    resampler: Resampler,
-    frontend: Frontend,
+/// Quiet-room gate: the base model is skipped while the newest 76 frames (a whole embedding
+/// window) hold nothing louder than the room's noise floor plus `GATE_DB`. The log-mel window
+/// keeps sliding, so when the gate opens the next embedding sees its full context at once.
+pub const GATE_DB: f32 = 10.0;
+/// Blocks that cover one embedding window (76 frames in blocks of 8).
+const GATE_BLOCKS: usize = 10;
+
+struct Gate {
+    enabled: bool,
+    floor: f32,
+    recent: [f32; GATE_BLOCKS],
+    pos: usize,
+    started: bool,
+}
+
+impl Gate {
+    /// Takes one block's loudness (dB of its loudest mel bin); says whether to run the model.
+    fn open(&mut self, loud: f32) -> bool {
+        if !self.started {
+            self.floor = loud;
+            self.recent = [f32::NEG_INFINITY; GATE_BLOCKS];
+            self.started = true;
+        }
+        // The floor follows the quietest blocks down at once and creeps up 0.05 dB per block.
+        self.floor = if loud < self.floor { loud } else { self.floor + 0.05 };
+        self.recent[self.pos] = loud;
+        self.pos = (self.pos + 1) % GATE_BLOCKS;
+        let peak = self.recent.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        !self.enabled || peak > self.floor + GATE_DB
+    }
+}
+
+/// Per-block work after the front end: the gate and the base model.
+struct Stage {
     embedder: Embedder,
     embedding: [f32; DIM],
     blocks: usize,
+    gate: Gate,
+    /// Blocks for which the base model was skipped.
+    gated: u64,
+}
+
+impl Stage {
+    fn block(&mut self, block: &[f32], on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
+        let loud = (block.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 2.0) * 10.0;
+        let time = crate::embedding::block_end_time(self.blocks);
+        self.blocks += 1;
+        if self.gate.open(loud) {
+            self.embedder.push_block(block, &mut self.embedding)?;
+            on_embedding(time, Some(&self.embedding));
+        } else {
+            self.embedder.slide(block);
+            self.gated += 1;
+            on_embedding(time, None);
+        }
+        Ok(())
+    }
+}
+
+/// The feature half of the pipeline: samples -> embeddings, one per 80 ms block (or `None`
+/// where the quiet-room gate skipped the base model).
+pub struct Features {
+    resampler: Resampler,
+    frontend: Frontend,
+    stage: Stage,
 }
 
 impl Features {
@@ -29,38 +87,35 @@ impl Features {
         Ok(Features {
             resampler: Resampler::new(source_rate)?,
             frontend: Frontend::new(),
-            embedder,
-            embedding: [0.0; DIM],
-            blocks: 0,
+            stage: Stage {
+                embedder,
+                embedding: [0.0; DIM],
+                blocks: 0,
+                gate: Gate { enabled: true, floor: 0.0, recent: [0.0; GATE_BLOCKS], pos: 0, started: false },
+                gated: 0,
+            },
         })
     }
 
+    /// Turns the quiet-room gate on or off (on by default).
+    pub fn set_gate(&mut self, on: bool) {
+        self.stage.gate.enabled = on;
+    }
+
+    /// (blocks seen, blocks for which the gate skipped the base model).
+    pub fn gate_stats(&self) -> (u64, u64) {
+        (self.stage.blocks as u64, self.stage.gated)
+    }
+
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
-    /// each new 80 ms block.
-    pub fn push(
-        &mut self,
-        samples: &[f32],
-        on_embedding: &mut dyn FnMut(f64, &[f32]),
-    ) -> Result<()> {
-        let Features {
-            resampler,
-            frontend,
-            embedder,
-            embedding,
-            blocks,
-        } = self;
+    /// each new 80 ms block (`None` when gated).
+    pub fn push(&mut self, samples: &[f32], on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
+        let Features { resampler, frontend, stage } = self;
         let mut err = None;
         resampler.push(samples, |s16| {
             frontend.push(s16, |block| {
-                if err.is_some() {
-                    return;
-                }
-                match embedder.push_block(block, embedding) {
-                    Ok(()) => {
-                        on_embedding(crate::embedding::block_end_time(*blocks), embedding);
-                        *blocks += 1;
-                    }
-                    Err(e) => err = Some(e),
+                if err.is_none() {
+                    err = stage.block(block, on_embedding).err();
                 }
             })
         });
@@ -68,23 +123,15 @@ impl Features {
     }
 
     /// Flushes the resampler at end of stream.
-    pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, &[f32])) -> Result<()> {
+    pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
         let mut tail = Vec::new();
         self.resampler.flush(|s| tail.extend_from_slice(s));
-        let Features {
-            frontend,
-            embedder,
-            embedding,
-            blocks,
-            ..
-        } = self;
+        let Features { frontend, stage, .. } = self;
         let mut err = None;
-        frontend.push(&tail, |block| match embedder.push_block(block, embedding) {
-            Ok(()) => {
-                on_embedding(crate::embedding::block_end_time(*blocks), embedding);
-                *blocks += 1;
+        frontend.push(&tail, |block| {
+            if err.is_none() {
+                err = stage.block(block, on_embedding).err();
             }
-            Err(e) => err = Some(e),
         });
         err.map_or(Ok(()), Err)
     }
@@ -113,7 +160,13 @@ impl Decision {
     }
 
     /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
-    pub fn push(&mut self, time: f64, embedding: &[f32]) -> Option<Detection> {
+    /// `None` (a window the gate skipped) scores zero and restarts the head's context.
+    pub fn push(&mut self, time: f64, embedding: Option<&[f32]>) -> Option<Detection> {
+        let Some(embedding) = embedding else {
+            self.scorer.reset();
+            self.scorer.scores.fill(0.0);
+            return self.detector.push(time, &self.scorer.scores, &self.scorer.similarity);
+        };
         if !self.scorer.push(&self.head, embedding) {
             return None;
         }
@@ -213,7 +266,7 @@ pub const WORKING_RATE: u32 = SAMPLE_RATE;
 impl Features {
     /// Gives back the base model (to reuse it for another stream).
     pub fn into_embedder(self) -> Embedder {
-        let mut e = self.embedder;
+        let mut e = self.stage.embedder;
         e.reset();
         e
     }

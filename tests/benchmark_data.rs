@@ -22,6 +22,7 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         targets_per_word: 8,
         nontargets: 40,
         explain: false,
+        gate: true,
     };
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {
