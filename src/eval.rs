@@ -381,7 +381,9 @@ fn decide(
     embs: &Timeline,
 ) -> Vec<Detection> {
     let mut d = Decision::new(head, settings);
-    embs.iter().filter_map(|(t, e)| d.push(*t, e.as_deref())).collect()
+    embs.iter()
+        .filter_map(|(t, e)| d.push(*t, e.as_deref()))
+        .collect()
 }
 
 fn take(path: PathBuf) -> Result<Take> {
@@ -605,4 +607,25 @@ pub fn run(
         }
     }
     Ok(all)
+}
+
+/// A stream of `n` random digit takes by all four speakers over the benchmark's noise bed:
+/// speech mixed with noise, for cost benchmarks.
+pub fn speech_stream(data: &Path, seed: u64, n: usize) -> Result<Vec<f32>> {
+    check_data(data)?;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let items: Vec<(PathBuf, Option<String>)> = (0..n)
+        .map(|_| {
+            (
+                fsdd(
+                    data,
+                    rng.random_range(0..10),
+                    SPEAKERS[rng.random_range(0..4)],
+                    rng.random_range(0..50),
+                ),
+                None,
+            )
+        })
+        .collect();
+    Ok(make_stream(data, &items, &mut rng)?.0)
 }

@@ -10,6 +10,7 @@
 //! head must reject) and [`train`]; [`eval`] is the project's accuracy benchmark.
 
 pub mod assets;
+pub mod bench;
 pub mod capture;
 pub mod config;
 pub mod daemon;

@@ -109,6 +109,23 @@ enum Command {
     },
     /// List the capture devices with their default rates and formats.
     Devices,
+    /// The cost benchmark: hark against openWakeWord 0.5.1 and the base model's floor.
+    Bench {
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Minutes of audio for the streaming figures.
+        #[arg(long, default_value_t = 4.0)]
+        minutes: f32,
+        /// Minutes of audio for the offline figure.
+        #[arg(long, default_value_t = 60.0)]
+        offline_minutes: f32,
+        /// Skip openWakeWord.
+        #[arg(long)]
+        no_peer: bool,
+        /// A quick check that the benchmark works (short audio, no peer, one latency seed).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
     Bank,
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).
@@ -386,6 +403,32 @@ fn run(cli: Cli) -> Result<()> {
                     d.default_config.as_deref().unwrap_or("no default config")
                 );
             }
+            Ok(())
+        }
+        Command::Bench {
+            data,
+            minutes,
+            offline_minutes,
+            no_peer,
+            quick,
+        } => {
+            let assets = Assets::locate(cli.models.as_deref())?;
+            let o = hark::bench::BenchOptions {
+                data,
+                minutes: if quick { 0.3 } else { minutes },
+                offline_minutes: if quick { 1.0 } else { offline_minutes },
+                peer: !no_peer && !quick,
+                latency_seeds: if quick { 1 } else { 4 },
+                hark: std::env::current_exe()?,
+            };
+            let t0 = std::time::Instant::now();
+            for line in hark::bench::run(&assets, &o)? {
+                println!("{line}");
+            }
+            println!(
+                "\n(measured in {:.0} s; CPU times and peak RSS by wait4 per process)",
+                t0.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Bank => {

@@ -39,10 +39,18 @@ impl Gate {
             self.started = true;
         }
         // The floor follows the quietest blocks down at once and creeps up 0.05 dB per block.
-        self.floor = if loud < self.floor { loud } else { self.floor + 0.05 };
+        self.floor = if loud < self.floor {
+            loud
+        } else {
+            self.floor + 0.05
+        };
         self.recent[self.pos] = loud;
         self.pos = (self.pos + 1) % GATE_BLOCKS;
-        let peak = self.recent.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let peak = self
+            .recent
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         !self.enabled || peak > self.floor + GATE_DB
     }
 }
@@ -58,7 +66,11 @@ struct Stage {
 }
 
 impl Stage {
-    fn block(&mut self, block: &[f32], on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
+    fn block(
+        &mut self,
+        block: &[f32],
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
         let loud = (block.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 2.0) * 10.0;
         let time = crate::embedding::block_end_time(self.blocks);
         self.blocks += 1;
@@ -91,7 +103,13 @@ impl Features {
                 embedder,
                 embedding: [0.0; DIM],
                 blocks: 0,
-                gate: Gate { enabled: true, floor: 0.0, recent: [0.0; GATE_BLOCKS], pos: 0, started: false },
+                gate: Gate {
+                    enabled: true,
+                    floor: 0.0,
+                    recent: [0.0; GATE_BLOCKS],
+                    pos: 0,
+                    started: false,
+                },
                 gated: 0,
             },
         })
@@ -109,8 +127,16 @@ impl Features {
 
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
     /// each new 80 ms block (`None` when gated).
-    pub fn push(&mut self, samples: &[f32], on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
-        let Features { resampler, frontend, stage } = self;
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
+        let Features {
+            resampler,
+            frontend,
+            stage,
+        } = self;
         let mut err = None;
         resampler.push(samples, |s16| {
             frontend.push(s16, |block| {
@@ -126,7 +152,9 @@ impl Features {
     pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
         let mut tail = Vec::new();
         self.resampler.flush(|s| tail.extend_from_slice(s));
-        let Features { frontend, stage, .. } = self;
+        let Features {
+            frontend, stage, ..
+        } = self;
         let mut err = None;
         frontend.push(&tail, |block| {
             if err.is_none() {
@@ -165,7 +193,9 @@ impl Decision {
         let Some(embedding) = embedding else {
             self.scorer.reset();
             self.scorer.scores.fill(0.0);
-            return self.detector.push(time, &self.scorer.scores, &self.scorer.similarity);
+            return self
+                .detector
+                .push(time, &self.scorer.scores, &self.scorer.similarity);
         };
         if !self.scorer.push(&self.head, embedding) {
             return None;
