@@ -41,3 +41,28 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         );
     }
 }
+
+#[test]
+fn the_cost_benchmark_runs_in_quick_mode_and_prints_every_figure() {
+    if common::shared_data().is_none() {
+        eprintln!("SKIPPED: ../shared/data is absent; the cost benchmark did not run");
+        return;
+    }
+    let (code, out, err) = common::hark(&["bench", "--quick"], &common::root());
+    assert_eq!(code, 0, "{err}");
+    for figure in [
+        "1. streaming cost",
+        "1b. the floor",
+        "2. quiet-room cost",
+        "3. offline",
+        "4. peak RSS",
+        "5. training",
+        "6. latency",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(figure))
+            .unwrap_or_else(|| panic!("no {figure:?} row in:\n{out}"));
+        assert!(line.chars().any(|c| c.is_ascii_digit()), "{line}");
+    }
+}

@@ -46,3 +46,27 @@ fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
         live.len()
     );
 }
+
+#[test]
+fn the_quiet_room_gate_skips_the_base_model_in_silence_but_not_in_speech() {
+    let assets = common::assets();
+    let emb = hark::embedding::Embedder::load(&assets).unwrap();
+    let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
+    let quiet = demo::noise(20.0, 8.0, 5);
+    f.push(&quiet, &mut |_, _| {}).unwrap();
+    let (blocks, gated) = f.gate_stats();
+    assert!(
+        gated as f64 >= 0.9 * blocks as f64,
+        "quiet room: {gated} of {blocks} blocks skipped"
+    );
+    let (speech, said) = demo::stream(demo::VOICE, 1).unwrap();
+    let before = f.gate_stats();
+    f.push(&speech, &mut |_, _| {}).unwrap();
+    let after = f.gate_stats();
+    let open = (after.0 - before.0) - (after.1 - before.1);
+    // Each word keeps the model running for at least the ~10 blocks its window spans.
+    assert!(
+        open as usize >= 10 * said.len(),
+        "speech: the model ran for only {open} blocks"
+    );
+}
