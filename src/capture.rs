@@ -104,6 +104,34 @@ impl Filler {
         }
     }
 
+    /// Copies samples in, waiting for free buffers instead of dropping (file input as fast as
+    /// it goes). Returns false when the processing side is gone.
+    fn push_blocking(&mut self, samples: &[f32]) -> bool {
+        for &v in samples {
+            if self.current.is_none() {
+                match self.free_rx.recv() {
+                    Ok(mut b) => {
+                        b.len = 0;
+                        self.current = Some(b);
+                    }
+                    Err(_) => return false,
+                }
+            }
+            let b = self.current.as_mut().unwrap();
+            b.data[b.len] = v;
+            b.len += 1;
+            if b.len == CHUNK {
+                let b = self.current.take().unwrap();
+                let n = b.len as u64;
+                if self.full_tx.send(b).is_err() {
+                    return false;
+                }
+                self.stats.delivered.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        true
+    }
+
     fn flush(&mut self) {
         if let Some(c) = self.current.take() {
             let n = c.len as u64;
@@ -281,8 +309,14 @@ pub fn play_file(
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
 ) -> Result<(u32, std::thread::JoinHandle<()>)> {
-    let audio = crate::wav::read(path)?;
-    let rate = audio.rate;
+    let mut wav = crate::wav::WavStream::open(path)?;
+    if wav.frames == 0 {
+        bail!(
+            "{}: contains no audio samples (zero length)",
+            path.display()
+        );
+    }
+    let rate = wav.rate;
     let mut filler = Filler {
         full_tx,
         free_rx,
@@ -292,44 +326,34 @@ pub fn play_file(
     let h = std::thread::spawn(move || {
         let step = (rate as usize * 80 / 1000).max(1);
         let t0 = std::time::Instant::now();
-        for (i, c) in audio.samples.chunks(step).enumerate() {
+        let mut buf = Vec::with_capacity(step);
+        let mut done = 0usize;
+        loop {
+            buf.clear();
+            match wav.read_into(step, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("hark: error: {e:#}");
+                    break;
+                }
+            }
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             if realtime {
-                let due = t0 + std::time::Duration::from_secs_f64((i * step) as f64 / rate as f64);
+                let due = t0 + std::time::Duration::from_secs_f64(done as f64 / rate as f64);
                 if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                for &v in c {
+                for &v in &buf {
                     filler.push_frame(v);
                 }
                 filler.flush();
-            } else {
-                // As fast as it goes, but never dropping: wait for free buffers.
-                for &v in c {
-                    if filler.current.is_none() {
-                        match filler.free_rx.recv() {
-                            Ok(mut b) => {
-                                b.len = 0;
-                                filler.current = Some(b);
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                    let b = filler.current.as_mut().unwrap();
-                    b.data[b.len] = v;
-                    b.len += 1;
-                    if b.len == CHUNK {
-                        let b = filler.current.take().unwrap();
-                        let n = b.len as u64;
-                        if filler.full_tx.send(b).is_err() {
-                            return;
-                        }
-                        filler.stats.delivered.fetch_add(n, Ordering::Relaxed);
-                    }
-                }
+            } else if !filler.push_blocking(&buf) {
+                return;
             }
+            done += buf.len();
         }
         if let Some(b) = filler.current.take() {
             let n = b.len as u64;

@@ -9,77 +9,128 @@ pub struct Audio {
     pub samples: Vec<f32>,
 }
 
-/// Reads a WAV file of 8/16/24/32-bit integer or 32-bit float samples, mixing all channels down
-/// to mono. Every error names the file and what is wrong with it.
-pub fn read(path: &Path) -> Result<Audio> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).with_context(|| format!("{shown}: cannot open"))?;
-    if meta.is_dir() {
-        bail!("{shown}: is a directory, not a WAV file");
-    }
-    if meta.len() == 0 {
-        bail!("{shown}: file is empty (0 bytes), not a WAV file");
-    }
-    let mut reader = hound::WavReader::open(path).map_err(|e| match e {
-        hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
-            anyhow::anyhow!("{shown}: unsupported sample format ({m}); hark reads 8/16/24/32-bit integer and 32-bit float WAV")
+/// A WAV file read in chunks: mono samples in int16 scale, so a long file never sits in memory.
+pub struct WavStream {
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    shown: String,
+    channels: usize,
+    /// Multiplier to int16 scale; None for float samples.
+    int_scale: Option<f64>,
+    pub rate: u32,
+    /// Frames in the file according to its header.
+    pub frames: u32,
+}
+
+impl WavStream {
+    /// Opens and checks a WAV file of 8/16/24/32-bit integer or 32-bit float samples. Every
+    /// error names the file and what is wrong with it.
+    pub fn open(path: &Path) -> Result<WavStream> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).with_context(|| format!("{shown}: cannot open"))?;
+        if meta.is_dir() {
+            bail!("{shown}: is a directory, not a WAV file");
         }
-        hound::Error::FormatError(m) => anyhow::anyhow!("{shown}: not a readable WAV file ({m})"),
-        hound::Error::Unsupported => anyhow::anyhow!("{shown}: unsupported WAV sample format"),
-        other => anyhow::anyhow!("{shown}: cannot read WAV header ({other})"),
-    })?;
-    let spec = reader.spec();
-    let ch = spec.channels as usize;
-    if ch == 0 {
-        bail!("{shown}: WAV header says 0 channels");
+        if meta.len() == 0 {
+            bail!("{shown}: file is empty (0 bytes), not a WAV file");
+        }
+        let reader = hound::WavReader::open(path).map_err(|e| match e {
+            hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
+                anyhow::anyhow!("{shown}: unsupported sample format ({m}); hark reads 8/16/24/32-bit integer and 32-bit float WAV")
+            }
+            hound::Error::FormatError(m) => anyhow::anyhow!("{shown}: not a readable WAV file ({m})"),
+            hound::Error::Unsupported => anyhow::anyhow!("{shown}: unsupported WAV sample format"),
+            other => anyhow::anyhow!("{shown}: cannot read WAV header ({other})"),
+        })?;
+        let spec = reader.spec();
+        let channels = spec.channels as usize;
+        if channels == 0 {
+            bail!("{shown}: WAV header says 0 channels");
+        }
+        if spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
+            bail!(
+                "{shown}: sample rate {} Hz is outside 4000..=384000 Hz",
+                spec.sample_rate
+            );
+        }
+        let int_scale = match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Float, 32) => None,
+            (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+                Some(32768.0 / (1u64 << (bits - 1)) as f64)
+            }
+            (fmt, bits) => bail!("{shown}: unsupported sample format: {bits}-bit {fmt:?}"),
+        };
+        let frames = reader.duration();
+        Ok(WavStream {
+            reader,
+            shown,
+            channels,
+            int_scale,
+            rate: spec.sample_rate,
+            frames,
+        })
     }
-    if spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
+
+    /// Appends up to `frames` mono samples to `out`; returns how many (0 at the end).
+    pub fn read_into(&mut self, frames: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let shown = &self.shown;
+        let truncated = |e: hound::Error| match e {
+            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                anyhow::anyhow!(
+                    "{shown}: truncated: the data chunk ends before its declared length"
+                )
+            }
+            other if other.to_string().contains("enough bytes") => {
+                anyhow::anyhow!(
+                    "{shown}: truncated: the data chunk ends before its declared length"
+                )
+            }
+            other => anyhow::anyhow!("{shown}: cannot decode samples ({other})"),
+        };
+        let ch = self.channels;
+        let (mut n, mut acc, mut k) = (0usize, 0.0f32, 0usize);
+        let mut push = |v: f32, out: &mut Vec<f32>| {
+            acc += v;
+            k += 1;
+            if k == ch {
+                out.push(acc / ch as f32);
+                acc = 0.0;
+                k = 0;
+                n += 1;
+            }
+        };
+        match self.int_scale {
+            None => {
+                for s in self.reader.samples::<f32>().take(frames * ch) {
+                    push(s.map_err(truncated)? * 32768.0, out);
+                }
+            }
+            Some(scale) => {
+                for s in self.reader.samples::<i32>().take(frames * ch) {
+                    push((s.map_err(truncated)? as f64 * scale) as f32, out);
+                }
+            }
+        }
+        if k != 0 {
+            bail!("{shown}: truncated: last frame is incomplete");
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a whole WAV file of 8/16/24/32-bit integer or 32-bit float samples, mixing all
+/// channels down to mono. Every error names the file and what is wrong with it.
+pub fn read(path: &Path) -> Result<Audio> {
+    let mut st = WavStream::open(path)?;
+    let mut samples = Vec::with_capacity(st.frames as usize);
+    while st.read_into(1 << 16, &mut samples)? > 0 {}
+    if samples.is_empty() {
         bail!(
-            "{shown}: sample rate {} Hz is outside 4000..=384000 Hz",
-            spec.sample_rate
+            "{}: contains no audio samples (zero length)",
+            path.display()
         );
     }
-    let truncated = |e: hound::Error| match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            anyhow::anyhow!("{shown}: truncated: the data chunk ends before its declared length")
-        }
-        other if other.to_string().contains("enough bytes") => {
-            anyhow::anyhow!("{shown}: truncated: the data chunk ends before its declared length")
-        }
-        other => anyhow::anyhow!("{shown}: cannot decode samples ({other})"),
-    };
-    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader
-            .samples::<f32>()
-            .map(|s| s.map(|v| v * 32768.0))
-            .collect::<Result<_, _>>()
-            .map_err(truncated)?,
-        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
-            let scale = 32768.0 / (1u64 << (bits - 1)) as f64;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| (v as f64 * scale) as f32))
-                .collect::<Result<_, _>>()
-                .map_err(truncated)?
-        }
-        (fmt, bits) => bail!("{shown}: unsupported sample format: {bits}-bit {fmt:?}"),
-    };
-    if !interleaved.len().is_multiple_of(ch) {
-        bail!("{shown}: truncated: last frame is incomplete");
-    }
-    let samples: Vec<f32> = if ch == 1 {
-        interleaved
-    } else {
-        interleaved
-            .chunks_exact(ch)
-            .map(|f| f.iter().sum::<f32>() / ch as f32)
-            .collect()
-    };
-    if samples.is_empty() {
-        bail!("{shown}: contains no audio samples (zero length)");
-    }
     Ok(Audio {
-        rate: spec.sample_rate,
+        rate: st.rate,
         samples,
     })
 }
