@@ -130,8 +130,13 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
         .with_intra_threads(1)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;
-    let mut builder = builder
+    let builder = builder
         .with_inter_threads(1)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(ctx)?;
+    // No memory-pattern planning: one small model, one window at a time; saves resident memory.
+    let mut builder = builder
+        .with_memory_pattern(false)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;
     let s = builder.commit_from_file(model).with_context(ctx)?;

@@ -213,6 +213,11 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         log.info(&format!("events on socket {}", s.path().display()));
     }
     log.info(&format!("words: {}", head.labels.join(", ")));
+    // Loading parsed files and built sessions; hand the freed heap back before the long run.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 
     // Processing thread.
     let (event_tx, event_rx) = crossbeam_channel::unbounded::<Detection>();
