@@ -136,6 +136,11 @@ enum Control {
 
 /// Runs the daemon until SIGINT/SIGTERM (or the end of `--input`). Events also go to `tap`.
 pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Summary> {
+    // One malloc arena: the daemon's threads allocate little, and extra arenas only hold memory.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let mut cfg = load_config(&opts)?;
     let log = Log::new(&cfg.log_level);
     let assets = Assets::locate(

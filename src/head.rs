@@ -117,9 +117,10 @@ impl Head {
     /// Reads a head file, refusing it with a clear error if it is damaged or was made for another
     /// base model or front end.
     pub fn load(path: &Path, base_model_sha256: &str) -> Result<Head> {
-        let text = std::fs::read_to_string(path)
+        // Parsed from a buffered reader: the file's text never sits in memory whole.
+        let file = std::fs::File::open(path)
             .with_context(|| format!("{}: cannot read head file", path.display()))?;
-        let head: Head = serde_json::from_str(&text)
+        let head: Head = serde_json::from_reader(std::io::BufReader::new(file))
             .with_context(|| format!("{}: not a valid hark head file", path.display()))?;
         head.validate()
             .with_context(|| format!("{}: invalid head", path.display()))?;
