@@ -60,6 +60,10 @@ pub struct Head {
     /// Per word: minimum cosine similarity to its nearest template for the word to score at all.
     pub template_min: Vec<f32>,
     pub detector: DetectorSettings,
+    /// A window also passes the template check if one of the previous `template_hold`
+    /// windows did (the check then spans the detector's smoothing).
+    #[serde(default)]
+    pub template_hold: usize,
     #[serde(default)]
     pub report: TrainReport,
 }
@@ -168,6 +172,8 @@ pub struct Scorer {
     pub similarity: Vec<f32>,
     /// Per-word network probabilities before the template check.
     pub raw: Vec<f32>,
+    /// Per word: windows since the template check last passed.
+    since_pass: Vec<usize>,
 }
 
 impl Scorer {
@@ -183,12 +189,14 @@ impl Scorer {
             scores: vec![0.0; head.labels.len()],
             similarity: vec![0.0; head.labels.len()],
             raw: vec![0.0; head.labels.len()],
+            since_pass: vec![usize::MAX; head.labels.len()],
         }
     }
 
     /// Forgets the recent embeddings (after a gap in the stream).
     pub fn reset(&mut self) {
         self.seen = 0;
+        self.since_pass.fill(usize::MAX);
     }
 
     /// Adds the newest embedding and scores the window; fills `scores` and `similarity`.
@@ -213,7 +221,12 @@ impl Scorer {
                 .fold(f32::NEG_INFINITY, f32::max);
             self.similarity[w] = sim;
             self.raw[w] = self.out[w + 1];
-            self.scores[w] = if sim >= head.template_min[w] {
+            self.since_pass[w] = if sim >= head.template_min[w] {
+                0
+            } else {
+                self.since_pass[w].saturating_add(1)
+            };
+            self.scores[w] = if self.since_pass[w] <= head.template_hold {
                 self.out[w + 1]
             } else {
                 0.0

@@ -210,6 +210,9 @@ struct Knobs {
     speed: Option<f32>,
     #[arg(long)]
     gain_db: Option<f32>,
+    /// Windows a passed template check holds for.
+    #[arg(long)]
+    template_hold: Option<usize>,
     /// Hard-negative mining: keep this many hardest bank windows (and as many random).
     #[arg(long)]
     mine: Option<usize>,
@@ -225,7 +228,7 @@ impl Knobs {
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine);
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold);
         if self.clean_templates {
             o.template_augmented = false;
         }

@@ -46,6 +46,8 @@ pub struct TrainOptions {
     pub template_augmented: bool,
     /// Quantile of held-out clips' best similarity at which the gate sits.
     pub template_quantile: f32,
+    /// Windows a passed template check holds for.
+    pub template_hold: usize,
     /// Template check slack (negative disables the check).
     pub template_slack: f32,
     /// Use the synthetic negative bank when available.
@@ -78,6 +80,7 @@ impl Default for TrainOptions {
             template_augmented: true,
             template_quantile: 0.05,
             template_slack: 0.15,
+            template_hold: 0,
             bank_max: 1_000_000,
             use_bank: true,
             mine: 3000,
@@ -674,6 +677,7 @@ fn head_from(
             smoothing: opts.smoothing,
             refractory: opts.refractory,
         },
+        template_hold: opts.template_hold,
         report: TrainReport::default(),
     }
 }
