@@ -375,9 +375,3 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
     result?;
     Ok(summary)
 }
-
-/// Checks that a path's directory exists (for a clear error before binding).
-pub fn socket_dir_ok(p: &Path) -> bool {
-    p.parent()
-        .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir())
-}

@@ -356,8 +356,8 @@ fn decode(bytes: &[u8]) -> Option<Bank> {
 }
 
 impl Bank {
-    /// The bank's embeddings with every window that hears one of `exclude` (custom words'
-    /// names) replaced by nothing: returns the kept windows' embeddings as runs.
+    /// The bank's embeddings without the windows that hear one of `exclude` (the custom
+    /// words' names).
     pub fn without(&self, exclude: &[String]) -> Vec<f32> {
         let all = words();
         let banned: Vec<u16> = all
@@ -369,9 +369,8 @@ impl Bank {
         if banned.is_empty() {
             return self.embeddings.clone();
         }
-        // Replace banned windows by copies of their neighbours' noise? Simply drop them; the
-        // trainer uses windows independently except for `context`, which may then straddle a
-        // gap; that is harmless for negatives.
+        // Banned windows are dropped. A `context` of consecutive windows may then straddle the
+        // gap, which is harmless for negatives.
         self.window_words
             .iter()
             .enumerate()

@@ -290,9 +290,6 @@ pub fn detect_signal(
     Ok(out)
 }
 
-/// 16 kHz, for callers that need the pipeline's working rate.
-pub const WORKING_RATE: u32 = SAMPLE_RATE;
-
 impl Features {
     /// Gives back the base model (to reuse it for another stream).
     pub fn into_embedder(self) -> Embedder {

@@ -443,7 +443,6 @@ pub fn build_examples(
     if let Some(bank) = bank {
         let n = bank.len() / DIM;
         let step = (n / opts.bank_max.max(1)).max(1);
-        let before = ex.len();
         sequence_examples(
             bank,
             opts.context,
@@ -452,7 +451,6 @@ pub fn build_examples(
             Source::Bank,
             &mut ex,
         );
-        let _ = before;
     }
     progress(total, total);
     Ok(ex)
