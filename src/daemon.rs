@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{select, Sender};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

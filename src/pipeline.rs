@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::assets::Assets;
 use crate::detector::{Detection, Detector, DetectorSettings};
 use crate::embedding::{Embedder, DIM};
-use crate::frontend::{Frontend, SAMPLE_RATE};
+use crate::frontend::Frontend;
 use crate::head::{Head, Scorer};
 use crate::resample::Resampler;
 
