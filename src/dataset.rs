@@ -66,7 +66,8 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
     Some(x[start..end].to_vec())
 }
 
-fn load_take(path: &Path) -> Result<Take> {
+/// Reads one take: 16 kHz, trimmed, and checked (not silent, not too short or long).
+pub fn load_take(path: &Path) -> Result<Take> {
     let samples = crate::wav::read_16k(path)?;
     let trimmed = trim(&samples).with_context(|| {
         format!(

@@ -9,7 +9,7 @@
 //! accept. Run with and without 30 `_unknown_` takes (other digits by the same speaker).
 //! Cross-speaker: enrol one digit from two speakers, detect it spoken by the other two.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rand::rngs::SmallRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -337,7 +337,10 @@ fn cached_stream_embeddings(
     key: &str,
     gate: bool,
 ) -> Result<(Embedder, Timeline)> {
-    let Some(dir) = std::env::var_os("HARK_EVAL_CACHE").map(PathBuf::from) else {
+    let Some(dir) = std::env::var_os("HARK_EVAL_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+    else {
         return stream_embeddings(emb, samples, gate);
     };
     let key = format!("{key}-g{}", gate as u8);
@@ -387,10 +390,7 @@ fn decide(
 }
 
 fn take(path: PathBuf) -> Result<Take> {
-    let s = crate::wav::read_16k(&path)?;
-    let samples =
-        crate::dataset::trim(&s).with_context(|| format!("{}: silent", path.display()))?;
-    Ok(Take { path, samples })
+    crate::dataset::load_take(&path)
 }
 
 /// One scenario's results: per threshold label -> summed score.

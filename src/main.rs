@@ -483,15 +483,17 @@ fn run(cli: Cli) -> Result<()> {
                 opts.seeds.len(),
                 t0.elapsed().as_secs_f64()
             );
-            println!("| scenario | threshold | recall | false accepts per non-target word | false accepts per hour |");
-            println!("| --- | --- | --- | --- | --- |");
+            println!("| scenario | threshold | recall | false accepts per non-target word | false accepts per hour | latency median / p95 (ms) |");
+            println!("| --- | --- | --- | --- | --- | --- |");
             for (scenario, rows) in &res {
                 for (label, s) in rows {
                     println!(
-                        "| {scenario} | {label} | {:.3} | {:.3} | {:.1} |",
+                        "| {scenario} | {label} | {:.3} | {:.3} | {:.1} | {:.0} / {:.0} |",
                         s.recall(),
                         s.fa_per_word(),
-                        s.fa_per_hour()
+                        s.fa_per_hour(),
+                        s.latency(0.5) * 1000.0,
+                        s.latency(0.95) * 1000.0
                     );
                 }
             }
