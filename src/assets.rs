@@ -123,6 +123,26 @@ pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment
 
 /// Builds a single-threaded ONNX Runtime session for a model file.
 pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
+    build_session(assets, model, |b| b.commit_from_file(model))
+}
+
+/// Builds a single-threaded ONNX Runtime session for a model in memory (`origin` names the
+/// file it came from, for errors).
+pub fn session_from_memory(
+    assets: &Assets,
+    origin: &Path,
+    bytes: &[u8],
+) -> Result<ort::session::Session> {
+    build_session(assets, origin, |b| b.commit_from_memory(bytes))
+}
+
+fn build_session(
+    assets: &Assets,
+    model: &Path,
+    commit: impl FnOnce(
+        &mut ort::session::builder::SessionBuilder,
+    ) -> ort::Result<ort::session::Session>,
+) -> Result<ort::session::Session> {
     let env = runtime(assets)?;
     let ctx = || format!("{}: ONNX Runtime cannot load this model", model.display());
     let builder = ort::session::Session::builder(env).with_context(ctx)?;
@@ -139,6 +159,6 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
         .with_memory_pattern(false)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(ctx)?;
-    let s = builder.commit_from_file(model).with_context(ctx)?;
+    let s = commit(&mut builder).with_context(ctx)?;
     Ok(s)
 }

@@ -111,3 +111,94 @@ fn streaming_embeddings_equal_batched_ones() {
         "streamed vs batched embeddings differ by {diff}"
     );
 }
+
+/// The original `embedding_model.onnx`, run by ONNX Runtime on whole 76-frame windows.
+fn original_model_embeddings(assets: &hark::assets::Assets, frames: &[f32]) -> Vec<f32> {
+    let mut session = hark::assets::session(assets, &assets.embedding_model()).unwrap();
+    let win = WINDOW_FRAMES * N_MELS;
+    // The warm-up window is all ones, then one window per 8-frame block.
+    let mut padded = vec![1.0f32; win - BLOCK_FRAMES * N_MELS];
+    padded.extend_from_slice(frames);
+    let mut out = Vec::new();
+    for b in 0..frames.len() / (BLOCK_FRAMES * N_MELS) {
+        let w = &padded[b * BLOCK_FRAMES * N_MELS..][..win];
+        let input = TensorRef::from_array_view(([1usize, WINDOW_FRAMES, N_MELS, 1], w)).unwrap();
+        let outputs = session.run(ort::inputs![input]).unwrap();
+        let (_, e) = outputs[0].try_extract_tensor::<f32>().unwrap();
+        out.extend_from_slice(&e[..DIM]);
+    }
+    out
+}
+
+#[test]
+fn the_streaming_base_model_equals_the_original_on_every_window() {
+    let assets = common::assets();
+    let x = speech();
+    let frames = hark::embedding::logmel(&x);
+    let want = original_model_embeddings(&assets, &frames);
+    let mut emb = Embedder::load(&assets).unwrap();
+
+    // Offline: large calls over the whole signal.
+    let batched = hark::embedding::embed_signal(&mut emb, &x).unwrap();
+    // Streaming: one block per call, after the one cold start.
+    let mut streamed = Vec::new();
+    let mut e = [0.0f32; DIM];
+    for block in frames.chunks(BLOCK_FRAMES * N_MELS) {
+        emb.push_block(block, &mut e).unwrap();
+        streamed.extend_from_slice(&e);
+    }
+    assert_eq!(want.len(), frames.len() / (BLOCK_FRAMES * N_MELS) * DIM);
+    for (name, got) in [("batched", &batched), ("streamed", &streamed)] {
+        assert_eq!(got.len(), want.len(), "{name}: number of embeddings");
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{name} streaming model vs original: max |diff| {worst:e}");
+        assert!(worst <= 1e-4, "{name}: max |diff| {worst}");
+    }
+}
+
+#[test]
+fn embeddings_after_the_gate_reopens_equal_ungated_ones() {
+    let assets = common::assets();
+    // Words separated by stretches of a quiet room long enough for the gate to close.
+    let mut x = Vec::new();
+    for w in ["lantern", "pumpkin", "violin"] {
+        x.extend(std::iter::repeat_n(0.0, 48000));
+        x.extend(common::say(w, "en-us", 150, 50));
+    }
+    x.extend(std::iter::repeat_n(0.0, 48000));
+    let room = hark::demo::noise(x.len() as f32 / 16000.0 + 1.0, 8.0, 9);
+    x.iter_mut().zip(room).for_each(|(a, n)| *a += n);
+    let mut emb = Embedder::load(&assets).unwrap();
+    let want = hark::embedding::embed_signal(&mut emb, &x).unwrap();
+    let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
+    let mut got: Vec<Option<Vec<f32>>> = Vec::new();
+    for c in x.chunks(1280) {
+        f.push(c, &mut |_, e| got.push(e.map(|e| e.to_vec())))
+            .unwrap();
+    }
+    let (blocks, gated) = f.gate_stats();
+    assert!(gated > 0 && gated < blocks, "{gated} of {blocks} gated");
+    let mut reopened = 0;
+    let mut worst = 0.0f32;
+    for (b, e) in got.iter().enumerate() {
+        if let Some(e) = e {
+            if b > 0 && got[b - 1].is_none() {
+                reopened += 1;
+            }
+            for (a, w) in e.iter().zip(&want[b * DIM..(b + 1) * DIM]) {
+                worst = worst.max((a - w).abs());
+            }
+        }
+    }
+    let pattern: String = got
+        .iter()
+        .map(|e| if e.is_some() { '#' } else { '.' })
+        .collect();
+    eprintln!("gate reopened {reopened} times; max |diff| {worst:e}\n{pattern}");
+    assert!(reopened >= 3, "gate reopened {reopened} times");
+    assert!(worst <= 1e-4, "max |diff| {worst}");
+}
