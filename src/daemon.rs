@@ -69,6 +69,8 @@ pub struct Summary {
     pub events: u64,
     pub dropped_samples: u64,
     pub dropped_clients: u64,
+    /// The process's peak resident memory (kB), where the system reports it.
+    pub peak_rss_kb: Option<u64>,
 }
 
 /// Leveled logging to stderr.
@@ -372,6 +374,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         .as_ref()
         .map_or(0, |s| s.dropped_clients.load(Ordering::Relaxed));
     drop(socket); // closes clients, removes the socket file
+    summary.peak_rss_kb = crate::util::peak_rss_kb();
     result?;
     Ok(summary)
 }

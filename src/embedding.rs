@@ -48,12 +48,12 @@ impl Embedder {
     /// Loads the base model, checking it is the expected file, and rewrites it into its
     /// streaming form.
     pub fn load(assets: &Assets) -> Result<Self> {
-        let model_sha256 = assets.check_embedding_model()?;
         let path = assets.embedding_model();
-        let original =
-            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let original = assets.read_embedding_model()?;
+        let model_sha256 = crate::util::sha256_hex(&original);
         let model = streaming::rewrite(&original)
             .with_context(|| format!("{}: cannot stream this model", path.display()))?;
+        drop(original);
         if model.states.len() != N_STATES {
             anyhow::bail!(
                 "{}: the streaming model has {} states, expected {N_STATES}",

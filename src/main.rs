@@ -378,8 +378,11 @@ fn run(cli: Cli) -> Result<()> {
                 stdout: !quiet,
             };
             let s = hark::daemon::listen(opts, None)?;
+            let peak = s.peak_rss_kb.map_or(String::new(), |kb| {
+                format!(", peak memory {:.1} MB", kb as f64 / 1024.0)
+            });
             eprintln!(
-                "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s)",
+                "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){peak}",
                 s.seconds, s.events, s.dropped_samples, s.dropped_clients
             );
             Ok(())
@@ -429,7 +432,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{line}");
             }
             println!(
-                "\n(measured in {:.0} s; CPU times and peak RSS by wait4 per process)",
+                "\n(measured in {:.0} s; CPU times by wait4 per process; peak RSS is each process's own VmHWM)",
                 t0.elapsed().as_secs_f64()
             );
             Ok(())

@@ -51,3 +51,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// This process's peak resident set size in kB (`VmHWM`), on Linux. Unlike a parent's
+/// `wait4`/`getrusage` figure, it does not include the parent's memory at the time it spawned
+/// this process.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+/// The `VmHWM:` figure (kB) of a `/proc/<pid>/status` text.
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vm_hwm_is_read_from_a_status_text() {
+        let status = "Name:\thark\nVmPeak:\t  100 kB\nVmHWM:\t   36148 kB\nVmRSS:\t 30000 kB\n";
+        assert_eq!(super::parse_vm_hwm(status), Some(36148));
+        assert_eq!(super::parse_vm_hwm("Name: x\n"), None);
+        assert!(super::peak_rss_kb().unwrap_or(1) > 0);
+    }
+}
