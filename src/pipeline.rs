@@ -21,6 +21,11 @@ use crate::resample::Resampler;
 pub const GATE_DB: f32 = 10.0;
 /// Blocks that cover one embedding window (76 frames in blocks of 8).
 const GATE_BLOCKS: usize = 10;
+/// The lowest noise floor the gate keeps, in the front end's dB: below any real 16-bit
+/// microphone's own noise (1 LSB of white noise reads about 21 dB). Digital silence (a muted
+/// input reads -100 dB) would otherwise drag the floor so low that the gate stayed open for
+/// minutes once sound returned, while the floor crept back up.
+const GATE_MIN_FLOOR: f32 = 10.0;
 
 struct Gate {
     enabled: bool,
@@ -43,7 +48,8 @@ impl Gate {
             loud
         } else {
             self.floor + 0.05
-        };
+        }
+        .max(GATE_MIN_FLOOR);
         self.recent[self.pos] = loud;
         self.pos = (self.pos + 1) % GATE_BLOCKS;
         let peak = self
@@ -310,5 +316,49 @@ impl Pipeline {
     /// Swaps in a new head and detector settings without touching the stream (SIGHUP reload).
     pub fn replace_head(&mut self, head: Arc<Head>, settings: Option<DetectorSettings>) {
         self.decision = Decision::new(head, settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Gate {
+        Gate {
+            enabled: true,
+            floor: 0.0,
+            recent: [0.0; GATE_BLOCKS],
+            pos: 0,
+            started: false,
+        }
+    }
+
+    #[test]
+    fn the_gate_opens_for_sound_and_closes_after_a_window_of_quiet() {
+        let mut g = gate();
+        assert!(
+            (0..50).all(|_| !g.open(40.0)),
+            "steady room noise keeps it shut"
+        );
+        assert!(g.open(70.0), "a sound 30 dB over the room opens it");
+        let open_after: Vec<bool> = (0..GATE_BLOCKS + 1).map(|_| g.open(40.0)).collect();
+        assert!(
+            open_after[..GATE_BLOCKS - 1].iter().all(|&o| o),
+            "{open_after:?}"
+        );
+        assert!(!open_after[GATE_BLOCKS], "{open_after:?}");
+    }
+
+    #[test]
+    fn digital_silence_does_not_hold_the_gate_open_afterwards() {
+        let mut g = gate();
+        assert!(
+            (0..100).all(|_| !g.open(-100.0)),
+            "digital silence keeps it shut"
+        );
+        // Then the faintest real input: 1 LSB of noise. The gate may open briefly while the
+        // floor adapts, but must not stay open.
+        let after: Vec<bool> = (0..100).map(|_| g.open(21.0)).collect();
+        assert!(!after[60..].iter().any(|&o| o), "still open: {after:?}");
     }
 }
