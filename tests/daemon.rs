@@ -149,6 +149,13 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
         stderr.contains("stopped after"),
         "one-line summary: {stderr}"
     );
+    let peak_mb: f64 = stderr
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|v| v.split(" MB").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the summary gives the peak memory: {stderr}"));
+    assert!(peak_mb > 5.0 && peak_mb < 500.0, "peak memory {peak_mb} MB");
 
     let events = reader.join().unwrap();
     let words: Vec<(&str, f64)> = events
