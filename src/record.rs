@@ -79,6 +79,10 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
     let mut got: Vec<f32> = Vec::with_capacity(want);
     let t0 = Instant::now();
     let mut err = std::io::stderr();
+    // The meter redraws in place, so only on a terminal, and at most 20 times a second.
+    let meter = std::io::IsTerminal::is_terminal(&err);
+    let mut drawn = Instant::now() - Duration::from_secs(1);
+    let mut peak_since = 0.0f32;
     while got.len() < want {
         if t0.elapsed() > Duration::from_secs_f32(seconds + 5.0) {
             bail!("capture device {:?} delivered no audio", cap.device);
@@ -87,10 +91,15 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
             continue;
         };
         let s = chunk.samples();
-        let peak = s.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        peak_since = s.iter().fold(peak_since, |m, v| m.max(v.abs()));
         got.extend_from_slice(&s[..s.len().min(want - got.len())]);
         let _ = pool.free_tx.send(chunk);
-        let db = 20.0 * (peak.max(1.0) / 32768.0).log10();
+        if !meter || (drawn.elapsed() < Duration::from_millis(50) && got.len() < want) {
+            continue;
+        }
+        drawn = Instant::now();
+        let db = 20.0 * (peak_since.max(1.0) / 32768.0).log10();
+        peak_since = 0.0;
         let bars = ((db + 60.0) / 60.0 * 30.0).clamp(0.0, 30.0) as usize;
         let _ = write!(
             err,
@@ -101,7 +110,9 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
         );
         let _ = err.flush();
     }
-    let _ = writeln!(err);
+    if meter {
+        let _ = writeln!(err);
+    }
     drop(cap);
     crate::resample::to_16k(&got, rate)
 }
