@@ -72,6 +72,8 @@ pub struct SourceStats {
     pub delivered: AtomicU64,
     /// Set by the stream's error callback when the device is gone.
     pub device_lost: AtomicBool,
+    /// The stream's latest error, for the log (set outside the audio callback).
+    pub last_error: std::sync::Mutex<Option<String>>,
 }
 
 /// Fills chunks from interleaved frames, mixing channels to mono. Allocation-free.
@@ -190,6 +192,17 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
     Ok(out)
 }
 
+/// Stops a capture without waiting for it. A stream whose sound server died can hang in its
+/// own teardown (seen with ALSA's PulseAudio plugin: its worker deadlocks inside libpulse, and
+/// dropping the stream joins that worker), so the stream is dropped on a thread of its own.
+pub fn release(capture: Option<Capture>) {
+    if let Some(c) = capture {
+        let _ = std::thread::Builder::new()
+            .name("hark-capture-stop".into())
+            .spawn(move || drop(c));
+    }
+}
+
 /// A running microphone capture. Dropping it stops the stream.
 pub struct Capture {
     _stream: cpal::Stream,
@@ -239,6 +252,9 @@ pub fn start(
             cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
         ) {
             lost.device_lost.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut last) = lost.last_error.lock() {
+            *last = Some(e.to_string());
         }
     };
     let filler = Filler {

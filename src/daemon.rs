@@ -131,6 +131,9 @@ fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSetting
     Ok((Arc::new(head), s))
 }
 
+/// Seconds without a single sample after which a capture device counts as lost.
+const STALL_SECONDS: u64 = 3;
+
 enum Control {
     Stop(i32),
     Reload,
@@ -236,6 +239,8 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         free_rx,
     } = pool;
     let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
+    // Ends the processing thread on a signal even if a stalled stream still holds a sender.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let proc_thread = std::thread::spawn(move || -> Result<()> {
         let mut emit = |d: Detection| {
             let _ = event_tx.send(d);
@@ -252,6 +257,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                 recv(reload_rx) -> msg => if let Ok((h, s)) = msg {
                     pipeline.replace_head(h, Some(s));
                 },
+                recv(stop_rx) -> _ => break,
             }
         }
         pipeline.finish(&mut emit)
@@ -268,6 +274,9 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
     let t0 = Instant::now();
     let mut summary = Summary::default();
     let mut retry_at: Option<(Instant, u32)> = None;
+    // (samples seen from the source, when that count last changed)
+    let mut last_seen = (0u64, Instant::now());
+    let mut logged_error: Option<(String, Instant)> = None;
     let tick = crossbeam_channel::tick(Duration::from_millis(100));
     let mut stopping = false;
     let mut reported_drops = 0u64;
@@ -301,8 +310,9 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                     log.info(&format!("signal {sig}: stopping"));
                     stopping = true;
                     stop_file.store(true, Ordering::Relaxed);
-                    capture = None; // stops the stream, dropping its sender
+                    capture::release(capture.take()); // stops the stream
                     pool_sender = None;
+                    let _ = stop_tx.try_send(());
                 }
                 Ok(Control::Reload) => {
                     match load_config(&opts).and_then(|c| load_head(&c, &base_sha).map(|h| (c, h))) {
@@ -333,9 +343,28 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                 if stopping || opts.input.is_some() {
                     continue;
                 }
-                if stats.device_lost.swap(false, Ordering::Relaxed) {
-                    log.warn("capture device lost; retrying");
-                    capture = None;
+                if let Some(e) = stats.last_error.lock().ok().and_then(|mut e| e.take()) {
+                    // A failing stream repeats its error many times a second: say each once a minute.
+                    if logged_error.as_ref().is_none_or(|(m, t)| *m != e || t.elapsed() > Duration::from_secs(60)) {
+                        log.warn(&format!("capture stream error: {e}"));
+                        logged_error = Some((e, Instant::now()));
+                    }
+                }
+                // A device can vanish without an error (a sound server that dies leaves the
+                // stream silent): no samples for STALL_SECONDS counts as lost too.
+                let seen = stats.delivered.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed);
+                if seen != last_seen.0 || capture.is_none() {
+                    last_seen = (seen, Instant::now());
+                }
+                let stalled = last_seen.1.elapsed() >= Duration::from_secs(STALL_SECONDS);
+                if stats.device_lost.swap(false, Ordering::Relaxed) || (stalled && retry_at.is_none()) {
+                    log.warn(&if stalled {
+                        format!("capture device stalled: no audio for {STALL_SECONDS} s; reopening it")
+                    } else {
+                        "capture device lost; reopening it".to_string()
+                    });
+                    capture::release(capture.take());
+                    last_seen.1 = Instant::now();
                     retry_at = Some((Instant::now() + Duration::from_secs(1), 1));
                 }
                 if let Some((when, n)) = retry_at {
@@ -358,7 +387,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
             },
         }
     }
-    drop(capture);
+    capture::release(capture);
     drop(pool_sender);
     if let Some(h) = file_thread {
         let _ = h.join();

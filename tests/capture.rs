@@ -11,15 +11,54 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Pulse {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     server: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Pulse {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+impl Pulse {
+    /// Kills the sound server, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same socket.
+    fn start(&mut self) -> bool {
+        let sock = self.dir.path().join("native");
+        let _ = std::fs::remove_file(&sock);
+        let Ok(child) = Command::new("pulseaudio")
+            .args([
+                "-n",
+                "-F",
+                self.dir.path().join("pa.conf").to_str().unwrap(),
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+            ])
+            .env("XDG_RUNTIME_DIR", self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        let t = Instant::now();
+        while !sock.exists() {
+            if t.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
     }
 }
 
@@ -43,31 +82,12 @@ fn start_pulse() -> Option<Pulse> {
         ),
     )
     .unwrap();
-    let child = Command::new("pulseaudio")
-        .args([
-            "-n",
-            "-F",
-            dir.path().join("pa.conf").to_str().unwrap(),
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-        ])
-        .env("XDG_RUNTIME_DIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let t = Instant::now();
-    while !sock.exists() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Pulse {
-        child,
+    let mut p = Pulse {
+        child: None,
         server: format!("unix:{}", sock.display()),
-        _dir: dir,
-    })
+        dir,
+    };
+    p.start().then_some(p)
 }
 
 #[test]
@@ -267,4 +287,135 @@ fn hark_record_saves_takes_from_a_virtual_microphone_refuses_silence_and_overwri
         "{} samples",
         x.len()
     );
+}
+
+#[test]
+fn the_daemon_survives_its_sound_server_dying_and_hears_again_once_it_is_back() {
+    let Some(mut pulse) = start_pulse() else {
+        eprintln!("SKIPPED: pulseaudio is not installed (bash .ci/setup installs it); device loss was not tested");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("recordings");
+    demo::write_recordings(&rec, demo::VOICE).unwrap();
+    let head = tmp.path().join("h.head");
+    let (code, _, err) = hark(
+        &[
+            "train",
+            "--no-cv",
+            "--data",
+            rec.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (stream, said) = demo::stream(demo::VOICE, 2).unwrap();
+    let wav = tmp.path().join("stream.wav");
+    write_wav(&wav, &stream);
+
+    let sock = tmp.path().join("hark.sock");
+    let mut daemon = Command::new(hark_bin())
+        .args([
+            "listen",
+            "--head",
+            head.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+        ])
+        .env("PULSE_SERVER", &pulse.server)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = daemon.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = line_tx.send(line);
+        }
+        all
+    });
+    let wait_for = |what: &[&str], secs: u64| -> bool {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if let Ok(l) = line_rx.recv_timeout(Duration::from_millis(200)) {
+                if what.iter().any(|w| l.contains(w)) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(
+        wait_for(&["events on socket"], 30),
+        "the daemon never started"
+    );
+    let client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut words = Vec::new();
+        for line in BufReader::new(client).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            words.push(v["word"].as_str().unwrap().to_string());
+        }
+        words
+    });
+
+    // The sound server dies under the running daemon, then comes back.
+    std::thread::sleep(Duration::from_secs(1));
+    pulse.kill();
+    assert!(
+        wait_for(&["capture device stalled", "capture device lost"], 20),
+        "the daemon did not notice its device was gone"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pulse.start(), "pulseaudio did not restart");
+    assert!(
+        wait_for(&["capture device back"], 60),
+        "the daemon did not reopen its device"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let play = Command::new("paplay")
+        .args(["-d", "hark_in", wav.to_str().unwrap()])
+        .env("PULSE_SERVER", &pulse.server)
+        .status()
+        .unwrap();
+    assert!(play.success(), "paplay failed");
+    std::thread::sleep(Duration::from_secs(2));
+
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = daemon.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = daemon.kill();
+            panic!("hark listen hung on SIGTERM after losing its device");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = log.join().unwrap();
+    assert!(status.success(), "{err}");
+    let words = reader.join().unwrap();
+    eprintln!("heard after the sound server came back: {words:?}\n{err}");
+    let targets: Vec<&str> = said
+        .iter()
+        .filter(|s| s.target)
+        .map(|s| s.text.as_str())
+        .collect();
+    let heard = targets
+        .iter()
+        .filter(|t| words.iter().any(|w| w == *t))
+        .count();
+    assert!(heard >= targets.len() - 1, "heard {words:?} of {targets:?}");
 }
