@@ -225,6 +225,25 @@ struct Clip {
     source: Source,
 }
 
+impl Clip {
+    /// A clip made by `make` (samples, word start, word end) whose windows are all "none".
+    fn negative(
+        (samples, word_start, word_end): (Vec<f32>, f64, f64),
+        group: usize,
+        source: Source,
+    ) -> Clip {
+        Clip {
+            samples,
+            word_start,
+            word_end,
+            class: 0,
+            group,
+            clean: false,
+            source,
+        }
+    }
+}
+
 /// Turns a clip's embeddings into examples.
 fn clip_examples(clip: &Clip, id: usize, emb: &[f32], context: usize, out: &mut Examples) {
     let n = emb.len() / DIM;
@@ -371,47 +390,28 @@ pub fn build_examples(
                     let mut x = head_part[..cut_a].to_vec();
                     let scale = rms_of(head_part) / rms_of(tail_part).max(1.0);
                     x.extend(tail_part[cut_b..].iter().map(|v| v * scale));
-                    let (samples, s, e) = make(&mut rng, &x, 1);
-                    clips.push(Clip {
-                        samples,
-                        word_start: s,
-                        word_end: e,
-                        class: 0,
-                        group: ti,
-                        clean: false,
-                        source: Source::Altered,
-                    });
+                    clips.push(Clip::negative(make(&mut rng, &x, 1), ti, Source::Altered));
                 }
             }
             if opts.reversed {
                 let rev: Vec<f32> = take.samples.iter().rev().copied().collect();
                 for aug in 0..2 {
-                    let (samples, s, e) = make(&mut rng, &rev, aug);
-                    clips.push(Clip {
-                        samples,
-                        word_start: s,
-                        word_end: e,
-                        class: 0,
-                        group: ti,
-                        clean: false,
-                        source: Source::Altered,
-                    });
+                    clips.push(Clip::negative(
+                        make(&mut rng, &rev, aug),
+                        ti,
+                        Source::Altered,
+                    ));
                 }
             }
         }
     }
     for (ui, take) in ds.unknown.iter().enumerate() {
         for aug in 0..2 {
-            let (samples, s, e) = make(&mut rng, &take.samples, aug);
-            clips.push(Clip {
-                samples,
-                word_start: s,
-                word_end: e,
-                class: 0,
-                group: ui,
-                clean: false,
-                source: Source::Unknown,
-            });
+            clips.push(Clip::negative(
+                make(&mut rng, &take.samples, aug),
+                ui,
+                Source::Unknown,
+            ));
         }
     }
     let total = clips.len() as u64 + 1;
