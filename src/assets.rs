@@ -130,6 +130,9 @@ use ort::session::builder::GraphOptimizationLevel;
 /// reordered copies of the weights: 2 MB more at peak for 10% less CPU (README, Cost).
 const OPTIMIZATION: GraphOptimizationLevel = GraphOptimizationLevel::Level2;
 
+/// What of the inference settings can change an embedding's last digits (for cache keys).
+pub const INFERENCE_SETTINGS: &str = "ort graph level 2, 1 thread";
+
 /// Builds a single-threaded ONNX Runtime session for a model file.
 pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
     build_session(assets, model, OPTIMIZATION, |b| b.commit_from_file(model))

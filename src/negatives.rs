@@ -130,8 +130,9 @@ pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> 
 fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
     let key = crate::util::sha256_hex(
         format!(
-            "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}",
-            crate::frontend::parameters()
+            "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}|{}",
+            crate::frontend::parameters(),
+            crate::assets::INFERENCE_SETTINGS,
         )
         .as_bytes(),
     );
@@ -152,6 +153,16 @@ pub fn load_or_build(
     }
     let bank = build(emb, progress)?;
     crate::util::write_atomic(&path, &encode(&bank))?;
+    // Banks of other recipes or settings are stale: remove them (40 MB each).
+    if let Ok(entries) = std::fs::read_dir(models) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if p != path && name.starts_with("negatives-") && name.ends_with(".bin") {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
     Ok(bank)
 }
 
