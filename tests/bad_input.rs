@@ -341,3 +341,27 @@ fn a_missing_base_model_or_runtime_library_is_named() {
         &["nowhere", "does not exist"],
     );
 }
+
+#[test]
+fn a_model_of_another_shape_is_refused_by_the_streaming_rewrite_with_the_reason() {
+    let assets = common::assets();
+    let err = hark::embedding::streaming::rewrite(b"not a model at all")
+        .err()
+        .expect("garbage is refused");
+    assert!(format!("{err:#}").contains("not an ONNX model"), "{err:#}");
+    // The front-end model is ONNX, but not a stack of convolutions.
+    let mel = std::fs::read(assets.melspec_model()).unwrap();
+    let err = hark::embedding::streaming::rewrite(&mel)
+        .err()
+        .expect("the front-end model is refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("does not have the structure hark streams"),
+        "{msg}"
+    );
+    // The base model itself streams, with a state per time convolution.
+    let base = std::fs::read(assets.embedding_model()).unwrap();
+    let m = hark::embedding::streaming::rewrite(&base).unwrap();
+    assert_eq!(m.states.len(), 11);
+    assert!(m.states.iter().all(|s| s[0] == 1 && s[2] == 2));
+}
