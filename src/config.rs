@@ -26,6 +26,8 @@ pub struct Config {
     pub hook: HookConfig,
     /// One of error, warn, info, debug.
     pub log_level: String,
+    /// Skip the base model while the room is quiet (the quiet-room gate).
+    pub quiet_gate: bool,
 }
 
 /// The Unix socket that clients read events from.
@@ -60,6 +62,7 @@ impl Default for Config {
             socket: SocketConfig::default(),
             hook: HookConfig::default(),
             log_level: "info".into(),
+            quiet_gate: true,
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Summary {
     pub dropped_clients: u64,
     /// The process's peak resident memory (kB), where the system reports it.
     pub peak_rss_kb: Option<u64>,
+    /// 80 ms blocks processed, and how many of them the quiet-room gate skipped.
+    pub blocks: u64,
+    pub gated_blocks: u64,
 }
 
 /// Leveled logging to stderr.
@@ -239,9 +242,10 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         free_rx,
     } = pool;
     let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
+    pipeline.set_gate(cfg.quiet_gate);
     // Ends the processing thread on a signal even if a stalled stream still holds a sender.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let proc_thread = std::thread::spawn(move || -> Result<()> {
+    let proc_thread = std::thread::spawn(move || -> Result<(u64, u64)> {
         let mut emit = |d: Detection| {
             let _ = event_tx.send(d);
         };
@@ -260,7 +264,8 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                 recv(stop_rx) -> _ => break,
             }
         }
-        pipeline.finish(&mut emit)
+        pipeline.finish(&mut emit)?;
+        Ok(pipeline.gate_stats())
     });
     // The processing thread ends when every sender of full chunks is gone. With a file, the
     // file thread holds its own sender, and ours goes now so the end of the file ends the run.
@@ -319,8 +324,8 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                         Ok((c, (h, s))) => {
                             log.info(&format!("reloaded: words {}", h.labels.join(", ")));
                             let _ = reload_tx.send((h, s));
-                            if c.device != cfg.device || c.socket != cfg.socket {
-                                log.warn("device and socket changes take effect on restart");
+                            if c.device != cfg.device || c.socket != cfg.socket || c.quiet_gate != cfg.quiet_gate {
+                                log.warn("device, socket and quiet_gate changes take effect on restart");
                             }
                             cfg.hook = c.hook.clone();
                             cfg.thresholds = c.thresholds.clone();
@@ -404,6 +409,6 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         .map_or(0, |s| s.dropped_clients.load(Ordering::Relaxed));
     drop(socket); // closes clients, removes the socket file
     summary.peak_rss_kb = crate::util::peak_rss_kb();
-    result?;
+    (summary.blocks, summary.gated_blocks) = result?;
     Ok(summary)
 }

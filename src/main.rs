@@ -381,8 +381,16 @@ fn run(cli: Cli) -> Result<()> {
             let peak = s.peak_rss_kb.map_or(String::new(), |kb| {
                 format!(", peak memory {:.1} MB", kb as f64 / 1024.0)
             });
+            let skipped = if s.blocks > 0 {
+                format!(
+                    ", base model skipped for {:.0}% of blocks",
+                    100.0 * s.gated_blocks as f64 / s.blocks as f64
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){peak}",
+                "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){skipped}{peak}",
                 s.seconds, s.events, s.dropped_samples, s.dropped_clients
             );
             Ok(())

@@ -313,6 +313,16 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Turns the quiet-room gate on or off (on by default).
+    pub fn set_gate(&mut self, on: bool) {
+        self.features.set_gate(on);
+    }
+
+    /// (blocks seen, blocks for which the gate skipped the base model).
+    pub fn gate_stats(&self) -> (u64, u64) {
+        self.features.gate_stats()
+    }
+
     /// Swaps in a new head and detector settings without touching the stream (SIGHUP reload).
     pub fn replace_head(&mut self, head: Arc<Head>, settings: Option<DetectorSettings>) {
         self.decision = Decision::new(head, settings);

@@ -385,3 +385,39 @@ fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
         );
     }
 }
+
+#[test]
+fn the_quiet_gate_key_turns_the_gate_off_and_the_summary_says_how_much_it_skipped() {
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &demo::WORDS);
+    let quiet = s.dir.join("quiet.wav");
+    write_wav(&quiet, &demo::noise(20.0, 8.0, 6));
+    let skipped = |config: &str| -> f64 {
+        let cfg = s.dir.join("gate.toml");
+        std::fs::write(&cfg, format!("{config}[socket]\nenabled = false\n")).unwrap();
+        let (code, _, err) = hark(
+            &[
+                "listen",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--head",
+                head.to_str().unwrap(),
+                "--input",
+                quiet.to_str().unwrap(),
+                "--quiet",
+            ],
+            &root(),
+        );
+        assert_eq!(code, 0, "{err}");
+        err.split("base model skipped for ")
+            .nth(1)
+            .and_then(|v| v.split('%').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("the summary gives the share skipped: {err}"))
+    };
+    let on = skipped("");
+    let off = skipped("quiet_gate = false\n");
+    assert!(on >= 80.0, "a quiet room with the gate: {on}% skipped");
+    assert_eq!(off, 0.0, "with quiet_gate = false nothing is skipped");
+}
