@@ -195,32 +195,80 @@ fn build_session(
 /// code that is never run again (operator schemas, graph rewrites): about 12 MB of the
 /// library's code pages, which would otherwise stay in the daemon's resident set. The pages
 /// inference uses come back from the page cache on their next access (a minor fault each).
-/// Only the read-and-execute mapping is touched: it is never written, so nothing is lost.
+/// Only the read-and-execute mapping is touched, and only while it holds no private copy of a
+/// page, so every page dropped is an exact copy of the file: nothing is lost.
 pub fn release_runtime_code() {
     #[cfg(target_os = "linux")]
     {
-        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
             return;
         };
-        for line in maps.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-                continue;
-            };
-            let path = f.nth(3).unwrap_or("");
-            if perms != "r-xp" || !path.contains("libonnxruntime") {
+        for (range, anonymous_kb) in runtime_code_mappings(&smaps) {
+            // A code page with a private copy (a text relocation, a debugger's breakpoint)
+            // would lose it: leave such a mapping alone.
+            if anonymous_kb != 0 {
                 continue;
             }
-            let Some((a, b)) = range.split_once('-') else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            else {
-                continue;
-            };
             unsafe {
-                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+                libc::madvise(
+                    range.start as *mut libc::c_void,
+                    range.end - range.start,
+                    libc::MADV_DONTNEED,
+                );
             }
         }
+    }
+}
+
+/// The read-and-execute mappings of the ONNX Runtime library in a `/proc/<pid>/smaps` text,
+/// with their `Anonymous:` kB.
+fn runtime_code_mappings(smaps: &str) -> Vec<(std::ops::Range<usize>, u64)> {
+    let mut out = Vec::new();
+    let mut current: Option<std::ops::Range<usize>> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            else {
+                current = None;
+                continue;
+            };
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            current = (perms == "r-xp" && path.contains("libonnxruntime")).then_some(a..b);
+        } else if first == "Anonymous:" {
+            if let Some(r) = current.take() {
+                let kb = f.next().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+                out.push((r, kb));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_runtime_code_mapping_and_its_private_pages() {
+        let smaps = "\
+7f14408dd000-7f144235f000 r-xp 000dd000 fd:01 123 /x/libonnxruntime.so.1.32.0
+Size:              27144 kB
+Anonymous:             0 kB
+7f144235f000-7f14428dc000 r--p 01b5f000 fd:01 123 /x/libonnxruntime.so.1.32.0
+Anonymous:           336 kB
+7f1442900000-7f1442a00000 r-xp 00000000 fd:01 456 /usr/lib/libc.so.6
+Anonymous:             0 kB
+7f1443000000-7f1443001000 r-xp 00000000 fd:01 123 /y/libonnxruntime.so
+Anonymous:             4 kB
+";
+        let m = super::runtime_code_mappings(smaps);
+        assert_eq!(
+            m,
+            vec![
+                (0x7f14408dd000..0x7f144235f000, 0),
+                (0x7f1443000000..0x7f1443001000, 4)
+            ]
+        );
     }
 }
