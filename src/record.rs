@@ -81,7 +81,9 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
     let mut err = std::io::stderr();
     // The meter redraws in place, so only on a terminal, and at most 20 times a second.
     let meter = std::io::IsTerminal::is_terminal(&err);
-    let mut drawn = Instant::now() - Duration::from_secs(1);
+    let mut drawn = Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or_else(Instant::now);
     let mut peak_since = 0.0f32;
     while got.len() < want {
         if t0.elapsed() > Duration::from_secs_f32(seconds + 5.0) {

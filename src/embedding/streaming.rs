@@ -11,7 +11,8 @@
 //!
 //! The pooling grid lines up with the windows when each call starts 4 frames past a window
 //! start (76 = 9 x 8 + 4), which is where every 80 ms block starts. With that alignment the
-//! embeddings are the original model's, bit for bit (checked in `tests/frontend_reference.rs`).
+//! embeddings are the original model's: bit for bit at ONNX Runtime's default optimisation
+//! level, within 5e-5 at level 2 (checked in `tests/frontend_reference.rs`).
 //! After a cold start (zero states) the first 9 embeddings of a call are wrong; the embedding
 //! of a window is right once the call has seen its 76 frames.
 
@@ -103,8 +104,9 @@ pub fn rewrite(original: &[u8]) -> Result<StreamingModel> {
                 let pads = ints(n, "pads").unwrap_or(vec![0; 4]);
                 let strides = ints(n, "strides").unwrap_or(vec![1, 1]);
                 let dilations = ints(n, "dilations").unwrap_or(vec![1, 1]);
-                let same_width = pads.len() == 4 && pads[1] + pads[3] == kf - 1;
-                if pads[0] != 0 || pads[2] != 0 || !same_width || strides != [1, 1] {
+                let fits =
+                    |p: &[i64]| p.len() == 4 && p[0] == 0 && p[2] == 0 && p[1] + p[3] == kf - 1;
+                if !fits(&pads) || strides != [1, 1] {
                     return unexpected(format!("convolution {} pads or strides", n.name));
                 }
                 if dilations != [1, 1] {
