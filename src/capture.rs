@@ -195,12 +195,12 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
 /// Stops a capture without waiting for it. A stream whose sound server died can hang in its
 /// own teardown (seen with ALSA's PulseAudio plugin: its worker deadlocks inside libpulse, and
 /// dropping the stream joins that worker), so the stream is dropped on a thread of its own.
-pub fn release(capture: Option<Capture>) {
-    if let Some(c) = capture {
-        let _ = std::thread::Builder::new()
-            .name("hark-capture-stop".into())
-            .spawn(move || drop(c));
-    }
+/// Returns the thread, which has finished once the stream has stopped.
+pub fn release(capture: Option<Capture>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("hark-capture-stop".into())
+        .spawn(move || drop(capture))
+        .expect("cannot start a thread")
 }
 
 /// A running microphone capture. Dropping it stops the stream.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::assets::Assets;
-use crate::capture::{self, Pool, SourceStats};
+use crate::capture::{self, Capture, Pool, SourceStats};
 use crate::config::Config;
 use crate::detector::{Detection, DetectorSettings};
 use crate::embedding::Embedder;
@@ -137,6 +137,11 @@ fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSetting
 /// Seconds without a single sample after which a capture device counts as lost.
 const STALL_SECONDS: u64 = 3;
 
+/// The wait before reopening a device after `failures` failures in a row: 1, 2, 4 ... 30 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.saturating_sub(1).min(5)).min(30))
+}
+
 enum Control {
     Stop(i32),
     Reload,
@@ -235,6 +240,8 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
     // Processing thread.
     let (event_tx, event_rx) = crossbeam_channel::unbounded::<Detection>();
     let (reload_tx, reload_rx) = crossbeam_channel::unbounded::<(Arc<Head>, DetectorSettings)>();
+    // A reopened device may run at another rate than the one it replaces.
+    let (rate_tx, rate_rx) = crossbeam_channel::unbounded::<u32>();
     let Pool {
         full_tx,
         full_rx,
@@ -261,6 +268,9 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                 recv(reload_rx) -> msg => if let Ok((h, s)) = msg {
                     pipeline.replace_head(h, Some(s));
                 },
+                recv(rate_rx) -> msg => if let Ok(r) = msg {
+                    pipeline.set_source_rate(r)?;
+                },
                 recv(stop_rx) -> _ => break,
             }
         }
@@ -278,7 +288,14 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
 
     let t0 = Instant::now();
     let mut summary = Summary::default();
-    let mut retry_at: Option<(Instant, u32)> = None;
+    // Device recovery: when to try opening it again; an open running on its own thread (a
+    // sound server that hangs must not block signals or clients); failures in a row, reset
+    // only when samples flow again; streams being let go.
+    let mut retry_at: Option<Instant> = None;
+    let mut opening: Option<crossbeam_channel::Receiver<Result<Capture>>> = None;
+    let mut failures = 0u32;
+    let mut releasing: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut source_rate = rate;
     // (samples seen from the source, when that count last changed)
     let mut last_seen = (0u64, Instant::now());
     let mut logged_error: Option<(String, Instant)> = None;
@@ -315,7 +332,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                     log.info(&format!("signal {sig}: stopping"));
                     stopping = true;
                     stop_file.store(true, Ordering::Relaxed);
-                    capture::release(capture.take()); // stops the stream
+                    releasing.push(capture::release(capture.take())); // stops the stream
                     pool_sender = None;
                     let _ = stop_tx.try_send(());
                 }
@@ -335,6 +352,28 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                     }
                 }
                 _ => {}
+            },
+            recv(opening.clone().unwrap_or_else(crossbeam_channel::never)) -> msg => {
+                opening = None;
+                match msg.unwrap_or_else(|_| Err(anyhow::anyhow!("the device opener failed"))) {
+                    Ok(c) if stopping => releasing.push(capture::release(Some(c))),
+                    Ok(c) => {
+                        log.info(&format!("capture device back: {:?} ({} Hz)", c.device, c.rate));
+                        if c.rate != source_rate {
+                            source_rate = c.rate;
+                            let _ = rate_tx.send(c.rate);
+                        }
+                        stats.device_lost.store(false, Ordering::Relaxed);
+                        last_seen.1 = Instant::now();
+                        capture = Some(c);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        let wait = backoff(failures);
+                        log.warn(&format!("{e:#}; retrying in {} s", wait.as_secs()));
+                        retry_at = Some(Instant::now() + wait);
+                    }
+                }
             },
             recv(tick) -> _ => {
                 if let Some(s) = &socket {
@@ -358,42 +397,50 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                 // A device can vanish without an error (a sound server that dies leaves the
                 // stream silent): no samples for STALL_SECONDS counts as lost too.
                 let seen = stats.delivered.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed);
-                if seen != last_seen.0 || capture.is_none() {
+                if seen != last_seen.0 {
                     last_seen = (seen, Instant::now());
+                    failures = 0;
                 }
-                let stalled = last_seen.1.elapsed() >= Duration::from_secs(STALL_SECONDS);
-                if stats.device_lost.swap(false, Ordering::Relaxed) || (stalled && retry_at.is_none()) {
-                    log.warn(&if stalled {
-                        format!("capture device stalled: no audio for {STALL_SECONDS} s; reopening it")
-                    } else {
-                        "capture device lost; reopening it".to_string()
-                    });
-                    capture::release(capture.take());
-                    last_seen.1 = Instant::now();
-                    retry_at = Some((Instant::now() + Duration::from_secs(1), 1));
-                }
-                if let Some((when, n)) = retry_at {
-                    if Instant::now() >= when {
-                        let Some(tx) = pool_sender.clone() else { continue };
-                        match capture::start(&cfg.device, tx, free_rx.clone(), stats.clone()) {
-                            Ok(c) => {
-                                log.info(&format!("capture device back: {:?}", c.device));
-                                capture = Some(c);
-                                retry_at = None;
-                            }
-                            Err(e) => {
-                                let wait = (1u64 << n.min(5)).min(30);
-                                log.warn(&format!("{e:#}; retrying in {wait} s"));
-                                retry_at = Some((Instant::now() + Duration::from_secs(wait), n + 1));
-                            }
-                        }
+                if capture.is_none() {
+                    // Flags from streams already let go say nothing about the next one.
+                    stats.device_lost.store(false, Ordering::Relaxed);
+                } else {
+                    let lost = stats.device_lost.swap(false, Ordering::Relaxed);
+                    let stalled = last_seen.1.elapsed() >= Duration::from_secs(STALL_SECONDS);
+                    if lost || stalled {
+                        failures += 1;
+                        let wait = backoff(failures);
+                        log.warn(&format!(
+                            "capture device {}; reopening it in {} s",
+                            if lost { "lost".to_string() } else { format!("stalled: no audio for {STALL_SECONDS} s") },
+                            wait.as_secs()
+                        ));
+                        releasing.push(capture::release(capture.take()));
+                        retry_at = Some(Instant::now() + wait);
                     }
+                }
+                releasing.retain(|h| !h.is_finished());
+                if retry_at.is_some_and(|t| Instant::now() >= t) && opening.is_none() {
+                    let Some(tx) = pool_sender.clone() else { continue };
+                    retry_at = None;
+                    let (open_tx, open_rx) = crossbeam_channel::bounded(1);
+                    let (device, free_rx, stats) = (cfg.device.clone(), free_rx.clone(), stats.clone());
+                    std::thread::spawn(move || {
+                        let _ = open_tx.send(capture::start(&device, tx, free_rx, stats));
+                    });
+                    opening = Some(open_rx);
                 }
             },
         }
     }
-    capture::release(capture);
+    releasing.push(capture::release(capture));
     drop(pool_sender);
+    // Let the streams stop cleanly, but never wait on one that hangs in its teardown.
+    let t_release = Instant::now();
+    while releasing.iter().any(|h| !h.is_finished()) && t_release.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     if let Some(h) = file_thread {
         let _ = h.join();
     }

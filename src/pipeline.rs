@@ -323,6 +323,13 @@ impl Pipeline {
         self.features.gate_stats()
     }
 
+    /// Takes samples at a new source rate from now on (a capture device reopened at another
+    /// rate). Samples still in the old resampler are dropped.
+    pub fn set_source_rate(&mut self, rate: u32) -> Result<()> {
+        self.features.resampler = Resampler::new(rate)?;
+        Ok(())
+    }
+
     /// Swaps in a new head and detector settings without touching the stream (SIGHUP reload).
     pub fn replace_head(&mut self, head: Arc<Head>, settings: Option<DetectorSettings>) {
         self.decision = Decision::new(head, settings);
