@@ -26,6 +26,10 @@ const GATE_BLOCKS: usize = 10;
 /// input reads -100 dB) would otherwise drag the floor so low that the gate stayed open for
 /// minutes once sound returned, while the floor crept back up.
 const GATE_MIN_FLOOR: f32 = 10.0;
+/// Blocks (5.1 s) after which the floor has risen to at least the quietest of them: a room that
+/// got louder (a fan, a sound server back from digital silence) closes the gate again within
+/// seconds, not after the slow creep.
+const GATE_FLOOR_BLOCKS: usize = 64;
 
 struct Gate {
     enabled: bool,
@@ -33,22 +37,43 @@ struct Gate {
     recent: [f32; GATE_BLOCKS],
     pos: usize,
     started: bool,
+    /// The last `GATE_FLOOR_BLOCKS` loudnesses, for the floor's rise.
+    history: [f32; GATE_FLOOR_BLOCKS],
+    hpos: usize,
 }
 
 impl Gate {
+    fn new() -> Gate {
+        Gate {
+            enabled: true,
+            floor: 0.0,
+            recent: [0.0; GATE_BLOCKS],
+            pos: 0,
+            started: false,
+            history: [f32::INFINITY; GATE_FLOOR_BLOCKS],
+            hpos: 0,
+        }
+    }
+
     /// Takes one block's loudness (dB of its loudest mel bin); says whether to run the model.
     fn open(&mut self, loud: f32) -> bool {
         if !self.started {
             self.floor = loud;
             self.recent = [f32::NEG_INFINITY; GATE_BLOCKS];
+            self.history = [f32::INFINITY; GATE_FLOOR_BLOCKS];
             self.started = true;
         }
-        // The floor follows the quietest blocks down at once and creeps up 0.05 dB per block.
+        self.history[self.hpos] = loud;
+        self.hpos = (self.hpos + 1) % GATE_FLOOR_BLOCKS;
+        let quietest = self.history.iter().copied().fold(f32::INFINITY, f32::min);
+        // The floor follows the quietest blocks down at once and creeps up 0.05 dB per block,
+        // or faster: it is never below the quietest block of the last 5 s.
         self.floor = if loud < self.floor {
             loud
         } else {
             self.floor + 0.05
         }
+        .max(quietest)
         .max(GATE_MIN_FLOOR);
         self.recent[self.pos] = loud;
         self.pos = (self.pos + 1) % GATE_BLOCKS;
@@ -109,13 +134,7 @@ impl Features {
                 embedder,
                 embedding: [0.0; DIM],
                 blocks: 0,
-                gate: Gate {
-                    enabled: true,
-                    floor: 0.0,
-                    recent: [0.0; GATE_BLOCKS],
-                    pos: 0,
-                    started: false,
-                },
+                gate: Gate::new(),
                 gated: 0,
             },
         })
@@ -341,13 +360,7 @@ mod tests {
     use super::*;
 
     fn gate() -> Gate {
-        Gate {
-            enabled: true,
-            floor: 0.0,
-            recent: [0.0; GATE_BLOCKS],
-            pos: 0,
-            started: false,
-        }
+        Gate::new()
     }
 
     #[test]
@@ -377,5 +390,27 @@ mod tests {
         // floor adapts, but must not stay open.
         let after: Vec<bool> = (0..100).map(|_| g.open(21.0)).collect();
         assert!(!after[60..].iter().any(|&o| o), "still open: {after:?}");
+        // And from digital silence straight to an ordinary room (rms 8 reads 39.5 dB): shut
+        // again within about 5 s (64 blocks) rather than the half-minute creep.
+        let mut g = gate();
+        (0..100).for_each(|_| {
+            g.open(-100.0);
+        });
+        let after: Vec<bool> = (0..100).map(|_| g.open(39.5)).collect();
+        assert!(!after[70..].iter().any(|&o| o), "still open: {after:?}");
+    }
+
+    #[test]
+    fn a_room_that_gets_louder_shuts_the_gate_again_within_seconds() {
+        let mut g = gate();
+        (0..50).for_each(|_| {
+            g.open(30.0);
+        });
+        // A fan comes on: 20 dB louder, steady.
+        let after: Vec<bool> = (0..100).map(|_| g.open(50.0)).collect();
+        assert!(after[0], "the change itself opens the gate");
+        assert!(!after[70..].iter().any(|&o| o), "still open: {after:?}");
+        // A word over the fan still opens it.
+        assert!(g.open(70.0));
     }
 }
