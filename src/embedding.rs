@@ -98,7 +98,7 @@ impl Embedder {
         let warm = self.warm;
         self.slide(block);
         if warm {
-            self.infer(Frames::Block(block))?;
+            self.infer(Frames::Slice(block))?;
         } else {
             self.cold();
             self.infer(Frames::Context)?;
@@ -116,7 +116,7 @@ impl Embedder {
         for w in windows.chunks_exact(WINDOW_LEN) {
             frames[CONTEXT_LEN - WINDOW_LEN..].copy_from_slice(w);
             self.cold();
-            self.infer(Frames::Other(&frames))?;
+            self.infer(Frames::Slice(&frames))?;
             out.extend_from_slice(&self.out[self.out.len() - DIM..]);
         }
         self.warm = false;
@@ -134,9 +134,8 @@ impl Embedder {
     /// states updated.
     fn infer(&mut self, frames: Frames) -> Result<()> {
         let frames = match frames {
-            Frames::Block(b) => b,
             Frames::Context => &self.context[..],
-            Frames::Other(f) => f,
+            Frames::Slice(f) => f,
         };
         let n = frames.len() / N_MELS;
         debug_assert_eq!(n % BLOCK_FRAMES, 0);
@@ -172,7 +171,7 @@ impl Embedder {
         let mut all = Vec::with_capacity(padded.len() / (BLOCK_FRAMES * N_MELS) * DIM);
         self.cold();
         for chunk in padded.chunks(EMBED_BATCH * BLOCK_FRAMES * N_MELS) {
-            self.infer(Frames::Other(chunk))?;
+            self.infer(Frames::Slice(chunk))?;
             all.extend_from_slice(&self.out);
         }
         self.warm = false;
@@ -182,11 +181,10 @@ impl Embedder {
     }
 }
 
-/// What one call of the model runs on.
+/// What one call of the model runs on: the kept context (after a gap), or given frames.
 enum Frames<'a> {
-    Block(&'a [f32]),
     Context,
-    Other(&'a [f32]),
+    Slice(&'a [f32]),
 }
 
 /// Log-mel frames for a whole 16 kHz signal, as the streaming front end computes them (blocks

@@ -38,12 +38,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     commit(&tmp, path)
 }
 
-/// Hex sha256 of a file's contents.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(sha256_hex(&bytes))
-}
-
 /// Hex sha256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
