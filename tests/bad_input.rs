@@ -39,19 +39,7 @@ fn some_head(dir: &Path) -> PathBuf {
         }
     }
     let head = dir.join("h.head");
-    let (code, _, err) = hark(
-        &[
-            "train",
-            "--no-cv",
-            "--no-bank",
-            "--data",
-            rec.to_str().unwrap(),
-            "--out",
-            head.to_str().unwrap(),
-        ],
-        &root(),
-    );
-    assert_eq!(code, 0, "{err}");
+    common::train_head(&rec, &head, &["--no-bank"]);
     head
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hark, hark_bin, root, write_wav};
+use common::{hark_bin, root, write_wav};
 use hark::demo;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -97,18 +97,7 @@ fn scene(tmp: &std::path::Path, seed: usize) -> (PathBuf, PathBuf, Vec<String>) 
     let rec = tmp.join("recordings");
     demo::write_recordings(&rec, demo::VOICE).unwrap();
     let head = tmp.join("h.head");
-    let (code, _, err) = hark(
-        &[
-            "train",
-            "--no-cv",
-            "--data",
-            rec.to_str().unwrap(),
-            "--out",
-            head.to_str().unwrap(),
-        ],
-        &root(),
-    );
-    assert_eq!(code, 0, "{err}");
+    common::train_head(&rec, &head, &[]);
     let (stream, said) = demo::stream(demo::VOICE, seed).unwrap();
     let wav = tmp.join("stream.wav");
     write_wav(&wav, &stream);

@@ -45,3 +45,19 @@ pub fn hark(args: &[&str], cwd: &Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Trains a head at `out` on the recordings in `data` (`hark train --no-cv` plus `extra`
+/// flags), asserting it succeeds.
+pub fn train_head(data: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "train",
+        "--no-cv",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = hark(&args, &root());
+    assert_eq!(code, 0, "{err}");
+}

@@ -20,18 +20,7 @@ fn train(rec: &Path, out: &Path, keep: &[&str]) {
     for w in keep.iter().chain(&[hark::dataset::BACKGROUND]) {
         copy_dir(&rec.join(w), &dir.join(w));
     }
-    let (code, _, err) = hark(
-        &[
-            "train",
-            "--no-cv",
-            "--data",
-            dir.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &root(),
-    );
-    assert_eq!(code, 0, "{err}");
+    common::train_head(&dir, out, &[]);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -151,18 +151,7 @@ fn a_head_only_fires_for_its_own_words() {
     demo::write_recordings(&rec, demo::VOICE).unwrap();
     std::fs::remove_dir_all(rec.join(demo::WORDS[2])).unwrap();
     let head = tmp.path().join("two.head");
-    let (code, _, err) = hark(
-        &[
-            "train",
-            "--no-cv",
-            "--data",
-            rec.to_str().unwrap(),
-            "--out",
-            head.to_str().unwrap(),
-        ],
-        &common::root(),
-    );
-    assert_eq!(code, 0, "{err}");
+    common::train_head(&rec, &head, &[]);
     let (stream, said) = demo::stream(demo::VOICE, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
