@@ -63,6 +63,26 @@ fn client(path: &Path) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
     })
 }
 
+/// Runs `hark listen --quiet` on a WAV file with a config and a head; asserts it exits 0 and
+/// returns (stdout, stderr).
+fn listen_file(cfg: &Path, head: &Path, wav: &Path) -> (String, String) {
+    let (code, out, err) = hark(
+        &[
+            "listen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--head",
+            head.to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+            "--quiet",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}
+
 struct Setup {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -339,20 +359,7 @@ fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
         format!("[socket]\nenabled = false\n[hook]\ncommand = [\"/bin/sh\", \"-c\", \"{script}\", \"hook\", \"$HARK_WORD\"]\n"),
     )
     .unwrap();
-    let (code, out, err) = hark(
-        &[
-            "listen",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--head",
-            head.to_str().unwrap(),
-            "--input",
-            wav.to_str().unwrap(),
-            "--quiet",
-        ],
-        &root(),
-    );
-    assert_eq!(code, 0, "{err}");
+    let (out, err) = listen_file(&cfg, &head, &wav);
     assert!(out.is_empty(), "--quiet prints no events");
     std::thread::sleep(Duration::from_millis(500));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -385,20 +392,7 @@ fn the_quiet_gate_key_turns_the_gate_off_and_the_summary_says_how_much_it_skippe
     let skipped = |config: &str| -> f64 {
         let cfg = s.dir.join("gate.toml");
         std::fs::write(&cfg, format!("{config}[socket]\nenabled = false\n")).unwrap();
-        let (code, _, err) = hark(
-            &[
-                "listen",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--head",
-                head.to_str().unwrap(),
-                "--input",
-                quiet.to_str().unwrap(),
-                "--quiet",
-            ],
-            &root(),
-        );
-        assert_eq!(code, 0, "{err}");
+        let (_, err) = listen_file(&cfg, &head, &quiet);
         err.split("base model skipped for ")
             .nth(1)
             .and_then(|v| v.split('%').next())
