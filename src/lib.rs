@@ -1,34 +1,32 @@
-//! hark: a voice-trigger daemon that learns custom words from a few takes.
+//! hark: a voice-trigger library and daemon that learns custom words from a few takes.
 //!
-//! The pipeline, one module per stage:
-//! [`resample`] (any rate to 16 kHz) -> [`frontend`] (log-mel, 80 ms blocks) -> [`embedding`]
-//! (the pretrained base model) -> [`head`] (the transfer-learned words) -> [`detector`]
-//! (smoothing, threshold, refractory time). [`pipeline`] joins them for one stream; a Rust caller
-//! receives detections on a crossbeam channel with [`pipeline::Pipeline::spawn`].
+//! The library is the pipeline and the trainer; the `hark` binary (`src/main.rs`, with
+//! `src/cli/` and `src/daemon/`) is built on this public list and nothing else.
 //!
-//! Training lives in [`dataset`] (the recordings on disk), [`negatives`] (synthetic speech the
-//! head must reject) and [`train`]; [`eval`] is the project's accuracy benchmark.
+//! - [`pipeline`]: one stream, samples in, detections out: `resample` (any rate to 16 kHz) ->
+//!   `frontend` (log-mel, 80 ms blocks) -> `gate` (skips the base model in a quiet room) ->
+//!   `embedding` (the pretrained base model, streaming) -> `head` (the transfer-learned words) ->
+//!   `detector` (smoothing, threshold, refractory time). A Rust caller receives detections on a
+//!   crossbeam channel with [`Pipeline::spawn`].
+//! - [`train`]: the recordings on disk (`dataset`), synthetic negatives (`negatives`) and the
+//!   fit of a [`Head`] from them.
+//! - [`eval`]: the accuracy benchmark on real recorded speech.
+//! - [`audio`]: WAV files in and out, and speech made with espeak-ng.
+//! - [`assets`]: where the base model and ONNX Runtime live, and sessions on them.
 
 pub mod assets;
-pub mod bench;
-pub mod capture;
-pub mod config;
-pub mod daemon;
-pub mod dataset;
-pub mod demo;
-pub mod detector;
-pub mod embedding;
+pub mod audio;
+pub mod error;
 pub mod eval;
-pub mod frontend;
-pub mod head;
-pub mod negatives;
 pub mod pipeline;
-pub mod record;
-pub mod resample;
-pub mod sinks;
 pub mod train;
 pub mod util;
-pub mod wav;
 
-pub use detector::Detection;
+pub use assets::Assets;
+pub use error::{Error, Result};
+pub use pipeline::detector::{Detection, DetectorSettings};
+pub use pipeline::embedding::Embedder;
+pub use pipeline::head::Head;
 pub use pipeline::Pipeline;
+pub use train::dataset::Dataset;
+pub use train::{train, TrainOptions};

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: assets, speech made with espeak-ng, WAV writing.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,12 +23,12 @@ pub fn shared_data() -> Option<PathBuf> {
 
 /// Synthesises `text` with espeak-ng into 16 kHz samples (int16 scale).
 pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Vec<f32> {
-    hark::negatives::say(text, voice, speed, pitch).expect("espeak-ng")
+    hark::audio::synth::say(text, voice, speed, pitch).expect("espeak-ng")
 }
 
 pub fn write_wav(path: &Path, samples: &[f32]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    hark::wav::write_16k(path, samples).unwrap();
+    hark::audio::wav::write_16k(path, samples).unwrap();
 }
 
 /// Runs hark with arguments; returns (status code, stdout, stderr).

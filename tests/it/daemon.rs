@@ -1,10 +1,10 @@
 //! `hark listen`: the daemon fed from a file paced like a microphone, with socket clients,
 //! SIGHUP reloads and SIGTERM; and its errors for bad configuration.
 
-mod common;
+use crate::common;
 
-use common::{hark, hark_bin, root, write_wav};
-use hark::demo;
+use crate::common::{hark, hark_bin, root, write_wav};
+use hark::audio::synth;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ fn train(rec: &Path, out: &Path, keep: &[&str]) {
         "rec-{}",
         out.file_stem().unwrap().to_string_lossy()
     ));
-    for w in keep.iter().chain(&[hark::dataset::BACKGROUND]) {
+    for w in keep.iter().chain(&[hark::train::dataset::BACKGROUND]) {
         copy_dir(&rec.join(w), &dir.join(w));
     }
     common::train_head(&dir, out, &[]);
@@ -93,7 +93,7 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let rec = dir.join("recordings");
-    demo::write_recordings(&rec, demo::VOICE).unwrap();
+    synth::write_recordings(&rec, synth::VOICE).unwrap();
     Setup {
         _tmp: tmp,
         dir,
@@ -107,9 +107,9 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
     // Head A knows lantern and pumpkin; head B knows only violin.
     let head = s.dir.join("live.head");
     let head_b = s.dir.join("b.head");
-    train(&s.rec, &head, &demo::WORDS[..2]);
-    train(&s.rec, &head_b, &demo::WORDS[2..]);
-    let (stream, _) = demo::stream(demo::VOICE, 4).unwrap();
+    train(&s.rec, &head, &synth::WORDS[..2]);
+    train(&s.rec, &head_b, &synth::WORDS[2..]);
+    let (stream, _) = synth::stream(synth::VOICE, 4).unwrap();
     let wav = s.dir.join("stream.wav");
     write_wav(&wav, &stream);
     let sock = s.dir.join("hark.sock");
@@ -181,11 +181,11 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
     let before: Vec<&str> = words.iter().filter(|w| w.1 < 11.0).map(|w| w.0).collect();
     let after: Vec<&str> = words.iter().filter(|w| w.1 > 14.0).map(|w| w.0).collect();
     assert!(
-        before.contains(&demo::WORDS[0]) && !before.contains(&demo::WORDS[2]),
+        before.contains(&synth::WORDS[0]) && !before.contains(&synth::WORDS[2]),
         "head A before the reload: {before:?}"
     );
     assert!(
-        after.contains(&demo::WORDS[2]) && !after.contains(&demo::WORDS[0]),
+        after.contains(&synth::WORDS[2]) && !after.contains(&synth::WORDS[0]),
         "head B after the reload, kept after the broken one: {after:?}"
     );
     let stdout_lines = String::from_utf8_lossy(&out.stdout).lines().count();
@@ -242,9 +242,9 @@ fn bad_configuration_is_refused_with_the_key_line_and_reason() {
     // A head that exists is needed for the socket checks below.
     let s = setup();
     let head = s.dir.join("h.head");
-    train(&s.rec, &head, &demo::WORDS);
+    train(&s.rec, &head, &synth::WORDS);
     let wav = d.join("quiet.wav");
-    write_wav(&wav, &demo::noise(1.0, 50.0, 1));
+    write_wav(&wav, &synth::noise(1.0, 50.0, 1));
     let h = head.to_str().unwrap();
 
     std::fs::write(&cfg, "[thresholds]\nbanjo = 0.7\n").unwrap();
@@ -341,8 +341,8 @@ fn bad_configuration_is_refused_with_the_key_line_and_reason() {
 fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
     let s = setup();
     let head = s.dir.join("h.head");
-    train(&s.rec, &head, &demo::WORDS);
-    let (stream, _) = demo::stream(demo::VOICE, 1).unwrap();
+    train(&s.rec, &head, &synth::WORDS);
+    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
     let wav = s.dir.join("stream.wav");
     write_wav(&wav, &stream);
     let log = s.dir.join("hook.log");
@@ -371,7 +371,7 @@ fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
     for l in &lines {
         let f: Vec<&str> = l.split(' ').collect();
         assert!(
-            demo::WORDS.contains(&f[0]),
+            synth::WORDS.contains(&f[0]),
             "HARK_WORD in the environment: {l}"
         );
         assert!(f[1].parse::<f32>().is_ok(), "HARK_SCORE: {l}");
@@ -386,9 +386,9 @@ fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
 fn the_quiet_gate_key_turns_the_gate_off_and_the_summary_says_how_much_it_skipped() {
     let s = setup();
     let head = s.dir.join("h.head");
-    train(&s.rec, &head, &demo::WORDS);
+    train(&s.rec, &head, &synth::WORDS);
     let quiet = s.dir.join("quiet.wav");
-    write_wav(&quiet, &demo::noise(20.0, 8.0, 6));
+    write_wav(&quiet, &synth::noise(20.0, 8.0, 6));
     let skipped = |config: &str| -> f64 {
         let cfg = s.dir.join("gate.toml");
         std::fs::write(&cfg, format!("{config}[socket]\nenabled = false\n")).unwrap();

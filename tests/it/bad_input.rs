@@ -1,9 +1,9 @@
 //! Bad input: each case gets a clear error naming the file (or key) and what is wrong, a non-zero
 //! exit, and nothing the user had is lost.
 
-mod common;
+use crate::common;
 
-use common::{hark, root, write_wav};
+use crate::common::{hark, root, write_wav};
 use std::path::{Path, PathBuf};
 
 /// Runs hark and expects failure with stderr containing every one of `needles`.
@@ -333,13 +333,13 @@ fn a_missing_base_model_or_runtime_library_is_named() {
 #[test]
 fn a_model_of_another_shape_is_refused_by_the_streaming_rewrite_with_the_reason() {
     let assets = common::assets();
-    let err = hark::embedding::streaming::rewrite(b"not a model at all")
+    let err = hark::pipeline::embedding::streaming::rewrite(b"not a model at all")
         .err()
         .expect("garbage is refused");
     assert!(format!("{err:#}").contains("not an ONNX model"), "{err:#}");
     // The front-end model is ONNX, but not a stack of convolutions.
     let mel = std::fs::read(assets.melspec_model()).unwrap();
-    let err = hark::embedding::streaming::rewrite(&mel)
+    let err = hark::pipeline::embedding::streaming::rewrite(&mel)
         .err()
         .expect("the front-end model is refused");
     let msg = format!("{err:#}");
@@ -349,7 +349,7 @@ fn a_model_of_another_shape_is_refused_by_the_streaming_rewrite_with_the_reason(
     );
     // The base model itself streams, with a state per time convolution.
     let base = std::fs::read(assets.embedding_model()).unwrap();
-    let m = hark::embedding::streaming::rewrite(&base).unwrap();
+    let m = hark::pipeline::embedding::streaming::rewrite(&base).unwrap();
     assert_eq!(m.states.len(), 11);
     assert!(m.states.iter().all(|s| s[0] == 1 && s[2] == 2));
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-use crate::frontend::SAMPLE_RATE;
+use crate::pipeline::frontend::SAMPLE_RATE;
 
 /// Folder of room-noise recordings.
 pub const BACKGROUND: &str = "_background_";
@@ -68,7 +68,7 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
 
 /// Reads one take: 16 kHz, trimmed, and checked (not silent, not too short or long).
 pub fn load_take(path: &Path) -> Result<Take> {
-    let samples = crate::wav::read_16k(path)?;
+    let samples = crate::audio::wav::read_16k(path)?;
     let trimmed = trim(&samples).with_context(|| {
         format!(
             "{}: take is silent (nothing above -60 dBFS)",
@@ -117,7 +117,7 @@ impl Dataset {
             match name.as_str() {
                 BACKGROUND => {
                     for f in files {
-                        let s = crate::wav::read_16k(&f)?;
+                        let s = crate::audio::wav::read_16k(&f)?;
                         if s.len() < SAMPLE_RATE as usize / 4 {
                             bail!(
                                 "{}: background recording is shorter than 0.25 s",

@@ -7,17 +7,20 @@
 //! espeak-ng (see `negatives`). A small softmax network is fitted on windows of `context`
 //! consecutive embeddings; templates from the takes add a similarity check.
 
+pub mod dataset;
+pub mod negatives;
+
 use anyhow::Result;
 use ndarray::{Array1, Array2, Axis};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::dataset::Dataset;
-use crate::detector::DetectorSettings;
-use crate::embedding::{Embedder, DIM, WINDOW_FRAMES};
-use crate::frontend::{HOP, SAMPLE_RATE};
-use crate::head::{Head, Layer, TrainReport};
+use crate::pipeline::detector::DetectorSettings;
+use crate::pipeline::embedding::{Embedder, DIM, WINDOW_FRAMES};
+use crate::pipeline::frontend::{HOP, SAMPLE_RATE};
+use crate::pipeline::head::{Head, Layer, TrainReport};
+use crate::train::dataset::Dataset;
 
 /// Training knobs (defaults are what the benchmark chose; see README's design table).
 #[derive(Clone, Debug)]
@@ -248,11 +251,11 @@ impl Clip {
 fn clip_examples(clip: &Clip, id: usize, emb: &[f32], context: usize, out: &mut Examples) {
     let n = emb.len() / DIM;
     for b in 0..n {
-        let end = crate::embedding::block_end_time(b);
+        let end = crate::pipeline::embedding::block_end_time(b);
         // Skip windows that still see the warm-up padding, and those without full context.
         if end - WIN_SECONDS < -1e-6
             || b + 1 < context
-            || crate::embedding::block_end_time(b + 1 - context) - WIN_SECONDS < -1e-6
+            || crate::pipeline::embedding::block_end_time(b + 1 - context) - WIN_SECONDS < -1e-6
         {
             continue;
         }
@@ -417,7 +420,7 @@ pub fn build_examples(
     let total = clips.len() as u64 + 1;
     let mut ex = Examples::default();
     for (i, clip) in clips.iter().enumerate() {
-        let e = crate::embedding::embed_signal(emb, &clip.samples)?;
+        let e = crate::pipeline::embedding::embed_signal(emb, &clip.samples)?;
         clip_examples(clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
@@ -427,7 +430,7 @@ pub fn build_examples(
         while x.len() < (1.6 * sr) as usize {
             x.extend_from_within(..clip.len());
         }
-        let e = crate::embedding::embed_signal(emb, &x)?;
+        let e = crate::pipeline::embedding::embed_signal(emb, &x)?;
         let first = (WIN_SECONDS / 0.08).ceil() as usize;
         if e.len() / DIM > first {
             sequence_examples(
@@ -657,10 +660,10 @@ fn head_from(
         })
         .collect();
     Head {
-        format: crate::head::FORMAT.into(),
+        format: crate::pipeline::head::FORMAT.into(),
         labels: labels.to_vec(),
         base_model_sha256: base_sha.into(),
-        frontend: crate::frontend::parameters(),
+        frontend: crate::pipeline::frontend::parameters(),
         context: opts.context,
         mean,
         inv_std,

@@ -325,7 +325,7 @@ pub fn play_file(
     stats: Arc<SourceStats>,
     stop: Arc<AtomicBool>,
 ) -> Result<(u32, std::thread::JoinHandle<()>)> {
-    let mut wav = crate::wav::WavStream::open(path)?;
+    let mut wav = hark::audio::wav::WavStream::open(path)?;
     if wav.frames == 0 {
         bail!(
             "{}: contains no audio samples (zero length)",

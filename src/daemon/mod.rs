@@ -5,6 +5,10 @@
 //!
 //! source --(bounded pool of chunks)--> processing (pipeline) --(events)--> main (sinks)
 
+pub mod config;
+pub mod sinks;
+pub mod sources;
+
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::{select, Sender};
 use std::path::PathBuf;
@@ -12,14 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::assets::Assets;
-use crate::capture::{self, Capture, Pool, SourceStats};
-use crate::config::Config;
-use crate::detector::{Detection, DetectorSettings};
-use crate::embedding::Embedder;
-use crate::head::Head;
-use crate::pipeline::Pipeline;
-use crate::sinks::{self, SocketServer};
+use crate::daemon::config::Config;
+use crate::daemon::sinks::SocketServer;
+use crate::daemon::sources::microphone::{self, Capture, Pool, SourceStats};
+use hark::assets::Assets;
+use hark::pipeline::detector::{Detection, DetectorSettings};
+use hark::pipeline::embedding::Embedder;
+use hark::pipeline::head::Head;
+use hark::pipeline::Pipeline;
 
 /// Flags of `hark listen` that override the config.
 #[derive(Clone, Debug, Default)]
@@ -197,7 +201,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
     let mut capture = None;
     let mut file_thread = None;
     let rate = if let Some(input) = &opts.input {
-        let (rate, h) = capture::play_file(
+        let (rate, h) = microphone::play_file(
             input,
             opts.realtime,
             pool.full_tx.clone(),
@@ -213,7 +217,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         ));
         rate
     } else {
-        let c = capture::start(
+        let c = microphone::start(
             &cfg.device,
             pool.full_tx.clone(),
             pool.free_rx.clone(),
@@ -332,7 +336,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                     log.info(&format!("signal {sig}: stopping"));
                     stopping = true;
                     stop_file.store(true, Ordering::Relaxed);
-                    releasing.push(capture::release(capture.take())); // stops the stream
+                    releasing.push(microphone::release(capture.take())); // stops the stream
                     pool_sender = None;
                     let _ = stop_tx.try_send(());
                 }
@@ -356,7 +360,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
             recv(opening.clone().unwrap_or_else(crossbeam_channel::never)) -> msg => {
                 opening = None;
                 match msg.unwrap_or_else(|_| Err(anyhow::anyhow!("the device opener failed"))) {
-                    Ok(c) if stopping => releasing.push(capture::release(Some(c))),
+                    Ok(c) if stopping => releasing.push(microphone::release(Some(c))),
                     Ok(c) => {
                         log.info(&format!("capture device back: {:?} ({} Hz)", c.device, c.rate));
                         if c.rate != source_rate {
@@ -415,7 +419,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                             if lost { "lost".to_string() } else { format!("stalled: no audio for {STALL_SECONDS} s") },
                             wait.as_secs()
                         ));
-                        releasing.push(capture::release(capture.take()));
+                        releasing.push(microphone::release(capture.take()));
                         retry_at = Some(Instant::now() + wait);
                     }
                 }
@@ -426,14 +430,14 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
                     let (open_tx, open_rx) = crossbeam_channel::bounded(1);
                     let (device, free_rx, stats) = (cfg.device.clone(), free_rx.clone(), stats.clone());
                     std::thread::spawn(move || {
-                        let _ = open_tx.send(capture::start(&device, tx, free_rx, stats));
+                        let _ = open_tx.send(microphone::start(&device, tx, free_rx, stats));
                     });
                     opening = Some(open_rx);
                 }
             },
         }
     }
-    releasing.push(capture::release(capture));
+    releasing.push(microphone::release(capture));
     drop(pool_sender);
     // Let the streams stop cleanly, but never wait on one that hangs in its teardown.
     let t_release = Instant::now();
@@ -455,7 +459,7 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         .as_ref()
         .map_or(0, |s| s.dropped_clients.load(Ordering::Relaxed));
     drop(socket); // closes clients, removes the socket file
-    summary.peak_rss_kb = crate::util::peak_rss_kb();
+    summary.peak_rss_kb = hark::util::peak_rss_kb();
     (summary.blocks, summary.gated_blocks) = result?;
     Ok(summary)
 }

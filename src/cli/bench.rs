@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::frontend::SAMPLE_RATE;
+use hark::pipeline::frontend::SAMPLE_RATE;
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -148,10 +148,10 @@ fn peer_python(models: &Path) -> Result<PathBuf> {
 /// CPU seconds of `n` base-model inferences on this thread: the floor. This is the original
 /// `embedding_model.onnx` on a whole 76-frame window, as openWakeWord and a plain port run it,
 /// with ONNX Runtime's default (all) graph optimisations.
-fn floor_cpu(assets: &crate::assets::Assets, n: usize) -> Result<f64> {
-    use crate::embedding::WINDOW_FRAMES;
-    use crate::frontend::N_MELS;
-    let mut session = crate::assets::session_fastest(assets, &assets.embedding_model())?;
+fn floor_cpu(assets: &hark::assets::Assets, n: usize) -> Result<f64> {
+    use hark::pipeline::embedding::WINDOW_FRAMES;
+    use hark::pipeline::frontend::N_MELS;
+    let mut session = hark::assets::session_fastest(assets, &assets.embedding_model())?;
     let mut window = vec![0.5f32; WINDOW_FRAMES * N_MELS];
     let len = window.len();
     let mut sum = 0.0f32;
@@ -176,19 +176,19 @@ fn floor_cpu(assets: &crate::assets::Assets, n: usize) -> Result<f64> {
 }
 
 /// Runs every figure; returns the table as Markdown lines.
-pub fn run(assets: &crate::assets::Assets, o: &BenchOptions) -> Result<Vec<String>> {
+pub fn run(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Vec<String>> {
     let dir = tempfile_dir()?;
     let sr = SAMPLE_RATE as f32;
     let n_items = ((o.minutes * 60.0) / 1.6).max(5.0) as usize;
-    let speech = crate::eval::speech_stream(&o.data, 7, n_items)?;
+    let speech = hark::eval::speech_stream(&o.data, 7, n_items)?;
     let speech_s = speech.len() as f64 / sr as f64;
     let speech_wav = dir.join("speech.wav");
-    crate::wav::write_16k(&speech_wav, &speech)?;
-    let quiet = crate::demo::noise(speech_s as f32, 8.0, 3);
+    hark::audio::wav::write_16k(&speech_wav, &speech)?;
+    let quiet = hark::audio::synth::noise(speech_s as f32, 8.0, 3);
     let quiet_wav = dir.join("quiet.wav");
-    crate::wav::write_16k(&quiet_wav, &quiet)?;
+    hark::audio::wav::write_16k(&quiet_wav, &quiet)?;
     let rec = dir.join("recordings");
-    crate::demo::write_recordings(&rec, crate::demo::VOICE)?;
+    hark::audio::synth::write_recordings(&rec, hark::audio::synth::VOICE)?;
     let head = dir.join("bench.head");
     let models = std::fs::canonicalize(&assets.dir)?;
     let hark = |args: &[&str]| {
@@ -237,7 +237,7 @@ pub fn run(assets: &crate::assets::Assets, o: &BenchOptions) -> Result<Vec<Strin
         .collect();
     let long_s = long.len() as f64 / sr as f64;
     let long_wav = dir.join("long.wav");
-    crate::wav::write_16k(&long_wav, &long)?;
+    hark::audio::wav::write_16k(&long_wav, &long)?;
     drop(long);
     let offline = measure(
         hark(&[
@@ -260,11 +260,11 @@ pub fn run(assets: &crate::assets::Assets, o: &BenchOptions) -> Result<Vec<Strin
         (None, None)
     };
     let lat = if o.latency_seeds > 0 {
-        let eo = crate::eval::EvalOptions {
+        let eo = hark::eval::EvalOptions {
             data: o.data.clone(),
             seeds: (1..=o.latency_seeds).collect(),
             takes: 5,
-            train: crate::train::TrainOptions {
+            train: hark::train::TrainOptions {
                 cross_validate: false,
                 ..Default::default()
             },
@@ -276,7 +276,7 @@ pub fn run(assets: &crate::assets::Assets, o: &BenchOptions) -> Result<Vec<Strin
             explain: false,
             gate: true,
         };
-        let res = crate::eval::run(assets, &eo, &mut |_| {})?;
+        let res = hark::eval::run(assets, &eo, &mut |_| {})?;
         Some(res[0].1[0].1.clone())
     } else {
         None

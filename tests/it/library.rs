@@ -1,8 +1,8 @@
 //! The library API: a Rust caller builds the pipeline and receives events on a crossbeam channel.
 
-mod common;
+use crate::common;
 
-use hark::demo;
+use hark::audio::synth;
 use std::sync::Arc;
 
 #[test]
@@ -10,15 +10,15 @@ fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
     let assets = common::assets();
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("recordings");
-    demo::write_recordings(&rec, demo::VOICE).unwrap();
-    let ds = hark::dataset::Dataset::load(&rec).unwrap();
-    let mut emb = hark::embedding::Embedder::load(&assets).unwrap();
+    synth::write_recordings(&rec, synth::VOICE).unwrap();
+    let ds = hark::train::dataset::Dataset::load(&rec).unwrap();
+    let mut emb = hark::pipeline::embedding::Embedder::load(&assets).unwrap();
     let opts = hark::train::TrainOptions {
         cross_validate: false,
         ..Default::default()
     };
     let head = Arc::new(hark::train::train(&mut emb, &ds, None, &opts, &|_, _| {}).unwrap());
-    let (stream, said) = demo::stream(demo::VOICE, 2).unwrap();
+    let (stream, said) = synth::stream(synth::VOICE, 2).unwrap();
 
     // Offline, in one go.
     let mut p = hark::Pipeline::new(emb, head.clone(), 16000, None).unwrap();
@@ -50,16 +50,16 @@ fn pipeline_on_its_thread_sends_detections_on_a_channel_like_detect_does() {
 #[test]
 fn the_quiet_room_gate_skips_the_base_model_in_silence_but_not_in_speech() {
     let assets = common::assets();
-    let emb = hark::embedding::Embedder::load(&assets).unwrap();
+    let emb = hark::pipeline::embedding::Embedder::load(&assets).unwrap();
     let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
-    let quiet = demo::noise(20.0, 8.0, 5);
+    let quiet = synth::noise(20.0, 8.0, 5);
     f.push(&quiet, &mut |_, _| {}).unwrap();
     let (blocks, gated) = f.gate_stats();
     assert!(
         gated as f64 >= 0.9 * blocks as f64,
         "quiet room: {gated} of {blocks} blocks skipped"
     );
-    let (speech, said) = demo::stream(demo::VOICE, 1).unwrap();
+    let (speech, said) = synth::stream(synth::VOICE, 1).unwrap();
     let before = f.gate_stats();
     f.push(&speech, &mut |_, _| {}).unwrap();
     let after = f.gate_stats();

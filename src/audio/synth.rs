@@ -1,11 +1,11 @@
 //! Example recordings the project makes for itself with espeak-ng, and a demo stream: what
 //! `hark demo` trains on and replays, and what the integration tests use.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-use crate::frontend::SAMPLE_RATE;
-use crate::negatives::say;
+use crate::pipeline::frontend::SAMPLE_RATE;
+use std::process::Command;
 
 /// The demo's custom words (none of them is in the negative bank's word list).
 pub const WORDS: [&str; 3] = ["lantern", "pumpkin", "violin"];
@@ -57,13 +57,13 @@ pub fn write_recordings(dir: &Path, voice: &str) -> Result<()> {
         std::fs::create_dir_all(&d).with_context(|| format!("{}: cannot create", d.display()))?;
         for (i, (speed, pitch)) in TAKES.iter().enumerate() {
             let x = say(w, voice, *speed, *pitch)?;
-            crate::wav::write_16k(&d.join(format!("take-{}.wav", i + 1)), &x)?;
+            crate::audio::wav::write_16k(&d.join(format!("take-{}.wav", i + 1)), &x)?;
         }
     }
-    let bg = dir.join(crate::dataset::BACKGROUND);
+    let bg = dir.join(crate::train::dataset::BACKGROUND);
     std::fs::create_dir_all(&bg)?;
     for i in 0..3 {
-        crate::wav::write_16k(
+        crate::audio::wav::write_16k(
             &bg.join(format!("room-{}.wav", i + 1)),
             &noise(2.0, 60.0, i),
         )?;
@@ -95,7 +95,7 @@ pub fn stream(voice: &str, rounds: usize) -> Result<(Vec<f32>, Vec<Spoken>)> {
                 let speed = 145 + ((r * 7 + i * 11) % 30) as u32;
                 let pitch = 40 + ((r * 5 + i * 3) % 20) as u32;
                 let x = say(text, voice, speed, pitch)?;
-                let x = crate::dataset::trim(&x).unwrap_or(x);
+                let x = crate::train::dataset::trim(&x).unwrap_or(x);
                 let start = out.len() as f64 / sr;
                 out.extend_from_slice(&x);
                 said.push(Spoken {
@@ -111,4 +111,42 @@ pub fn stream(voice: &str, rounds: usize) -> Result<(Vec<f32>, Vec<Spoken>)> {
     let bed = noise(out.len() as f32 / SAMPLE_RATE as f32 + 0.1, 60.0, 7);
     out.iter_mut().zip(bed).for_each(|(a, b)| *a += b);
     Ok((out, said))
+}
+
+/// Is espeak-ng on PATH?
+pub fn espeak_available() -> bool {
+    Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Synthesises `text` with espeak-ng, returning 16 kHz samples (int16 scale).
+pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> {
+    let out = Command::new("espeak-ng")
+        .args([
+            "-v",
+            voice,
+            "-s",
+            &speed.to_string(),
+            "-p",
+            &pitch.to_string(),
+            "--stdout",
+            text,
+        ])
+        .output()
+        .context("cannot run espeak-ng (install the Debian package espeak-ng)")?;
+    if !out.status.success() || out.stdout.len() < 44 {
+        bail!(
+            "espeak-ng failed for voice {voice}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // espeak-ng streams a WAV whose header carries placeholder sizes; read it by hand.
+    let rate = u32::from_le_bytes(out.stdout[24..28].try_into().unwrap());
+    let pcm: Vec<f32> = out.stdout[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+        .collect();
+    crate::pipeline::resample::to_16k(&pcm, rate)
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::capture::{self, Pool, SourceStats};
-use crate::frontend::SAMPLE_RATE;
+use crate::daemon::sources::microphone::{self, Pool, SourceStats};
+use hark::pipeline::frontend::SAMPLE_RATE;
 
 /// Why a take is refused, if it is.
 pub fn take_problem(x: &[f32], window_seconds: f32) -> Option<String> {
@@ -21,14 +21,14 @@ pub fn take_problem(x: &[f32], window_seconds: f32) -> Option<String> {
             "clipped ({clipped} samples at full scale): speak a little further from the microphone"
         ));
     }
-    let Some(t) = crate::dataset::trim(x) else {
+    let Some(t) = hark::train::dataset::trim(x) else {
         return Some(format!(
             "silent (peak {:.0} dBFS): speak closer to the microphone",
             20.0 * (peak.max(1.0) / 32768.0).log10()
         ));
     };
     let secs = t.len() as f32 / SAMPLE_RATE as f32;
-    if secs > crate::dataset::MAX_TAKE_SECONDS.min(window_seconds - 0.3) {
+    if secs > hark::train::dataset::MAX_TAKE_SECONDS.min(window_seconds - 0.3) {
         return Some(format!(
             "too long ({secs:.1} s of sound): say just the word, once"
         ));
@@ -61,8 +61,8 @@ fn next_path(dir: &Path, stem: &str) -> PathBuf {
 /// Writes without ever replacing an existing file: temp file, then a hard link that fails if
 /// the name is taken.
 fn write_new(path: &Path, samples: &[f32]) -> Result<()> {
-    let tmp = crate::util::temp_sibling(path);
-    crate::wav::write_16k(&tmp, samples)?;
+    let tmp = hark::util::temp_sibling(path);
+    hark::audio::wav::write_16k(&tmp, samples)?;
     let r = std::fs::hard_link(&tmp, path)
         .with_context(|| format!("{}: cannot write (it may already exist)", path.display()));
     let _ = std::fs::remove_file(&tmp);
@@ -73,7 +73,7 @@ fn write_new(path: &Path, samples: &[f32]) -> Result<()> {
 fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
     let pool = Pool::new();
     let stats = Arc::new(SourceStats::default());
-    let cap = capture::start(device, pool.full_tx.clone(), pool.free_rx.clone(), stats)?;
+    let cap = microphone::start(device, pool.full_tx.clone(), pool.free_rx.clone(), stats)?;
     let rate = cap.rate;
     let want = (seconds * rate as f32) as usize;
     let mut got: Vec<f32> = Vec::with_capacity(want);
@@ -116,7 +116,7 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
         let _ = writeln!(err);
     }
     drop(cap);
-    crate::resample::to_16k(&got, rate)
+    hark::pipeline::resample::to_16k(&got, rate)
 }
 
 /// Records `count` takes of `word` into `data/word/`, or `seconds` of room noise for
@@ -128,7 +128,7 @@ pub fn record(data: &Path, word: &str, count: usize, seconds: f32, device: &str)
     let dir = data.join(word);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let mut err = std::io::stderr();
-    if word == crate::dataset::BACKGROUND {
+    if word == hark::train::dataset::BACKGROUND {
         let _ = writeln!(
             err,
             "Recording {seconds:.0} s of room noise: stay quiet, keep the room as it usually is."
@@ -166,7 +166,7 @@ pub fn record(data: &Path, word: &str, count: usize, seconds: f32, device: &str)
             let _ = writeln!(err, "  take refused: {why}. Again.");
             continue;
         }
-        let trimmed = crate::dataset::trim(&x).unwrap_or(x);
+        let trimmed = hark::train::dataset::trim(&x).unwrap_or(x);
         let p = next_path(&dir, "take");
         write_new(&p, &trimmed)?;
         saved += 1;

@@ -1,10 +1,10 @@
 //! Whole-program behaviour: speech made with espeak-ng (two voices, several speeds and pitches),
 //! `hark train` on it, `hark detect --json` on a replayed stream; other words must not fire.
 
-mod common;
+use crate::common;
 
-use common::{hark, write_wav};
-use hark::demo::{self, Spoken};
+use crate::common::{hark, write_wav};
+use hark::audio::synth::{self, Spoken};
 use std::path::Path;
 
 #[derive(Debug)]
@@ -50,7 +50,7 @@ fn tally(found: &[Found], said: &[Spoken]) -> (usize, usize) {
 fn train_and_detect(voice: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("recordings");
-    demo::write_recordings(&rec, voice).unwrap();
+    synth::write_recordings(&rec, voice).unwrap();
     let head = tmp.path().join("words.head");
     let (code, out, err) = hark(
         &[
@@ -69,7 +69,7 @@ fn train_and_detect(voice: &str) {
     );
     assert!(head.is_file());
 
-    let (stream, said) = demo::stream(voice, 3).unwrap();
+    let (stream, said) = synth::stream(voice, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
     let (code, out, err) = hark(
@@ -148,11 +148,11 @@ fn a_head_only_fires_for_its_own_words() {
     // Train on two of the three words; the third, said as often, must not fire.
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("recordings");
-    demo::write_recordings(&rec, demo::VOICE).unwrap();
-    std::fs::remove_dir_all(rec.join(demo::WORDS[2])).unwrap();
+    synth::write_recordings(&rec, synth::VOICE).unwrap();
+    std::fs::remove_dir_all(rec.join(synth::WORDS[2])).unwrap();
     let head = tmp.path().join("two.head");
     common::train_head(&rec, &head, &[]);
-    let (stream, said) = demo::stream(demo::VOICE, 3).unwrap();
+    let (stream, said) = synth::stream(synth::VOICE, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
     let (_, out, _) = hark(
@@ -166,7 +166,7 @@ fn a_head_only_fires_for_its_own_words() {
         &common::root(),
     );
     let found = parse_json_lines(&out);
-    let untrained: Vec<&Spoken> = said.iter().filter(|s| s.text == demo::WORDS[2]).collect();
+    let untrained: Vec<&Spoken> = said.iter().filter(|s| s.text == synth::WORDS[2]).collect();
     let fired_on_untrained = found
         .iter()
         .filter(|f| {
@@ -179,6 +179,6 @@ fn a_head_only_fires_for_its_own_words() {
         fired_on_untrained <= 1,
         "untrained word fired {fired_on_untrained} times: {found:?}"
     );
-    assert!(found.iter().all(|f| f.word != demo::WORDS[2]));
+    assert!(found.iter().all(|f| f.word != synth::WORDS[2]));
     let _ = Path::new("");
 }

@@ -1,10 +1,10 @@
 //! The Rust front end against the reference `melspectrogram.onnx`, run by ONNX Runtime on real
 //! speech: log-mel values within 0.005 (after `x/10+2`), embeddings with cosine >= 0.9999.
 
-mod common;
+use crate::common;
 
-use hark::embedding::{Embedder, DIM, WINDOW_FRAMES};
-use hark::frontend::{BLOCK_FRAMES, BLOCK_SAMPLES, N_FFT, N_MELS};
+use hark::pipeline::embedding::{Embedder, DIM, WINDOW_FRAMES};
+use hark::pipeline::frontend::{BLOCK_FRAMES, BLOCK_SAMPLES, N_FFT, N_MELS};
 use ort::value::TensorRef;
 
 fn speech() -> Vec<f32> {
@@ -17,10 +17,10 @@ fn speech() -> Vec<f32> {
             "0_nicolas_20.wav",
             "9_jackson_4.wav",
         ] {
-            x.extend(hark::wav::read_16k(&d.join("fsdd").join(f)).unwrap());
+            x.extend(hark::audio::wav::read_16k(&d.join("fsdd").join(f)).unwrap());
             x.extend(std::iter::repeat_n(0.0, 3000));
         }
-        let n = hark::wav::read_16k(&d.join("noise/running_tap.wav")).unwrap();
+        let n = hark::audio::wav::read_16k(&d.join("noise/running_tap.wav")).unwrap();
         x.iter_mut().zip(n).for_each(|(a, b)| *a += 0.05 * b);
     } else {
         eprintln!("note: ../shared/data absent; comparing on espeak-ng speech instead");
@@ -38,12 +38,12 @@ fn speech() -> Vec<f32> {
 fn rust_logmel_matches_the_reference_model_and_its_embeddings() {
     let assets = common::assets();
     let x = speech();
-    let ours = hark::embedding::logmel(&x);
+    let ours = hark::pipeline::embedding::logmel(&x);
     let nblocks = ours.len() / (BLOCK_FRAMES * N_MELS);
     assert!(nblocks > 20);
     let mut session = hark::assets::session(&assets, &assets.melspec_model()).unwrap();
     // The reference, block by block as openWakeWord calls it (so the -80 dB floor is per block).
-    let span = BLOCK_SAMPLES + N_FFT - hark::frontend::HOP; // 8 frames
+    let span = BLOCK_SAMPLES + N_FFT - hark::pipeline::frontend::HOP; // 8 frames
     let mut reference = Vec::with_capacity(ours.len());
     for b in 0..nblocks {
         let chunk = &x[b * BLOCK_SAMPLES..b * BLOCK_SAMPLES + span];
@@ -90,7 +90,7 @@ fn streaming_embeddings_equal_batched_ones() {
     let assets = common::assets();
     let x = speech();
     let mut emb = Embedder::load(&assets).unwrap();
-    let batched = hark::embedding::embed_signal(&mut emb, &x).unwrap();
+    let batched = hark::pipeline::embedding::embed_signal(&mut emb, &x).unwrap();
     let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
     f.set_gate(false);
     let mut streamed = Vec::new();
@@ -134,12 +134,12 @@ fn original_model_embeddings(assets: &hark::assets::Assets, frames: &[f32]) -> V
 fn the_streaming_base_model_equals_the_original_on_every_window() {
     let assets = common::assets();
     let x = speech();
-    let frames = hark::embedding::logmel(&x);
+    let frames = hark::pipeline::embedding::logmel(&x);
     let want = original_model_embeddings(&assets, &frames);
     let mut emb = Embedder::load(&assets).unwrap();
 
     // Offline: large calls over the whole signal.
-    let batched = hark::embedding::embed_signal(&mut emb, &x).unwrap();
+    let batched = hark::pipeline::embedding::embed_signal(&mut emb, &x).unwrap();
     // Streaming: one block per call, after the one cold start.
     let mut streamed = Vec::new();
     let mut e = [0.0f32; DIM];
@@ -170,10 +170,10 @@ fn embeddings_after_the_gate_reopens_equal_ungated_ones() {
         x.extend(common::say(w, "en-us", 150, 50));
     }
     x.extend(std::iter::repeat_n(0.0, 48000));
-    let room = hark::demo::noise(x.len() as f32 / 16000.0 + 1.0, 8.0, 9);
+    let room = hark::audio::synth::noise(x.len() as f32 / 16000.0 + 1.0, 8.0, 9);
     x.iter_mut().zip(room).for_each(|(a, n)| *a += n);
     let mut emb = Embedder::load(&assets).unwrap();
-    let want = hark::embedding::embed_signal(&mut emb, &x).unwrap();
+    let want = hark::pipeline::embedding::embed_signal(&mut emb, &x).unwrap();
     let mut f = hark::pipeline::Features::new(emb, 16000).unwrap();
     let mut got: Vec<Option<Vec<f32>>> = Vec::new();
     for c in x.chunks(1280) {

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use rubato::{FftFixedIn, Resampler as _};
 
-use crate::frontend::SAMPLE_RATE;
+use crate::pipeline::frontend::SAMPLE_RATE;
 
 const CHUNK: usize = 1024;
 

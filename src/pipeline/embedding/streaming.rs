@@ -21,7 +21,7 @@ use prost::Message;
 use std::collections::{HashMap, HashSet};
 
 use super::onnx::*;
-use crate::frontend::{BLOCK_FRAMES, N_MELS};
+use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
 
 /// Input name of the streaming model: `[1, frames, 32]` scaled log-mel frames.
 pub const INPUT: &str = "mel";

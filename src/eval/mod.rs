@@ -16,11 +16,11 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::dataset::{Dataset, Take};
-use crate::detector::{Detection, DetectorSettings};
-use crate::embedding::{Embedder, DIM};
-use crate::frontend::SAMPLE_RATE;
+use crate::pipeline::detector::{Detection, DetectorSettings};
+use crate::pipeline::embedding::{Embedder, DIM};
+use crate::pipeline::frontend::SAMPLE_RATE;
 use crate::pipeline::{Decision, Features};
+use crate::train::dataset::{Dataset, Take};
 use crate::train::TrainOptions;
 
 pub const SPEAKERS: [&str; 4] = ["george", "jackson", "nicolas", "theo"];
@@ -53,13 +53,13 @@ pub struct EvalOptions {
 
 /// For each missed target: the best raw score and template similarity the head gave it.
 fn trace_misses(
-    head: &crate::head::Head,
+    head: &crate::pipeline::head::Head,
     dets: &[Detection],
     truth: &[Truth],
     embs: &Timeline,
     log: &mut dyn FnMut(&str),
 ) {
-    let mut sc = crate::head::Scorer::new(head);
+    let mut sc = crate::pipeline::head::Scorer::new(head);
     let trace: Vec<(f64, Vec<f32>, Vec<f32>)> = embs
         .iter()
         .map(|(t, e)| {
@@ -250,7 +250,7 @@ pub fn check_data(data: &Path) -> Result<()> {
 }
 
 fn noise(data: &Path, name: &str) -> Result<Vec<f32>> {
-    crate::wav::read_16k(&data.join("noise").join(name))
+    crate::audio::wav::read_16k(&data.join("noise").join(name))
 }
 
 fn peak_normalise(x: &mut [f32], peak: f32) {
@@ -287,7 +287,7 @@ fn make_stream(
     for (path, word) in items {
         let gap = rng.random_range(0.6..1.6);
         out.extend(std::iter::repeat_n(0.0, (gap * sr) as usize));
-        let x = crate::wav::read_16k(path)?;
+        let x = crate::audio::wav::read_16k(path)?;
         let start = out.len() as f64 / sr;
         out.extend_from_slice(&x);
         truth.push(Truth {
@@ -379,7 +379,7 @@ fn bytemuck_f32(x: &[f32]) -> &[u8] {
 }
 
 fn decide(
-    head: Arc<crate::head::Head>,
+    head: Arc<crate::pipeline::head::Head>,
     settings: Option<DetectorSettings>,
     embs: &Timeline,
 ) -> Vec<Detection> {
@@ -390,7 +390,7 @@ fn decide(
 }
 
 fn take(path: PathBuf) -> Result<Take> {
-    crate::dataset::load_take(&path)
+    crate::train::dataset::load_take(&path)
 }
 
 /// One scenario's results: per threshold label -> summed score.
@@ -414,8 +414,8 @@ pub fn run(
     let mut emb = Embedder::load(assets)?;
     let bank = if !opts.train.use_bank {
         None
-    } else if crate::negatives::espeak_available() {
-        Some(crate::negatives::load_or_build(
+    } else if crate::audio::synth::espeak_available() {
+        Some(crate::train::negatives::load_or_build(
             &assets.dir,
             &mut emb,
             &|_, _| {},
@@ -480,7 +480,7 @@ pub fn run(
         let seconds = stream.len() as f64 / SAMPLE_RATE as f64;
         if let Some(dir) = &opts.write_streams {
             std::fs::create_dir_all(dir)?;
-            crate::wav::write_16k(&dir.join(format!("stream-{seed}.wav")), &stream)?;
+            crate::audio::wav::write_16k(&dir.join(format!("stream-{seed}.wav")), &stream)?;
             let t: Vec<serde_json::Value> = truth
                 .iter()
                 .map(|t| serde_json::json!({"word": t.word, "start": t.start, "end": t.end, "file": t.file}))

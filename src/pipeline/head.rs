@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::detector::DetectorSettings;
-use crate::embedding::DIM;
+use crate::pipeline::detector::DetectorSettings;
+use crate::pipeline::embedding::DIM;
 
 /// Format tag of head files written by this version.
 pub const FORMAT: &str = "hark-head/1";
@@ -134,10 +134,10 @@ impl Head {
                 path.display(), head.base_model_sha256, base_model_sha256
             );
         }
-        if head.frontend != crate::frontend::parameters() {
+        if head.frontend != crate::pipeline::frontend::parameters() {
             bail!(
                 "{}: head was trained with front end {:?}, this hark computes {:?}; retrain with `hark train`",
-                path.display(), head.frontend, crate::frontend::parameters()
+                path.display(), head.frontend, crate::pipeline::frontend::parameters()
             );
         }
         Ok(head)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::detector::Detection;
+use hark::pipeline::detector::Detection;
 
 /// The JSON line for a detection. `file` is set by `detect`; `wall_time` by the daemon.
 pub fn event_json(
@@ -107,11 +107,6 @@ impl SocketServer {
         clients.retain_mut(|c| matches!(c.write(&msg), Ok(n) if n == msg.len()));
         self.dropped_clients
             .fetch_add((before - clients.len()) as u64, Ordering::Relaxed);
-    }
-
-    /// Number of connected clients.
-    pub fn clients(&self) -> usize {
-        self.clients.lock().unwrap().len()
     }
 }
 

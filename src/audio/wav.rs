@@ -138,7 +138,7 @@ pub fn read(path: &Path) -> Result<Audio> {
 /// Reads a WAV file and resamples it to 16 kHz mono.
 pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
     let a = read(path)?;
-    crate::resample::to_16k(&a.samples, a.rate)
+    crate::pipeline::resample::to_16k(&a.samples, a.rate)
         .with_context(|| format!("{}: cannot resample from {} Hz", path.display(), a.rate))
 }
 
@@ -149,7 +149,7 @@ pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
     {
         let spec = hound::WavSpec {
             channels: 1,
-            sample_rate: crate::frontend::SAMPLE_RATE,
+            sample_rate: crate::pipeline::frontend::SAMPLE_RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };

@@ -8,7 +8,7 @@ use ort::session::SessionInputValue;
 use ort::value::TensorRef;
 
 use crate::assets::Assets;
-use crate::frontend::{BLOCK_FRAMES, N_MELS};
+use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
 
 mod onnx;
 pub mod streaming;
@@ -190,8 +190,9 @@ enum Frames<'a> {
 /// Log-mel frames for a whole 16 kHz signal, as the streaming front end computes them (blocks
 /// only; a trailing partial block is dropped).
 pub fn logmel(samples: &[f32]) -> Vec<f32> {
-    let mut fe = crate::frontend::Frontend::new();
-    let mut frames = Vec::with_capacity(samples.len() / crate::frontend::HOP * N_MELS + N_MELS);
+    let mut fe = crate::pipeline::frontend::Frontend::new();
+    let mut frames =
+        Vec::with_capacity(samples.len() / crate::pipeline::frontend::HOP * N_MELS + N_MELS);
     fe.push(samples, |b| frames.extend_from_slice(b));
     frames
 }
@@ -206,7 +207,7 @@ pub fn embed_signal(emb: &mut Embedder, samples: &[f32]) -> Result<Vec<f32>> {
 
 /// Stream time (seconds) at the end of block `b` (0-based): when its embedding is available.
 pub fn block_end_time(b: usize) -> f64 {
-    use crate::frontend::{HOP, N_FFT, SAMPLE_RATE};
+    use crate::pipeline::frontend::{HOP, N_FFT, SAMPLE_RATE};
     let last_frame = (b + 1) * BLOCK_FRAMES - 1;
     (last_frame * HOP + N_FFT) as f64 / SAMPLE_RATE as f64
 }

@@ -5,14 +5,14 @@
 //! and reused by every `hark train`. Windows that overlap a word equal to a custom word's name
 //! are left out when training that head.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::embedding::{Embedder, DIM};
-use crate::frontend::SAMPLE_RATE;
+use crate::audio::synth::say;
+use crate::pipeline::embedding::{Embedder, DIM};
+use crate::pipeline::frontend::SAMPLE_RATE;
 
 /// Everyday English words. Number words and their homophones are left out on purpose, so that
 /// the project's digit benchmark measures words the bank has never said.
@@ -89,49 +89,11 @@ pub fn words() -> Vec<&'static str> {
     WORDS.split_whitespace().collect()
 }
 
-/// Is espeak-ng on PATH?
-pub fn espeak_available() -> bool {
-    Command::new("espeak-ng")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Synthesises `text` with espeak-ng, returning 16 kHz samples (int16 scale).
-pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> {
-    let out = Command::new("espeak-ng")
-        .args([
-            "-v",
-            voice,
-            "-s",
-            &speed.to_string(),
-            "-p",
-            &pitch.to_string(),
-            "--stdout",
-            text,
-        ])
-        .output()
-        .context("cannot run espeak-ng (install the Debian package espeak-ng)")?;
-    if !out.status.success() || out.stdout.len() < 44 {
-        bail!(
-            "espeak-ng failed for voice {voice}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    // espeak-ng streams a WAV whose header carries placeholder sizes; read it by hand.
-    let rate = u32::from_le_bytes(out.stdout[24..28].try_into().unwrap());
-    let pcm: Vec<f32> = out.stdout[44..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
-        .collect();
-    crate::resample::to_16k(&pcm, rate)
-}
-
 fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
     let key = crate::util::sha256_hex(
         format!(
             "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}|{}",
-            crate::frontend::parameters(),
+            crate::pipeline::frontend::parameters(),
             crate::assets::INFERENCE_SETTINGS,
         )
         .as_bytes(),
@@ -276,7 +238,7 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let mut stream: Vec<f32> = Vec::new();
     let mut spans: Vec<(usize, usize, u16)> = Vec::new();
     for (u, a) in utterances.iter().zip(audio) {
-        let Some(word) = crate::dataset::trim(&a?) else {
+        let Some(word) = crate::train::dataset::trim(&a?) else {
             continue;
         };
         let gap = (rng.random_range(0.15..0.9) * sr) as usize;
@@ -295,13 +257,13 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
         }
     }
     progress(total, total * 2);
-    let embeddings = crate::embedding::embed_signal(emb, &stream)?;
+    let embeddings = crate::pipeline::embedding::embed_signal(emb, &stream)?;
     progress(total * 2, total * 2);
     let n = embeddings.len() / DIM;
     let mut first = 0;
     let window_words = (0..n)
         .map(|b| {
-            let end = (crate::embedding::block_end_time(b) * sr as f64) as usize;
+            let end = (crate::pipeline::embedding::block_end_time(b) * sr as f64) as usize;
             let start = end.saturating_sub((0.775 * sr) as usize);
             while first < spans.len() && spans[first].1 <= start {
                 first += 1;

@@ -2,7 +2,7 @@
 //! regression guard, not the figure of record (that is `hark eval`, see README). Skips with a
 //! clear message when the shared data is absent.
 
-mod common;
+use crate::common;
 
 #[test]
 fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {

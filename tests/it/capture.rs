@@ -2,10 +2,10 @@
 //! microphone paced in real time, started by this test), `hark listen` hears the words played
 //! into it, and a client on the Unix socket receives the events.
 
-mod common;
+use crate::common;
 
-use common::{hark_bin, root, write_wav};
-use hark::demo;
+use crate::common::{hark_bin, root, write_wav};
+use hark::audio::synth;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -95,10 +95,10 @@ fn start_pulse() -> Option<Pulse> {
 /// words (`seed`) as a WAV file, in `tmp`. Returns (head, stream WAV, target words said).
 fn scene(tmp: &std::path::Path, seed: usize) -> (PathBuf, PathBuf, Vec<String>) {
     let rec = tmp.join("recordings");
-    demo::write_recordings(&rec, demo::VOICE).unwrap();
+    synth::write_recordings(&rec, synth::VOICE).unwrap();
     let head = tmp.join("h.head");
     common::train_head(&rec, &head, &[]);
-    let (stream, said) = demo::stream(demo::VOICE, seed).unwrap();
+    let (stream, said) = synth::stream(synth::VOICE, seed).unwrap();
     let wav = tmp.join("stream.wav");
     write_wav(&wav, &stream);
     let targets = said
@@ -277,7 +277,7 @@ fn hark_record_saves_takes_from_a_virtual_microphone_refuses_silence_and_overwri
     for t in ["take-2.wav", "take-3.wav"] {
         let p = dir.join(t);
         assert!(out.contains(&format!("saved {}", p.display())), "{out}");
-        let x = hark::wav::read_16k(&p).unwrap();
+        let x = hark::audio::wav::read_16k(&p).unwrap();
         let secs = x.len() as f32 / 16000.0;
         let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!((0.3..2.0).contains(&secs), "{t}: {secs} s");
@@ -290,7 +290,7 @@ fn hark_record_saves_takes_from_a_virtual_microphone_refuses_silence_and_overwri
     assert!(ok, "hark record _background_ failed: {err}");
     let room = data.join("_background_").join("room-1.wav");
     assert!(out.contains("saved"), "{out}");
-    let x = hark::wav::read_16k(&room).unwrap();
+    let x = hark::audio::wav::read_16k(&room).unwrap();
     assert!(
         (x.len() as f32 / 16000.0 - 2.0).abs() < 0.1,
         "{} samples",

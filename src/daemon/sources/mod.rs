@@ -1,0 +1,3 @@
+//! Where the daemon's samples come from: the microphone (cpal) or a WAV file paced in real time.
+
+pub mod microphone;
