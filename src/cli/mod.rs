@@ -324,11 +324,7 @@ fn run(cli: Cli) -> Result<()> {
             let assets = Assets::locate(cli.models.as_deref())?;
             let mut emb = Some(Embedder::load(&assets)?);
             let head = Arc::new(Head::load(&head, &emb.as_ref().unwrap().model_sha256)?);
-            let settings = threshold.map(|t| {
-                let mut s = head.detector.clone();
-                s.thresholds.iter_mut().for_each(|x| *x = t);
-                s
-            });
+            let settings = threshold.map(|t| head.detector.clone().with_threshold(t));
             for f in &files {
                 let audio = hark::audio::wav::read(f)?;
                 let mut p = Pipeline::new(
@@ -380,7 +376,7 @@ fn run(cli: Cli) -> Result<()> {
                 realtime,
                 stdout: !quiet,
             };
-            let s = crate::daemon::listen(opts, None)?;
+            let s = crate::daemon::listen(opts)?;
             let peak = s.peak_rss_kb.map_or(String::new(), |kb| {
                 format!(", peak memory {:.1} MB", kb as f64 / 1024.0)
             });
@@ -572,7 +568,7 @@ fn demo(models: Option<&Path>, dir: &Path) -> Result<()> {
     for s in &said {
         let d = dets
             .iter()
-            .find(|d| d.time >= s.start && d.time <= s.end + hark::eval::HIT_WINDOW);
+            .find(|d| hark::eval::hits(d.time, s.start, s.end));
         let mark = match (s.target, d) {
             (true, Some(d)) if d.word == s.text => {
                 heard += 1;

@@ -10,7 +10,7 @@ pub mod sinks;
 pub mod sources;
 
 use anyhow::{bail, Context, Result};
-use crossbeam_channel::{select, Sender};
+use crossbeam_channel::select;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -123,7 +123,7 @@ fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSetting
     let head = Head::load(&cfg.head, base_sha)?;
     let mut s = head.detector.clone();
     for (w, t) in &cfg.thresholds {
-        let Some(i) = head.labels.iter().position(|l| l == w) else {
+        let Some(i) = head.word_index(w) else {
             bail!(
                 "key `thresholds.{w}`: the head {} has no word {w:?} (its words: {})",
                 cfg.head.display(),
@@ -151,8 +151,8 @@ enum Control {
     Reload,
 }
 
-/// Runs the daemon until SIGINT/SIGTERM (or the end of `--input`). Events also go to `tap`.
-pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Summary> {
+/// Runs the daemon until SIGINT/SIGTERM (or the end of `--input`).
+pub fn listen(opts: ListenOptions) -> Result<Summary> {
     // One malloc arena: the daemon's threads allocate little, and extra arenas only hold memory.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     unsafe {
@@ -320,9 +320,6 @@ pub fn listen(opts: ListenOptions, tap: Option<Sender<Detection>>) -> Result<Sum
         }
         if let Err(e) = sinks::run_hook(&cfg.hook.command, &d, &json) {
             log.warn(&format!("{e:#}"));
-        }
-        if let Some(t) = &tap {
-            let _ = t.send(d);
         }
     };
     loop {

@@ -30,6 +30,12 @@ pub const DIGITS: [&str; 10] = [
 /// Seconds after a take's end within which its detection counts.
 pub const HIT_WINDOW: f64 = 0.8;
 
+/// Does an event at `time` count for a word said from `start` to `end` (seconds)? The one hit
+/// test of the project: eval, the demo and the tests all use it.
+pub fn hits(time: f64, start: f64, end: f64) -> bool {
+    time >= start && time <= end + HIT_WINDOW
+}
+
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
     pub data: PathBuf,
@@ -83,13 +89,13 @@ fn trace_misses(
             .unwrap();
         if dets
             .iter()
-            .any(|d| d.time >= t.start && d.time <= t.end + HIT_WINDOW && d.word == head.labels[w])
+            .any(|d| hits(d.time, t.start, t.end) && d.word == head.labels[w])
         {
             continue;
         }
         let (mut bp, mut bs) = (0.0f32, -1.0f32);
         for (tt, p, s) in &trace {
-            if *tt >= t.start && *tt <= t.end + HIT_WINDOW {
+            if hits(*tt, t.start, t.end) {
                 bp = bp.max(p[w]);
                 bs = bs.max(s[w]);
             }
@@ -106,9 +112,7 @@ fn trace_misses(
 fn explain(dets: &[Detection], truth: &[Truth], log: &mut dyn FnMut(&str)) {
     let mut hit = vec![false; truth.len()];
     for d in dets {
-        let i = truth
-            .iter()
-            .position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
+        let i = truth.iter().position(|t| hits(d.time, t.start, t.end));
         if let Some(i) = i {
             if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) {
                 hit[i] = true;
@@ -216,9 +220,7 @@ pub fn score(dets: &[Detection], truth: &[Truth], seconds: f64) -> Score {
         ..Default::default()
     };
     for d in dets {
-        let i = truth
-            .iter()
-            .position(|t| d.time >= t.start && d.time <= t.end + HIT_WINDOW);
+        let i = truth.iter().position(|t| hits(d.time, t.start, t.end));
         match i {
             Some(i) if !hit[i] && truth[i].word.as_deref() == Some(d.word.as_str()) => {
                 hit[i] = true;
@@ -537,8 +539,7 @@ pub fn run(
                 trace_misses(&head, &dets, &truth, &embs, log);
             }
             for &th in &opts.sweep {
-                let mut set = head.detector.clone();
-                set.thresholds.iter_mut().for_each(|t| *t = th);
+                let set = head.detector.clone().with_threshold(th);
                 let s = score(&decide(head.clone(), Some(set), &embs), &truth, seconds);
                 record(&scenario, &format!("threshold {th}"), &s);
             }

@@ -15,6 +15,14 @@ pub struct DetectorSettings {
     pub refractory: f32,
 }
 
+impl DetectorSettings {
+    /// These settings with every word's threshold set to `threshold`.
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        self.thresholds.fill(threshold);
+        self
+    }
+}
+
 /// One detection, with the evidence that helps tune a threshold.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Detection {

@@ -69,6 +69,11 @@ pub struct Head {
 }
 
 impl Head {
+    /// Where `word` is in the head's labels (and its detector settings).
+    pub fn word_index(&self, word: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == word)
+    }
+
     /// Feature dimension.
     pub fn feature_dim(&self) -> usize {
         self.context * DIM

@@ -35,7 +35,7 @@ fn tally(found: &[Found], said: &[Spoken]) -> (usize, usize) {
     for f in found {
         match said
             .iter()
-            .position(|s| f.time >= s.start && f.time <= s.end + 0.8)
+            .position(|s| hark::eval::hits(f.time, s.start, s.end))
         {
             Some(i) if said[i].target && said[i].text == f.word && !used[i] => {
                 used[i] = true;
@@ -172,7 +172,7 @@ fn a_head_only_fires_for_its_own_words() {
         .filter(|f| {
             untrained
                 .iter()
-                .any(|s| f.time >= s.start && f.time <= s.end + 0.8)
+                .any(|s| hark::eval::hits(f.time, s.start, s.end))
         })
         .count();
     assert!(
