@@ -1,7 +1,7 @@
 //! The training design knobs `hark train` and `hark eval` share, and the [`TrainOptions`] they
 //! give.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use hark::train::TrainOptions;
 
 /// Training knobs (defaults are the benchmark's choice).
@@ -63,7 +63,8 @@ pub struct Knobs {
 }
 
 impl Knobs {
-    /// The default training options with every knob given in place of its default.
+    /// The default training options with every knob given in place of its default; an error
+    /// naming the flag for a value that cannot be used.
     pub fn train_options(&self) -> Result<TrainOptions> {
         let mut o = TrainOptions::default();
         macro_rules! set {
@@ -75,7 +76,15 @@ impl Knobs {
         if self.clean_templates {
             o.template_augmented = false;
         }
-        if let Some(w) = self.source_weights.as_ref().filter(|w| w.len() == 5) {
+        if let Some(w) = &self.source_weights {
+            if w.len() != o.source_weights.len() {
+                bail!(
+                    "--source-weights needs {} values (take halves, altered takes, background, bank, unknown), got {}: {}",
+                    o.source_weights.len(),
+                    w.len(),
+                    w.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+                );
+            }
             o.source_weights.copy_from_slice(w);
         }
         if self.no_bank {
