@@ -353,3 +353,41 @@ fn a_model_of_another_shape_is_refused_by_the_streaming_rewrite_with_the_reason(
     assert_eq!(m.states.len(), 11);
     assert!(m.states.iter().all(|s| s[0] == 1 && s[2] == 2));
 }
+
+#[test]
+fn source_weights_of_the_wrong_count_are_refused_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("rec");
+    for i in 0..3 {
+        write_wav(&rec.join("hello").join(format!("{i}.wav")), &tone(0.5));
+    }
+    let out = tmp.path().join("w.head");
+    let args = [
+        "train",
+        "--no-bank",
+        "--no-cv",
+        "--source-weights",
+        "1,2,3",
+        "--data",
+        rec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    fails_with(
+        &args,
+        &["--source-weights", "needs 5 values", "got 3", "1,2,3"],
+    );
+    assert_eq!(hark(&args, &root()).0, 1);
+    assert!(!out.exists(), "no head is written");
+    // eval's knobs too, before it looks at its data.
+    fails_with(
+        &[
+            "eval",
+            "--data",
+            "nowhere",
+            "--source-weights",
+            "1,1,1,1,1,1",
+        ],
+        &["--source-weights", "needs 5 values", "got 6"],
+    );
+}

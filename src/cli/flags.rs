@@ -1,0 +1,263 @@
+//! What the user types: the clap definitions of every command and flag (their doc comments are
+//! the `--help` text), and each command's conversion of its flags into the settings it runs on.
+//! Conversions run once, before anything else, and reject bad values with a one-line error.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use super::bench::BenchOptions;
+use super::knobs::Knobs;
+use super::train::Train;
+use crate::daemon::{ListenOptions, Overrides};
+use hark::eval::EvalOptions;
+
+/// Default place of the trained head.
+const DEFAULT_HEAD: &str = "models/hark.head";
+
+/// The config file `hark listen` reads when `--config` is not given and the file exists.
+const DEFAULT_CONFIG: &str = "config/hark.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "hark",
+    version,
+    about = "A voice-trigger daemon: learns your custom words from a few takes and announces each one it hears."
+)]
+pub struct Cli {
+    /// The models folder (base model and ONNX Runtime); found automatically from the repository.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Fit the transfer-learned head on recordings/<word>/*.wav.
+    Train(TrainFlags),
+    /// Run WAV files through the detection pipeline and report every detection.
+    Detect(DetectFlags),
+    /// Make example recordings with espeak-ng, train on them, and replay a stream through the
+    /// detector: hark working end to end, with nothing to record.
+    Demo(DemoFlags),
+    /// The daemon: listen on the microphone (or a WAV file) and announce each word heard, on
+    /// stdout, a Unix socket and an optional command hook.
+    Listen(ListenFlags),
+    /// Record takes of a word from the microphone into recordings/<word>/ (guided, with a
+    /// countdown and level meter). `hark record _background_ --seconds 10` records room noise.
+    Record(RecordFlags),
+    /// List the capture devices with their default rates and formats.
+    Devices,
+    /// The cost benchmark: hark against openWakeWord 0.5.1 and the base model's floor.
+    Bench(BenchFlags),
+    /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
+    Bank,
+    /// The accuracy benchmark on ../shared/data (spoken digits and noise).
+    Eval(EvalFlags),
+}
+
+// `hark train`.
+#[derive(Args)]
+pub struct TrainFlags {
+    /// Recordings: one folder per word, plus optional _background_ and _unknown_.
+    #[arg(long, default_value = "recordings")]
+    data: PathBuf,
+    /// Where to write the head.
+    #[arg(long, default_value = DEFAULT_HEAD)]
+    out: PathBuf,
+    /// Skip cross-validation (faster; no fit figures).
+    #[arg(long)]
+    no_cv: bool,
+    #[command(flatten)]
+    knobs: Knobs,
+}
+
+impl TrainFlags {
+    /// The settings `hark train` runs on.
+    pub fn settings(self) -> Result<Train> {
+        let mut options = self.knobs.train_options()?;
+        options.cross_validate = !self.no_cv;
+        Ok(Train {
+            data: self.data,
+            out: self.out,
+            options,
+        })
+    }
+}
+
+// `hark detect`: its flags are its settings.
+#[derive(Args)]
+pub struct DetectFlags {
+    #[arg(long, default_value = DEFAULT_HEAD)]
+    pub head: PathBuf,
+    /// Override every word's threshold.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// One JSON object per line and detection.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+// `hark demo`.
+#[derive(Args)]
+pub struct DemoFlags {
+    /// Where the example recordings, head and stream go.
+    #[arg(long, default_value = "target/demo")]
+    pub dir: PathBuf,
+}
+
+// `hark listen`.
+#[derive(Args)]
+pub struct ListenFlags {
+    /// Config file [default: config/hark.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The trained head (overrides `head`).
+    #[arg(long)]
+    head: Option<PathBuf>,
+    /// Capture device name or part of it (overrides `device`; see `hark devices`).
+    #[arg(long)]
+    device: Option<String>,
+    /// Unix socket path (overrides `socket.path`).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Listen to a WAV file instead of the microphone.
+    #[arg(long, value_name = "FILE.wav")]
+    input: Option<PathBuf>,
+    /// With --input: pace the file like a microphone.
+    #[arg(long, requires = "input")]
+    realtime: bool,
+    /// Do not print events on stdout.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl ListenFlags {
+    /// The daemon's options; `models` is the global `--models` flag.
+    pub fn options(self, models: Option<PathBuf>) -> ListenOptions {
+        let config_path = match self.config {
+            Some(p) => Some(p),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+        };
+        ListenOptions {
+            config_path,
+            overrides: Overrides {
+                head: self.head,
+                device: self.device,
+                socket: self.socket,
+                models,
+            },
+            input: self.input,
+            realtime: self.realtime,
+            stdout: !self.quiet,
+        }
+    }
+}
+
+// `hark record`: its flags are its settings.
+#[derive(Args)]
+pub struct RecordFlags {
+    pub word: String,
+    /// Number of takes.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    /// Seconds of room noise, for _background_.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f32,
+    /// Capture device name or part of it.
+    #[arg(long, default_value = "")]
+    pub device: String,
+    #[arg(long, default_value = "recordings")]
+    pub data: PathBuf,
+}
+
+// `hark bench`.
+#[derive(Args)]
+pub struct BenchFlags {
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Minutes of audio for the streaming figures.
+    #[arg(long, default_value_t = 4.0)]
+    minutes: f32,
+    /// Minutes of audio for the offline figure.
+    #[arg(long, default_value_t = 60.0)]
+    offline_minutes: f32,
+    /// Skip openWakeWord.
+    #[arg(long)]
+    no_peer: bool,
+    /// A quick check that the benchmark works (short audio, no peer, one latency seed).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl BenchFlags {
+    /// The cost benchmark's options (`--quick` replaces the sizes and drops the peer).
+    pub fn options(self) -> Result<BenchOptions> {
+        let quick = self.quick;
+        Ok(BenchOptions {
+            data: self.data,
+            minutes: if quick { 0.3 } else { self.minutes },
+            offline_minutes: if quick { 1.0 } else { self.offline_minutes },
+            peer: !self.no_peer && !quick,
+            latency_seeds: if quick { 1 } else { 4 },
+            hark: std::env::current_exe()?,
+        })
+    }
+}
+
+// `hark eval`.
+#[derive(Args)]
+pub struct EvalFlags {
+    #[arg(long, default_value = "../shared/data")]
+    data: PathBuf,
+    /// Number of seeds (streams) to average over.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    #[arg(long, default_value_t = 5)]
+    takes: usize,
+    /// Skip the cross-speaker case.
+    #[arg(long)]
+    no_cross: bool,
+    /// Smaller streams (5 targets per word, 30 non-targets): a quick check that it works.
+    #[arg(long)]
+    quick: bool,
+    /// Also report these thresholds (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<f32>,
+    /// Print every false accept and where it landed.
+    #[arg(long)]
+    explain: bool,
+    /// Run without the quiet-room gate (to show it costs no recall).
+    #[arg(long)]
+    no_gate: bool,
+    /// Write each stream and its truth (JSON) to DIR.
+    #[arg(long, value_name = "DIR")]
+    write_streams: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: Knobs,
+}
+
+impl EvalFlags {
+    /// The accuracy benchmark's options (`--quick` makes the streams smaller).
+    pub fn options(self) -> Result<EvalOptions> {
+        Ok(EvalOptions {
+            train: self.knobs.train_options()?,
+            data: self.data,
+            seeds: (self.first_seed..self.first_seed + self.seeds).collect(),
+            takes: self.takes,
+            cross_speaker: !self.no_cross,
+            sweep: self.sweep,
+            write_streams: self.write_streams,
+            targets_per_word: if self.quick { 5 } else { 20 },
+            nontargets: if self.quick { 30 } else { 120 },
+            explain: self.explain,
+            gate: !self.no_gate,
+        })
+    }
+}

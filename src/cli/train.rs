@@ -1,0 +1,72 @@
+//! `hark train`: fits a head on the user's recordings and reports what it learned.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{bank, progress};
+use hark::assets::Assets;
+use hark::pipeline::embedding::{Embedder, DIM};
+use hark::pipeline::head::Head;
+use hark::train::dataset::Dataset;
+use hark::train::TrainOptions;
+
+/// What `hark train` runs on.
+pub struct Train {
+    /// Recordings: one folder per word, plus optional _background_ and _unknown_.
+    pub data: PathBuf,
+    /// Where the head is written.
+    pub out: PathBuf,
+    pub options: TrainOptions,
+}
+
+/// `hark train`: trains, writes the head, prints a summary.
+pub fn run(t: &Train, assets: &Assets) -> Result<()> {
+    let ds = Dataset::load(&t.data)?;
+    let mut emb = Embedder::load(assets)?;
+    let t0 = Instant::now();
+    let negatives = bank::negatives_for(assets, &mut emb, &ds, !t.options.use_bank)?;
+    let head = fit(&mut emb, &ds, negatives.as_deref(), &t.options, "embedding")?;
+    head.save(&t.out)?;
+    println!(
+        "trained {} word(s) in {:.1} s -> {}",
+        head.labels.len(),
+        t0.elapsed().as_secs_f64(),
+        t.out.display()
+    );
+    print_summary(&ds, &head, negatives.as_deref());
+    Ok(())
+}
+
+/// Trains a head on `ds` (against the bank windows `negatives`) under a progress bar labelled
+/// `label`.
+pub fn fit(
+    emb: &mut Embedder,
+    ds: &Dataset,
+    negatives: Option<&[f32]>,
+    options: &TrainOptions,
+    label: &'static str,
+) -> Result<Head> {
+    progress::with_bar(label, |tick| {
+        hark::train::train(emb, ds, negatives, options, tick)
+    })
+}
+
+/// Each word's takes and threshold, what the head was trained against, and its fit figures.
+fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
+    for ((w, takes), th) in ds.words.iter().zip(&head.detector.thresholds) {
+        println!("  {w:<16} {} takes  threshold {th:.2}", takes.len());
+    }
+    println!(
+        "  background clips: {}, unknown takes: {}, synthetic negatives: {}",
+        ds.background.len(),
+        ds.unknown.len(),
+        negatives.map_or("none (espeak-ng not found)".to_string(), |b| format!(
+            "{} windows",
+            b.len() / DIM
+        ))
+    );
+    for (name, v) in &head.report.figures {
+        println!("  {name}: {v:.3}");
+    }
+}
