@@ -12,12 +12,13 @@ pub mod sources;
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::select;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::daemon::config::Config;
 use crate::daemon::sinks::SocketServer;
+use crate::daemon::sources::file::FileSource;
 use crate::daemon::sources::microphone::{self, Capture, Pool, SourceStats};
 use hark::assets::Assets;
 use hark::pipeline::detector::{Detection, DetectorSettings};
@@ -197,19 +198,18 @@ pub fn listen(opts: ListenOptions) -> Result<Summary> {
     // Source.
     let pool = Pool::new();
     let stats = Arc::new(SourceStats::default());
-    let stop_file = Arc::new(AtomicBool::new(false));
     let mut capture = None;
-    let mut file_thread = None;
+    let mut file = None;
     let rate = if let Some(input) = &opts.input {
-        let (rate, h) = microphone::play_file(
+        let f = FileSource::start(
             input,
             opts.realtime,
             pool.full_tx.clone(),
             pool.free_rx.clone(),
             stats.clone(),
-            stop_file.clone(),
         )?;
-        file_thread = Some(h);
+        let rate = f.rate;
+        file = Some(f);
         log.info(&format!(
             "listening to {} ({rate} Hz{})",
             input.display(),
@@ -332,7 +332,9 @@ pub fn listen(opts: ListenOptions) -> Result<Summary> {
                 Ok(Control::Stop(sig)) if !stopping => {
                     log.info(&format!("signal {sig}: stopping"));
                     stopping = true;
-                    stop_file.store(true, Ordering::Relaxed);
+                    if let Some(f) = &file {
+                        f.stop();
+                    }
                     releasing.push(microphone::release(capture.take())); // stops the stream
                     pool_sender = None;
                     let _ = stop_tx.try_send(());
@@ -442,8 +444,8 @@ pub fn listen(opts: ListenOptions) -> Result<Summary> {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if let Some(h) = file_thread {
-        let _ = h.join();
+    if let Some(f) = file {
+        f.join();
     }
     let result = proc_thread
         .join()
