@@ -9,22 +9,24 @@
 //! - [`run`]: the [`run::Daemon`] that starts the parts, runs the main loop (events, signals,
 //!   reload, device recovery) and stops them into a [`Summary`].
 //!
-//! The channels between the parts, all of crossbeam:
+//! The channels between the parts (crossbeam), from -> to: what flows.
 //!
-//! | channel            | from                       | to                | what flows                  |
-//! |--------------------|----------------------------|-------------------|-----------------------------|
-//! | pool `full` (64)   | source (audio callback or file thread) | processing | chunks of mono samples |
-//! | pool `free` (64)   | processing                 | source            | emptied chunks, for reuse   |
-//! | events             | processing                 | main loop         | each [`Detection`](hark::pipeline::detector::Detection), which the main loop hands to every sink |
-//! | reload             | main loop (on SIGHUP)      | processing        | the new head and its detector settings |
-//! | rate               | main loop (device reopened)| processing        | the new device's sample rate |
-//! | stop (1)           | main loop (on a signal)    | processing        | end now, even if a stalled stream still holds a `full` sender |
-//! | control            | signal thread              | main loop         | [`signals::Control`]: stop or reload |
-//! | opening (1)        | device opener thread       | main loop ([`recovery`]) | the reopened capture, or why not |
+//! - pool `full` (bounded, 64): source (audio callback or file thread) -> processing: chunks of
+//!   mono samples at the source's rate;
+//! - pool `free` (bounded, 64): processing -> source: emptied chunks, to be filled again;
+//! - events: processing -> main loop: each [`Detection`](hark::pipeline::detector::Detection),
+//!   which the main loop turns into a JSON line and hands to every sink;
+//! - reload: main loop (on SIGHUP) -> processing: the new head and its detector settings;
+//! - rate: main loop (a device reopened) -> processing: the new device's sample rate;
+//! - stop (bounded, 1): main loop (on a stop signal) -> processing: end now, even if a stalled
+//!   stream still holds a `full` sender;
+//! - control: signal thread -> main loop: a [`signals::Control`], stop or reload;
+//! - opening (bounded, 1): device opener thread -> main loop ([`recovery`]): the reopened
+//!   capture, or why it could not open.
 //!
-//! The pool's channels are bounded (64 buffers of 2048 samples, about 2.7 s at 48 kHz): when the
-//! processing falls behind, the microphone drops samples (counted) rather than block; the file
-//! source waits instead. The others are unbounded, or bounded where noted.
+//! The pool holds 64 buffers of 2048 samples (about 2.7 s at 48 kHz). When the processing falls
+//! behind, the microphone (and a file paced in real time) drops samples and counts them rather
+//! than block; a file read as fast as it goes waits instead.
 
 pub mod config;
 pub mod processing;
@@ -130,6 +132,11 @@ impl Log {
             eprintln!("hark: {m}");
         }
     }
+    pub fn debug(&self, m: &str) {
+        if self.0 >= 3 {
+            eprintln!("hark: debug: {m}");
+        }
+    }
 }
 
 /// The config file (or the defaults) with the command line's overrides.
@@ -141,6 +148,40 @@ fn load_config(opts: &ListenOptions) -> Result<Config> {
     let c = opts.overrides.apply(base);
     c.validate()?;
     Ok(c)
+}
+
+/// The debug line saying where the config came from.
+fn describe_config(opts: &ListenOptions, cfg: &Config) -> String {
+    let from = match &opts.config_path {
+        Some(p) => p.display().to_string(),
+        None => "the defaults (no config file)".to_string(),
+    };
+    format!(
+        "config from {from}: head {}, device {:?}, log_level {}, quiet_gate {}, hook {:?}",
+        cfg.head.display(),
+        cfg.device,
+        cfg.log_level,
+        cfg.quiet_gate,
+        cfg.hook.command
+    )
+}
+
+/// The debug line for a loaded head: its words with their thresholds, and the smoothing and
+/// refractory period in force.
+fn describe_head(cfg: &Config, head: &Head, s: &DetectorSettings) -> String {
+    let words: Vec<String> = head
+        .labels
+        .iter()
+        .zip(&s.thresholds)
+        .map(|(w, t)| format!("{w} {t}"))
+        .collect();
+    format!(
+        "head {}: thresholds {}; smoothing {}, refractory {} s",
+        cfg.head.display(),
+        words.join(", "),
+        s.smoothing,
+        s.refractory
+    )
 }
 
 /// The head and detector settings a config asks for.

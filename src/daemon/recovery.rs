@@ -118,6 +118,7 @@ impl Recovery {
                     "capture device back: {:?} ({} Hz)",
                     c.device, c.rate
                 ));
+                log_opened(log, &c);
                 let new_rate = (c.rate != self.rate).then_some(c.rate);
                 self.rate = c.rate;
                 self.stats.device_lost.store(false, Ordering::Relaxed);
@@ -231,6 +232,14 @@ impl Recovery {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The debug line for a device just opened.
+pub fn log_opened(log: &Log, c: &Capture) {
+    log.debug(&format!(
+        "capture device {:?} opened: {} Hz, {} channel(s), {} samples",
+        c.device, c.rate, c.channels, c.format
+    ));
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::signals::{Control, SignalThread};
 use super::sinks::{self, Sink};
 use super::sources::microphone::{Capture, Pool, SourceStats};
 use super::sources::Source;
-use super::{load_config, load_head, ListenOptions, Log, Summary};
+use super::{describe_config, describe_head, load_config, load_head, ListenOptions, Log, Summary};
 use hark::assets::Assets;
 use hark::pipeline::detector::Detection;
 use hark::pipeline::embedding::Embedder;
@@ -51,12 +51,11 @@ impl Daemon {
         one_malloc_arena();
         let cfg = load_config(&opts)?;
         let log = Log::new(&cfg.log_level);
-        let assets = Assets::locate(
-            (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
-        )?;
-        let embedder = Embedder::load(&assets)?;
+        log.debug(&describe_config(&opts, &cfg));
+        let embedder = load_base_model(&cfg, &log)?;
         let base_sha = embedder.model_sha256.clone();
         let (head, settings) = load_head(&cfg, &base_sha)?;
+        log.debug(&describe_head(&cfg, &head, &settings));
         let sinks = sinks::open(&cfg, opts.stdout)?;
         let (signals, control) = SignalThread::spawn()?;
         let Pool {
@@ -164,6 +163,8 @@ impl Daemon {
         };
         self.log
             .info(&format!("reloaded: words {}", h.labels.join(", ")));
+        self.log.debug(&describe_config(&self.opts, &c));
+        self.log.debug(&describe_head(&c, &h, &s));
         self.processing.replace_head(h, s);
         let cfg = &self.cfg;
         if c.device != cfg.device || c.socket != cfg.socket || c.quiet_gate != cfg.quiet_gate {
@@ -230,6 +231,20 @@ impl Daemon {
         (summary.blocks, summary.gated_blocks) = result?;
         Ok(summary)
     }
+}
+
+/// The base model, from the configured models folder or the one found automatically.
+fn load_base_model(cfg: &Config, log: &Log) -> Result<Embedder> {
+    let assets = Assets::locate(
+        (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
+    )?;
+    let embedder = Embedder::load(&assets)?;
+    log.debug(&format!(
+        "models from {}, base model sha256 {}",
+        assets.dir.display(),
+        embedder.model_sha256
+    ));
+    Ok(embedder)
 }
 
 /// One malloc arena: the daemon's threads allocate little, and extra arenas only hold memory.

@@ -233,6 +233,7 @@ pub struct Capture {
     _stream: cpal::Stream,
     pub rate: u32,
     pub channels: u16,
+    pub format: cpal::SampleFormat,
     pub device: String,
 }
 
@@ -275,6 +276,7 @@ pub fn start(
         _stream: stream,
         rate,
         channels,
+        format,
         device: name,
     })
 }

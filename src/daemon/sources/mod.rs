@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::daemon::recovery::Recovery;
+use crate::daemon::recovery::{self, Recovery};
 use crate::daemon::Log;
 use file::FileSource;
 use microphone::{Chunk, SourceStats};
@@ -48,6 +48,7 @@ impl Source {
             "listening on {:?} ({} Hz, {} channel(s))",
             c.device, c.rate, c.channels
         ));
+        recovery::log_opened(log, &c);
         let rate = c.rate;
         let r = Recovery::new(device, c, full_tx, free_rx, stats.clone());
         Ok((Source::Microphone(Box::new(r)), rate))
