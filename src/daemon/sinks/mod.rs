@@ -1,16 +1,60 @@
 //! Stage 6: where events go. Each event is one JSON object (the same one `hark detect --json`
-//! prints, plus `wall_time` in the daemon) written to stdout, to every client of a Unix socket,
-//! to an optional command hook, and to a crossbeam channel for Rust callers.
+//! prints, plus `wall_time` in the daemon), handed to every sink in turn: stdout, the clients of
+//! a Unix socket, the command hook. A new sink is a file here with a type implementing [`Sink`],
+//! added in [`open`].
 
-use anyhow::{bail, Context, Result};
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+pub mod hook;
+pub mod socket;
+pub mod stdout;
 
+use anyhow::Result;
+use std::path::Path;
+
+use crate::daemon::config::Config;
+use crate::daemon::Summary;
 use hark::pipeline::detector::Detection;
+
+pub use socket::SocketServer;
+
+/// Somewhere events go. The daemon's main thread calls every method; a sink must not block it
+/// (the hook runs its program without waiting, the socket drops clients that do not keep up).
+pub trait Sink {
+    /// Hands one event on: the detection and its JSON line ([`event_json`]). An error is
+    /// logged as a warning and the daemon carries on.
+    fn event(&mut self, d: &Detection, json: &str) -> Result<()>;
+
+    /// A line for the start-up log saying where events go, if there is more to say than the
+    /// sink's kind.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
+    /// Called about every 100 ms (the socket accepts waiting clients here).
+    fn tick(&mut self) {}
+
+    /// Takes the settings a SIGHUP reload may change.
+    fn reload(&mut self, _cfg: &Config) {}
+
+    /// Adds what the sink counted to the summary when the daemon stops.
+    fn finish(&mut self, _summary: &mut Summary) {}
+}
+
+/// The sinks the config asks for, in the order each event reaches them: stdout (if `stdout`),
+/// the socket (if enabled; bound now), the hook.
+pub fn open(cfg: &Config, stdout: bool) -> Result<Vec<Box<dyn Sink>>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if stdout {
+        sinks.push(Box::new(stdout::Stdout));
+    }
+    if cfg.socket.enabled {
+        sinks.push(Box::new(SocketServer::bind(
+            &cfg.socket_path(),
+            cfg.socket_mode()?,
+        )?));
+    }
+    sinks.push(Box::new(hook::Hook::new(&cfg.hook.command)));
+    Ok(sinks)
+}
 
 /// The JSON line for a detection. `file` is set by `detect`; `wall_time` by the daemon.
 pub fn event_json(
@@ -38,101 +82,4 @@ pub fn event_json(
         v["wall_time"] = serde_json::json!(humantime::format_rfc3339_millis(t).to_string());
     }
     v.to_string()
-}
-
-/// A Unix socket server: every connected client gets every event line. A client that does not
-/// keep up (its socket buffer is full) is dropped and counted; it never slows detection.
-pub struct SocketServer {
-    path: PathBuf,
-    clients: Arc<Mutex<Vec<UnixStream>>>,
-    pub dropped_clients: Arc<AtomicU64>,
-    listener: UnixListener,
-}
-
-impl SocketServer {
-    /// Binds `path` with file mode `mode`. A stale socket file (no daemon answers on it) is
-    /// replaced; a path a live daemon holds is refused.
-    pub fn bind(path: &Path, mode: u32) -> Result<SocketServer> {
-        let shown = path.display();
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                bail!("{shown}: socket is held by another running hark (stop it, or set socket.path / --socket)");
-            }
-            let meta = std::fs::symlink_metadata(path)?;
-            if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
-                bail!("{shown}: exists and is not a socket; refusing to replace it");
-            }
-            std::fs::remove_file(path)
-                .with_context(|| format!("{shown}: cannot remove the stale socket"))?;
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                bail!("{shown}: socket directory {} does not exist", dir.display());
-            }
-        }
-        let listener = UnixListener::bind(path)
-            .with_context(|| format!("{shown}: cannot create the socket"))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("{shown}: cannot set socket mode {mode:o}"))?;
-        listener.set_nonblocking(true)?;
-        Ok(SocketServer {
-            path: path.to_path_buf(),
-            clients: Arc::new(Mutex::new(Vec::new())),
-            dropped_clients: Arc::new(AtomicU64::new(0)),
-            listener,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Accepts waiting clients (non-blocking).
-    pub fn accept(&self) {
-        while let Ok((s, _)) = self.listener.accept() {
-            if s.set_nonblocking(true).is_ok() {
-                self.clients.lock().unwrap().push(s);
-            }
-        }
-    }
-
-    /// Sends one line to every client, dropping those that cannot take it now.
-    pub fn broadcast(&self, line: &str) {
-        self.accept();
-        let mut msg = Vec::with_capacity(line.len() + 1);
-        msg.extend_from_slice(line.as_bytes());
-        msg.push(b'\n');
-        let mut clients = self.clients.lock().unwrap();
-        let before = clients.len();
-        clients.retain_mut(|c| matches!(c.write(&msg), Ok(n) if n == msg.len()));
-        self.dropped_clients
-            .fetch_add((before - clients.len()) as u64, Ordering::Relaxed);
-    }
-}
-
-impl Drop for SocketServer {
-    fn drop(&mut self) {
-        self.clients.lock().unwrap().clear();
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Runs the hook program (no shell) with the event in its environment; does not wait for it.
-pub fn run_hook(command: &[String], d: &Detection, json: &str) -> Result<()> {
-    let Some((prog, args)) = command.split_first() else {
-        return Ok(());
-    };
-    let mut child = std::process::Command::new(prog)
-        .args(args)
-        .env("HARK_WORD", &d.word)
-        .env("HARK_SCORE", format!("{:.4}", d.score))
-        .env("HARK_TIME", format!("{:.3}", d.time))
-        .env("HARK_EVENT", json)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("hook {prog:?}: cannot run"))?;
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    Ok(())
 }

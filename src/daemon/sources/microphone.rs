@@ -1,13 +1,12 @@
-//! Stage 0: where samples come from. The microphone through cpal, or a WAV file (as fast as it
-//! goes, or paced like a microphone). Either way the source hands mono chunks (int16 scale) to
-//! the processing thread on a bounded channel, from a pool of buffers allocated up front: the
-//! audio callback only converts and copies, never allocates, locks or blocks. When the
-//! processing thread falls behind, the callback drops samples and counts them (an overrun).
+//! Stage 0, the microphone: capture devices through cpal, and the pool of chunk buffers every
+//! source fills. A source hands mono chunks (int16 scale) to the processing thread on a bounded
+//! channel, from a pool of buffers allocated up front: the audio callback only converts and
+//! copies, never allocates, locks or blocks. When the processing thread falls behind, the
+//! callback drops samples and counts them (an overrun).
 
 use anyhow::{bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use crossbeam_channel::{Receiver, Sender};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -76,8 +75,8 @@ pub struct SourceStats {
     pub last_error: std::sync::Mutex<Option<String>>,
 }
 
-/// Fills chunks from interleaved frames, mixing channels to mono. Allocation-free.
-struct Filler {
+/// Fills chunks from the pool one sample at a time and hands them on. Allocation-free.
+pub(super) struct Filler {
     full_tx: Sender<Chunk>,
     free_rx: Receiver<Chunk>,
     current: Option<Chunk>,
@@ -85,7 +84,21 @@ struct Filler {
 }
 
 impl Filler {
-    fn push_frame(&mut self, v: f32) {
+    pub(super) fn new(
+        full_tx: Sender<Chunk>,
+        free_rx: Receiver<Chunk>,
+        stats: Arc<SourceStats>,
+    ) -> Filler {
+        Filler {
+            full_tx,
+            free_rx,
+            current: None,
+            stats,
+        }
+    }
+
+    /// Adds one sample; drops it (and counts it) when the pool has no free buffer.
+    pub(super) fn push_frame(&mut self, v: f32) {
         if self.current.is_none() {
             match self.free_rx.try_recv() {
                 Ok(mut c) => {
@@ -108,7 +121,7 @@ impl Filler {
 
     /// Copies samples in, waiting for free buffers instead of dropping (file input as fast as
     /// it goes). Returns false when the processing side is gone.
-    fn push_blocking(&mut self, samples: &[f32]) -> bool {
+    pub(super) fn push_blocking(&mut self, samples: &[f32]) -> bool {
         for &v in samples {
             if self.current.is_none() {
                 match self.free_rx.recv() {
@@ -134,7 +147,9 @@ impl Filler {
         true
     }
 
-    fn flush(&mut self) {
+    /// Hands the chunk being filled on, or drops its samples (and counts them) when the
+    /// processing side has no room.
+    pub(super) fn flush(&mut self) {
         if let Some(c) = self.current.take() {
             let n = c.len as u64;
             match self.full_tx.try_send(c) {
@@ -147,6 +162,16 @@ impl Filler {
                     let c = e.into_inner();
                     self.current = Some(Chunk { len: 0, ..c });
                 }
+            }
+        }
+    }
+
+    /// Sends the last, partly filled chunk, waiting for room (the end of a file).
+    pub(super) fn send_rest(&mut self) {
+        if let Some(b) = self.current.take() {
+            let n = b.len as u64;
+            if n > 0 && self.full_tx.send(b).is_ok() {
+                self.stats.delivered.fetch_add(n, Ordering::Relaxed);
             }
         }
     }
@@ -208,6 +233,7 @@ pub struct Capture {
     _stream: cpal::Stream,
     pub rate: u32,
     pub channels: u16,
+    pub format: cpal::SampleFormat,
     pub device: String,
 }
 
@@ -219,21 +245,7 @@ pub fn start(
     free_rx: Receiver<Chunk>,
     stats: Arc<SourceStats>,
 ) -> Result<Capture> {
-    let host = cpal::default_host();
-    let dev = if device.is_empty() {
-        host.default_input_device().context("no capture device: the system has no default input (see `hark devices`, or use --input FILE.wav)")?
-    } else {
-        let want = device.to_lowercase();
-        host.input_devices()
-            .context("cannot list capture devices")?
-            .find(|d| {
-                d.description()
-                    .is_ok_and(|n| n.to_string().to_lowercase().contains(&want))
-            })
-            .with_context(|| {
-                format!("capture device {device:?} not found (see `hark devices` for the names)")
-            })?
-    };
+    let dev = find_device(device)?;
     let name = dev
         .description()
         .map(|d| d.to_string())
@@ -241,56 +253,10 @@ pub fn start(
     let cfg = dev
         .default_input_config()
         .with_context(|| format!("capture device {name:?}: no usable input configuration"))?;
-    let rate = cfg.sample_rate();
-    let channels = cfg.channels();
-    let format = cfg.sample_format();
+    let (rate, channels, format) = (cfg.sample_rate(), cfg.channels(), cfg.sample_format());
+    let err_fn = stream_error_handler(stats.clone());
+    let filler = Filler::new(full_tx, free_rx, stats);
     let stream_cfg: cpal::StreamConfig = cfg.into();
-    let lost = stats.clone();
-    let err_fn = move |e: cpal::Error| {
-        if matches!(
-            e.kind(),
-            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
-        ) {
-            lost.device_lost.store(true, Ordering::Relaxed);
-        }
-        if let Ok(mut last) = lost.last_error.lock() {
-            *last = Some(e.to_string());
-        }
-    };
-    let filler = Filler {
-        full_tx,
-        free_rx,
-        current: None,
-        stats,
-    };
-    fn build<T>(
-        dev: &cpal::Device,
-        cfg: cpal::StreamConfig,
-        mut f: Filler,
-        channels: usize,
-        err: impl FnMut(cpal::Error) + Send + 'static,
-    ) -> Result<cpal::Stream>
-    where
-        T: cpal::SizedSample,
-        f32: cpal::FromSample<T>,
-    {
-        let s = dev.build_input_stream::<T, _, _>(
-            cfg,
-            move |data: &[T], _| {
-                for frame in data.chunks_exact(channels) {
-                    let sum: f32 = frame
-                        .iter()
-                        .map(|s| cpal::Sample::to_sample::<f32>(*s))
-                        .sum();
-                    f.push_frame(sum / channels as f32 * 32768.0);
-                }
-                f.flush();
-            },
-            err,
-            None,
-        )?;
-        Ok(s)
-    }
     let ch = channels as usize;
     let stream = match format {
         cpal::SampleFormat::F32 => build::<f32>(&dev, stream_cfg, filler, ch, err_fn),
@@ -310,73 +276,71 @@ pub fn start(
         _stream: stream,
         rate,
         channels,
+        format,
         device: name,
     })
 }
 
-/// Feeds a WAV file into the pool on its own thread, in 80 ms chunks, paced in real time if
-/// `realtime`. Returns the file's rate and the thread; the thread ends at the end of the file or
-/// when `stop` is set.
-pub fn play_file(
-    path: &Path,
-    realtime: bool,
-    full_tx: Sender<Chunk>,
-    free_rx: Receiver<Chunk>,
-    stats: Arc<SourceStats>,
-    stop: Arc<AtomicBool>,
-) -> Result<(u32, std::thread::JoinHandle<()>)> {
-    let mut wav = hark::audio::wav::WavStream::open(path)?;
-    if wav.frames == 0 {
-        bail!(
-            "{}: contains no audio samples (zero length)",
-            path.display()
-        );
+/// The capture device whose name contains `device` (case-insensitive); empty = the default.
+fn find_device(device: &str) -> Result<cpal::Device> {
+    let host = cpal::default_host();
+    if device.is_empty() {
+        return host.default_input_device().context("no capture device: the system has no default input (see `hark devices`, or use --input FILE.wav)");
     }
-    let rate = wav.rate;
-    let mut filler = Filler {
-        full_tx,
-        free_rx,
-        current: None,
-        stats,
-    };
-    let h = std::thread::spawn(move || {
-        let step = (rate as usize * 80 / 1000).max(1);
-        let t0 = std::time::Instant::now();
-        let mut buf = Vec::with_capacity(step);
-        let mut done = 0usize;
-        loop {
-            buf.clear();
-            match wav.read_into(step, &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("hark: error: {e:#}");
-                    break;
-                }
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if realtime {
-                let due = t0 + std::time::Duration::from_secs_f64(done as f64 / rate as f64);
-                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                for &v in &buf {
-                    filler.push_frame(v);
-                }
-                filler.flush();
-            } else if !filler.push_blocking(&buf) {
-                return;
-            }
-            done += buf.len();
+    let want = device.to_lowercase();
+    host.input_devices()
+        .context("cannot list capture devices")?
+        .find(|d| {
+            d.description()
+                .is_ok_and(|n| n.to_string().to_lowercase().contains(&want))
+        })
+        .with_context(|| {
+            format!("capture device {device:?} not found (see `hark devices` for the names)")
+        })
+}
+
+/// The stream's error callback: flags a vanished device and keeps the latest error for the log.
+fn stream_error_handler(stats: Arc<SourceStats>) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e: cpal::Error| {
+        if matches!(
+            e.kind(),
+            cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable
+        ) {
+            stats.device_lost.store(true, Ordering::Relaxed);
         }
-        if let Some(b) = filler.current.take() {
-            let n = b.len as u64;
-            if n > 0 && filler.full_tx.send(b).is_ok() {
-                filler.stats.delivered.fetch_add(n, Ordering::Relaxed);
-            }
+        if let Ok(mut last) = stats.last_error.lock() {
+            *last = Some(e.to_string());
         }
-    });
-    Ok((rate, h))
+    }
+}
+
+/// Builds an input stream of sample type `T` whose callback mixes each frame to mono (int16
+/// scale) into the filler.
+fn build<T>(
+    dev: &cpal::Device,
+    cfg: cpal::StreamConfig,
+    mut f: Filler,
+    channels: usize,
+    err: impl FnMut(cpal::Error) + Send + 'static,
+) -> Result<cpal::Stream>
+where
+    T: cpal::SizedSample,
+    f32: cpal::FromSample<T>,
+{
+    let s = dev.build_input_stream::<T, _, _>(
+        cfg,
+        move |data: &[T], _| {
+            for frame in data.chunks_exact(channels) {
+                let sum: f32 = frame
+                    .iter()
+                    .map(|s| cpal::Sample::to_sample::<f32>(*s))
+                    .sum();
+                f.push_frame(sum / channels as f32 * 32768.0);
+            }
+            f.flush();
+        },
+        err,
+        None,
+    )?;
+    Ok(s)
 }

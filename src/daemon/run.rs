@@ -1,0 +1,264 @@
+//! The daemon as one value: [`Daemon::start`] loads the config and the head, binds the sinks,
+//! opens the source and starts the processing thread; [`Daemon::run`] is the main loop (events
+//! to the sinks, signals, reload, device recovery); [`Daemon::shutdown`] stops the parts and
+//! returns the [`Summary`].
+
+use anyhow::Result;
+use crossbeam_channel::{select, Receiver, RecvError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::Config;
+use super::processing::Processing;
+use super::signals::{Control, SignalThread};
+use super::sinks::{self, Sink};
+use super::sources::microphone::{Capture, Pool, SourceStats};
+use super::sources::Source;
+use super::{describe_config, describe_head, load_config, load_head, ListenOptions, Log, Summary};
+use hark::assets::Assets;
+use hark::pipeline::detector::Detection;
+use hark::pipeline::embedding::Embedder;
+use hark::pipeline::Pipeline;
+
+/// The running daemon: its parts and the main loop's state.
+pub struct Daemon {
+    opts: ListenOptions,
+    /// The config in force (a reload changes the hook, the thresholds and the head).
+    cfg: Config,
+    log: Log,
+    /// The base model's sha256, which every head loaded must have been trained on.
+    base_sha: String,
+    sinks: Vec<Box<dyn Sink>>,
+    signals: SignalThread,
+    control: Receiver<Control>,
+    stats: Arc<SourceStats>,
+    source: Source,
+    processing: Processing,
+    events: Receiver<Detection>,
+    started: Instant,
+    summary: Summary,
+    /// A stop signal has arrived: the source is stopped, the loop waits for the last events.
+    stopping: bool,
+    /// Dropped samples already reported as an overrun.
+    reported_drops: u64,
+}
+
+impl Daemon {
+    /// Loads the config, the base model and the head, binds the sinks, installs the signal
+    /// handlers, opens the source and starts the processing thread.
+    pub fn start(opts: ListenOptions) -> Result<Daemon> {
+        one_malloc_arena();
+        let cfg = load_config(&opts)?;
+        let log = Log::new(&cfg.log_level);
+        log.debug(&describe_config(&opts, &cfg));
+        let embedder = load_base_model(&cfg, &log)?;
+        let base_sha = embedder.model_sha256.clone();
+        let (head, settings) = load_head(&cfg, &base_sha)?;
+        log.debug(&describe_head(&cfg, &head, &settings));
+        let sinks = sinks::open(&cfg, opts.stdout)?;
+        let (signals, control) = SignalThread::spawn()?;
+        let Pool {
+            full_tx,
+            full_rx,
+            free_tx,
+            free_rx,
+        } = Pool::new();
+        let stats = Arc::new(SourceStats::default());
+        let (source, rate) = Source::open(
+            opts.input.as_deref(),
+            opts.realtime,
+            &cfg.device,
+            (full_tx, free_rx),
+            &stats,
+            &log,
+        )?;
+        for line in sinks.iter().filter_map(|s| s.describe()) {
+            log.info(&line);
+        }
+        log.info(&format!("words: {}", head.labels.join(", ")));
+        // Loading parsed files and built sessions: hand the freed heap back before the long run.
+        trim_heap();
+        let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
+        pipeline.set_gate(cfg.quiet_gate);
+        let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx);
+        Ok(Daemon {
+            opts,
+            cfg,
+            log,
+            base_sha,
+            sinks,
+            signals,
+            control,
+            stats,
+            source,
+            processing,
+            events,
+            started: Instant::now(),
+            summary: Summary::default(),
+            stopping: false,
+            reported_drops: 0,
+        })
+    }
+
+    /// The main loop: runs until the processing thread ends (the end of a file, a stop signal,
+    /// or a pipeline error).
+    pub fn run(&mut self) {
+        let tick = crossbeam_channel::tick(Duration::from_millis(100));
+        let (events, control) = (self.events.clone(), self.control.clone());
+        loop {
+            let opening = match &self.source {
+                Source::Microphone(r) => r.opening(),
+                Source::File(_) => crossbeam_channel::never(),
+            };
+            select! {
+                recv(events) -> msg => match msg {
+                    Ok(d) => self.event(d),
+                    Err(_) => break, // processing ended (end of input, or error)
+                },
+                recv(control) -> msg => match msg {
+                    Ok(Control::Stop(sig)) if !self.stopping => self.stop(sig),
+                    Ok(Control::Reload) => self.reload(),
+                    _ => {}
+                },
+                recv(opening) -> msg => self.device_opened(msg),
+                recv(tick) -> _ => self.tick(),
+            }
+        }
+    }
+
+    /// Hands one event to every sink.
+    fn event(&mut self, d: Detection) {
+        self.summary.events += 1;
+        let json = sinks::event_json(&d, None, Some(std::time::SystemTime::now()));
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.event(&d, &json) {
+                self.log.warn(&format!("{e:#}"));
+            }
+        }
+    }
+
+    /// A stop signal: stops the source and the processing thread; the loop ends once the
+    /// processing thread has.
+    fn stop(&mut self, sig: i32) {
+        self.log.info(&format!("signal {sig}: stopping"));
+        self.stopping = true;
+        self.source.stop();
+        self.processing.stop();
+    }
+
+    /// SIGHUP: reads the config and the head again and swaps the head in; keeps the running
+    /// ones if either is invalid. Device, socket and quiet-gate changes wait for a restart.
+    fn reload(&mut self) {
+        let loaded =
+            load_config(&self.opts).and_then(|c| load_head(&c, &self.base_sha).map(|h| (c, h)));
+        let (c, (h, s)) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                self.log.error(&format!(
+                    "reload failed, keeping the running config and head: {e:#}"
+                ));
+                return;
+            }
+        };
+        self.log
+            .info(&format!("reloaded: words {}", h.labels.join(", ")));
+        self.log.debug(&describe_config(&self.opts, &c));
+        self.log.debug(&describe_head(&c, &h, &s));
+        self.processing.replace_head(h, s);
+        let cfg = &self.cfg;
+        if c.device != cfg.device || c.socket != cfg.socket || c.quiet_gate != cfg.quiet_gate {
+            self.log
+                .warn("device, socket and quiet_gate changes take effect on restart");
+        }
+        self.cfg.hook = c.hook.clone();
+        self.cfg.thresholds = c.thresholds.clone();
+        self.cfg.head = c.head.clone();
+        for sink in &mut self.sinks {
+            sink.reload(&self.cfg);
+        }
+    }
+
+    /// The answer of a device reopening.
+    fn device_opened(&mut self, answer: Result<Result<Capture>, RecvError>) {
+        if let Source::Microphone(r) = &mut self.source {
+            if let Some(rate) = r.opened(answer, self.stopping, &self.log) {
+                self.processing.set_source_rate(rate);
+            }
+        }
+    }
+
+    /// Every 100 ms: sink housekeeping, overrun reports, and the microphone's recovery.
+    fn tick(&mut self) {
+        for sink in &mut self.sinks {
+            sink.tick();
+        }
+        let dropped = self.stats.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported_drops {
+            self.log.warn(&format!(
+                "capture overrun: processing fell behind, {} samples dropped ({dropped} in all)",
+                dropped - self.reported_drops
+            ));
+            self.reported_drops = dropped;
+        }
+        if let (false, Source::Microphone(r)) = (self.stopping, &mut self.source) {
+            r.check(&self.log);
+        }
+    }
+
+    /// Stops every part and says what the daemon did.
+    pub fn shutdown(self) -> Result<Summary> {
+        let Daemon {
+            sinks,
+            signals,
+            stats,
+            source,
+            processing,
+            started,
+            mut summary,
+            ..
+        } = self;
+        source.finish();
+        let result = processing.join()?;
+        signals.close();
+        summary.seconds = started.elapsed().as_secs_f64();
+        summary.dropped_samples = stats.dropped.load(Ordering::Relaxed);
+        for mut sink in sinks {
+            sink.finish(&mut summary);
+            // dropping the socket closes its clients and removes the socket file
+        }
+        summary.peak_rss_kb = hark::util::peak_rss_kb();
+        (summary.blocks, summary.gated_blocks) = result?;
+        Ok(summary)
+    }
+}
+
+/// The base model, from the configured models folder or the one found automatically.
+fn load_base_model(cfg: &Config, log: &Log) -> Result<Embedder> {
+    let assets = Assets::locate(
+        (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
+    )?;
+    let embedder = Embedder::load(&assets)?;
+    log.debug(&format!(
+        "models from {}, base model sha256 {}",
+        assets.dir.display(),
+        embedder.model_sha256
+    ));
+    Ok(embedder)
+}
+
+/// One malloc arena: the daemon's threads allocate little, and extra arenas only hold memory.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Hands the heap's free memory back to the system.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
