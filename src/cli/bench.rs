@@ -175,114 +175,209 @@ fn floor_cpu(assets: &hark::assets::Assets, n: usize) -> Result<f64> {
     Ok(t)
 }
 
+/// Every measurement the table reports.
+struct Figures {
+    /// Length of the speech stream (and of the quiet one), seconds.
+    speech_s: f64,
+    /// `hark train` on the demo recordings.
+    train: Usage,
+    /// `hark listen` on the speech and on the quiet stream.
+    speech: Usage,
+    quiet: Usage,
+    /// openWakeWord on the same two streams, when measured.
+    peer_speech: Option<Usage>,
+    peer_quiet: Option<Usage>,
+    /// CPU seconds of one base-model inference per 80 ms of the speech stream.
+    floor: f64,
+    /// `hark detect` on `offline_s` seconds of audio.
+    offline: Usage,
+    offline_s: f64,
+    /// The accuracy benchmark's summed default-threshold score, for the latency figure.
+    latency: Option<hark::eval::Score>,
+}
+
 /// Runs every figure; returns the table as Markdown lines.
 pub fn run(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Vec<String>> {
     let dir = tempfile_dir()?;
-    let sr = SAMPLE_RATE as f32;
-    let n_items = ((o.minutes * 60.0) / 1.6).max(5.0) as usize;
-    let speech = hark::eval::speech_stream(&o.data, 7, n_items)?;
-    let speech_s = speech.len() as f64 / sr as f64;
-    let speech_wav = dir.join("speech.wav");
-    hark::audio::wav::write_16k(&speech_wav, &speech)?;
-    let quiet = hark::audio::synth::noise(speech_s as f32, 8.0, 3);
-    let quiet_wav = dir.join("quiet.wav");
-    hark::audio::wav::write_16k(&quiet_wav, &quiet)?;
-    let rec = dir.join("recordings");
-    hark::audio::synth::write_recordings(&rec, hark::audio::synth::VOICE)?;
+    let audio = Audio::prepare(o, &dir)?;
+    let hark = Hark {
+        exe: o.hark.clone(),
+        models: std::fs::canonicalize(&assets.dir)?,
+        dir: dir.clone(),
+    };
     let head = dir.join("bench.head");
-    let models = std::fs::canonicalize(&assets.dir)?;
-    let hark = |args: &[&str]| {
-        let mut c = Command::new(&o.hark);
-        c.args(args).arg("--models").arg(&models);
-        c
-    };
-    let train = measure(
-        hark(&[
-            "train",
-            "--no-cv",
-            "--data",
-            rec.to_str().unwrap(),
-            "--out",
-            head.to_str().unwrap(),
-        ])
-        .current_dir(&dir),
-    )?;
-    let listen = |wav: &Path| -> Result<Usage> {
-        measure(
-            hark(&[
-                "listen",
-                "--quiet",
-                "--head",
-                head.to_str().unwrap(),
-                "--socket",
-                dir.join("b.sock").to_str().unwrap(),
-                "--input",
-                wav.to_str().unwrap(),
-            ])
-            .current_dir(&dir),
-        )
-    };
-    let h_speech = listen(&speech_wav)?;
-    let h_quiet = listen(&quiet_wav)?;
-    let floor = floor_cpu(assets, (speech_s / 0.08) as usize)?;
-    // Offline: the speech stream repeated to `offline_minutes`.
-    let reps = ((o.offline_minutes as f64 * 60.0) / speech_s)
-        .ceil()
-        .max(1.0) as usize;
-    let long: Vec<f32> = speech
-        .iter()
-        .copied()
-        .cycle()
-        .take(speech.len() * reps)
-        .collect();
-    let long_s = long.len() as f64 / sr as f64;
-    let long_wav = dir.join("long.wav");
-    hark::audio::wav::write_16k(&long_wav, &long)?;
-    drop(long);
-    let offline = measure(
-        hark(&[
-            "detect",
-            "--head",
-            head.to_str().unwrap(),
-            long_wav.to_str().unwrap(),
-        ])
-        .current_dir(&dir),
-    )?;
-    let (p_speech, p_quiet) = if o.peer {
-        let py = peer_python(&assets.dir)?;
-        let script = dir.join("oww_bench.py");
-        std::fs::write(&script, PEER_SCRIPT)?;
-        (
-            Some(measure(Command::new(&py).arg(&script).arg(&speech_wav))?),
-            Some(measure(Command::new(&py).arg(&script).arg(&quiet_wav))?),
-        )
+    let train = hark.train(&audio.recordings, &head)?;
+    let speech = hark.listen(&head, &audio.speech_wav)?;
+    let quiet = hark.listen(&head, &audio.quiet_wav)?;
+    let floor = floor_cpu(assets, (audio.speech_s / 0.08) as usize)?;
+    let (offline_s, offline) = offline(&hark, &head, &audio, o.offline_minutes)?;
+    let (peer_speech, peer_quiet) = if o.peer {
+        let (s, q) = peer(assets, &dir, &audio)?;
+        (Some(s), Some(q))
     } else {
         (None, None)
     };
-    let lat = if o.latency_seeds > 0 {
-        let eo = hark::eval::EvalOptions {
-            data: o.data.clone(),
-            seeds: (1..=o.latency_seeds).collect(),
-            takes: 5,
-            train: hark::train::TrainOptions {
-                cross_validate: false,
-                ..Default::default()
-            },
-            cross_speaker: false,
-            sweep: vec![],
-            write_streams: None,
-            targets_per_word: 20,
-            nontargets: 120,
-            explain: false,
-            gate: true,
-        };
-        let res = hark::eval::run(assets, &eo, &mut |_| {})?;
-        Some(res[0].1[0].1.clone())
-    } else {
-        None
-    };
+    let latency = latency(assets, o)?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(table(
+        o,
+        &Figures {
+            speech_s: audio.speech_s,
+            train,
+            speech,
+            quiet,
+            peer_speech,
+            peer_quiet,
+            floor,
+            offline,
+            offline_s,
+            latency,
+        },
+    ))
+}
 
+/// The benchmark's audio, written into its temporary folder.
+struct Audio {
+    /// Speech + noise from the accuracy benchmark's data: the streaming figures' input.
+    speech: Vec<f32>,
+    speech_s: f64,
+    speech_wav: PathBuf,
+    /// Low noise without speech, as long as the speech stream.
+    quiet_wav: PathBuf,
+    /// The demo recordings (3 words x 5 takes + noise) that `hark train` learns from.
+    recordings: PathBuf,
+}
+
+impl Audio {
+    fn prepare(o: &BenchOptions, dir: &Path) -> Result<Audio> {
+        let n_items = ((o.minutes * 60.0) / 1.6).max(5.0) as usize;
+        let speech = hark::eval::speech_stream(&o.data, 7, n_items)?;
+        let speech_s = speech.len() as f64 / SAMPLE_RATE as f64;
+        let speech_wav = dir.join("speech.wav");
+        hark::audio::wav::write_16k(&speech_wav, &speech)?;
+        let quiet = hark::audio::synth::noise(speech_s as f32, 8.0, 3);
+        let quiet_wav = dir.join("quiet.wav");
+        hark::audio::wav::write_16k(&quiet_wav, &quiet)?;
+        let recordings = dir.join("recordings");
+        hark::audio::synth::write_recordings(&recordings, hark::audio::synth::VOICE)?;
+        Ok(Audio {
+            speech,
+            speech_s,
+            speech_wav,
+            quiet_wav,
+            recordings,
+        })
+    }
+}
+
+/// The `hark` binary under test, run in the benchmark's folder on the given models.
+struct Hark {
+    exe: PathBuf,
+    models: PathBuf,
+    dir: PathBuf,
+}
+
+impl Hark {
+    /// Measures `hark <args> --models <models>`, run in the benchmark's folder.
+    fn measure(&self, args: &[&str]) -> Result<Usage> {
+        let mut c = Command::new(&self.exe);
+        c.args(args).arg("--models").arg(&self.models);
+        measure(c.current_dir(&self.dir))
+    }
+
+    /// `hark train --no-cv` on the recordings, end to end.
+    fn train(&self, recordings: &Path, head: &Path) -> Result<Usage> {
+        self.measure(&[
+            "train",
+            "--no-cv",
+            "--data",
+            recordings.to_str().unwrap(),
+            "--out",
+            head.to_str().unwrap(),
+        ])
+    }
+
+    /// `hark listen` on a file: the streaming cost.
+    fn listen(&self, head: &Path, wav: &Path) -> Result<Usage> {
+        self.measure(&[
+            "listen",
+            "--quiet",
+            "--head",
+            head.to_str().unwrap(),
+            "--socket",
+            self.dir.join("b.sock").to_str().unwrap(),
+            "--input",
+            wav.to_str().unwrap(),
+        ])
+    }
+}
+
+/// `hark detect` on the speech stream repeated to `offline_minutes`; returns the audio's
+/// length in seconds and the measurement.
+fn offline(hark: &Hark, head: &Path, audio: &Audio, offline_minutes: f32) -> Result<(f64, Usage)> {
+    let reps = ((offline_minutes as f64 * 60.0) / audio.speech_s)
+        .ceil()
+        .max(1.0) as usize;
+    let long: Vec<f32> = audio
+        .speech
+        .iter()
+        .copied()
+        .cycle()
+        .take(audio.speech.len() * reps)
+        .collect();
+    let long_s = long.len() as f64 / SAMPLE_RATE as f64;
+    let long_wav = hark.dir.join("long.wav");
+    hark::audio::wav::write_16k(&long_wav, &long)?;
+    drop(long);
+    let usage = hark.measure(&[
+        "detect",
+        "--head",
+        head.to_str().unwrap(),
+        long_wav.to_str().unwrap(),
+    ])?;
+    Ok((long_s, usage))
+}
+
+/// openWakeWord on the speech and on the quiet stream.
+fn peer(assets: &hark::assets::Assets, dir: &Path, audio: &Audio) -> Result<(Usage, Usage)> {
+    let py = peer_python(&assets.dir)?;
+    let script = dir.join("oww_bench.py");
+    std::fs::write(&script, PEER_SCRIPT)?;
+    Ok((
+        measure(Command::new(&py).arg(&script).arg(&audio.speech_wav))?,
+        measure(Command::new(&py).arg(&script).arg(&audio.quiet_wav))?,
+    ))
+}
+
+/// The first `latency_seeds` seeds of the accuracy benchmark at its full size, gate on: the
+/// same-speaker score whose latencies the table reports (`None` for no seeds).
+fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<hark::eval::Score>> {
+    if o.latency_seeds == 0 {
+        return Ok(None);
+    }
+    let eo = hark::eval::EvalOptions {
+        data: o.data.clone(),
+        seeds: (1..=o.latency_seeds).collect(),
+        takes: 5,
+        train: hark::train::TrainOptions {
+            cross_validate: false,
+            ..Default::default()
+        },
+        cross_speaker: false,
+        sweep: vec![],
+        write_streams: None,
+        targets_per_word: 20,
+        nontargets: 120,
+        explain: false,
+        gate: true,
+    };
+    let res = hark::eval::run(assets, &eo, &mut |_| {})?;
+    Ok(Some(res[0].1[0].1.clone()))
+}
+
+/// The figures as a Markdown table, hark beside openWakeWord and the targets.
+fn table(o: &BenchOptions, f: &Figures) -> Vec<String> {
+    let speech_s = f.speech_s;
     let per = |u: &Usage, s: f64| u.cpu / s;
     let ratio = |a: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.3}", a / b));
     let pct = |x: f64| format!("{:.4} ({:.2}% of a core)", x, x * 100.0);
@@ -290,36 +385,30 @@ pub fn run(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Vec<String
         "| figure | hark | openWakeWord 0.5.1 | hark / openWakeWord | target |".to_string(),
         "| --- | --- | --- | --- | --- |".to_string(),
     ];
-    let hs = per(&h_speech, speech_s);
-    let ps = p_speech.as_ref().map(|u| per(u, speech_s));
+    let hs = per(&f.speech, speech_s);
+    let ps = f.peer_speech.as_ref().map(|u| per(u, speech_s));
     t.push(format!("| 1. streaming cost, CPU-s per s of audio ({:.0} s speech + noise, 80 ms chunks) | {} | {} | {} | <= 0.4 |", speech_s, pct(hs), ps.map_or("-".into(), pct), ratio(hs, ps)));
-    t.push(format!("| 1b. the floor: one base-model inference per 80 ms | {} | | hark / floor {:.2} | <= 1.2 |", pct(floor / speech_s), hs / (floor / speech_s)));
-    let hq = per(&h_quiet, speech_s);
-    let pq = p_quiet.as_ref().map(|u| per(u, speech_s));
+    t.push(format!("| 1b. the floor: one base-model inference per 80 ms | {} | | hark / floor {:.2} | <= 1.2 |", pct(f.floor / speech_s), hs / (f.floor / speech_s)));
+    let hq = per(&f.quiet, speech_s);
+    let pq = f.peer_quiet.as_ref().map(|u| per(u, speech_s));
     t.push(format!(
         "| 2. quiet-room cost, CPU-s per s (low noise, no speech) | {} | {} | {} | <= 0.1 |",
         pct(hq),
         pq.map_or("-".into(), pct),
         ratio(hq, pq)
     ));
-    t.push(format!("| 3. offline `hark detect`, {:.0} min of audio | {:.0}x real time ({:.1} CPU-s) | | | >= 150x |", long_s / 60.0, long_s / offline.cpu, offline.cpu));
-    // wait4's figure stands in only when a process did not print its own, and says so.
-    let mb = |u: &Usage| {
-        let note = if u.own_peak_kb.is_some() {
-            ""
-        } else {
-            " (wait4: an upper bound)"
-        };
-        format!("{:.1} MB{note}", u.peak_kb() / 1024.0)
-    };
+    t.push(format!("| 3. offline `hark detect`, {:.0} min of audio | {:.0}x real time ({:.1} CPU-s) | | | >= 150x |", f.offline_s / 60.0, f.offline_s / f.offline.cpu, f.offline.cpu));
     t.push(format!(
         "| 4. peak RSS of the process (its own VmHWM), speech file | {} | {} | {} | <= 40 MB |",
-        mb(&h_speech),
-        p_speech.as_ref().map_or("-".into(), mb),
-        ratio(h_speech.peak_kb(), p_speech.as_ref().map(|u| u.peak_kb()))
+        peak_mb(&f.speech),
+        f.peer_speech.as_ref().map_or("-".into(), peak_mb),
+        ratio(
+            f.speech.peak_kb(),
+            f.peer_speech.as_ref().map(|u| u.peak_kb())
+        )
     ));
-    t.push(format!("| 5. training 3 words x 5 takes + noise, end to end | {:.2} s wall ({:.2} CPU-s) | | | <= 3 s |", train.wall, train.cpu));
-    if let Some(l) = lat {
+    t.push(format!("| 5. training 3 words x 5 takes + noise, end to end | {:.2} s wall ({:.2} CPU-s) | | | <= 3 s |", f.train.wall, f.train.cpu));
+    if let Some(l) = &f.latency {
         t.push(format!(
             "| 6. latency after the word's end, {} seeds of the accuracy benchmark ({} hits) | median {:.0} ms, p95 {:.0} ms | | | <= 250 / 400 ms |",
             o.latency_seeds,
@@ -328,7 +417,18 @@ pub fn run(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Vec<String
             l.latency(0.95) * 1000.0
         ));
     }
-    Ok(t)
+    t
+}
+
+/// A process's peak RSS in MB; wait4's figure stands in only when the process did not print
+/// its own, and says so.
+fn peak_mb(u: &Usage) -> String {
+    let note = if u.own_peak_kb.is_some() {
+        ""
+    } else {
+        " (wait4: an upper bound)"
+    };
+    format!("{:.1} MB{note}", u.peak_kb() / 1024.0)
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
