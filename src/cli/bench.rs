@@ -196,6 +196,19 @@ struct Figures {
     latency: Option<hark::eval::Score>,
 }
 
+/// `hark bench`: the cost benchmark's table (from [`bench::run`]) and how long it took.
+pub fn report(o: &BenchOptions, assets: &hark::assets::Assets) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    for line in run(assets, o)? {
+        println!("{line}");
+    }
+    println!(
+        "\n(measured in {:.0} s; CPU times by wait4 per process; peak RSS is each process's own VmHWM)",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Runs every figure; returns the table as Markdown lines.
 pub fn run(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Vec<String>> {
     let dir = tempfile_dir()?;

@@ -4,7 +4,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use std::time::Instant;
 
 mod bank;
 mod bench;
@@ -40,21 +39,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Listen(f) => listen::run(f.options(cli.models.clone())),
         Command::Record(f) => record::record(&f.data, &f.word, f.count, f.seconds, &f.device),
         Command::Devices => devices::run(),
-        Command::Bench(f) => bench_report(&f.options()?, &assets()?),
+        Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
         Command::Eval(f) => eval::run(&f.options()?, &assets()?),
     }
-}
-
-/// `hark bench`: the cost benchmark's table (from [`bench::run`]) and how long it took.
-fn bench_report(o: &bench::BenchOptions, assets: &Assets) -> Result<()> {
-    let t0 = Instant::now();
-    for line in bench::run(assets, o)? {
-        println!("{line}");
-    }
-    println!(
-        "\n(measured in {:.0} s; CPU times by wait4 per process; peak RSS is each process's own VmHWM)",
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
