@@ -285,3 +285,124 @@ fn background_examples(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::augment::Placed;
+
+    #[test]
+    fn roles_follow_the_window_against_the_word() {
+        // A 0.5 s word from 1.0 s to 1.5 s.
+        assert_eq!(role(1.5, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.47, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.79, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.45, 1.0, 1.5), Role::Ignore, "word not over yet");
+        assert_eq!(
+            role(1.81, 1.0, 1.5),
+            Role::Ignore,
+            "too long after the word"
+        );
+        assert_eq!(role(1.25, 1.0, 1.5), Role::None, "first half");
+        assert_eq!(role(0.5, 1.0, 1.5), Role::None);
+        // A 0.6 s word: a window ending at 1.89 s starts after 1.1 s and misses its beginning.
+        assert_eq!(role(1.89, 1.0, 1.6), Role::Ignore);
+        // Words over 0.65 s never fit a window: their end is enough.
+        assert_eq!(role(1.89, 1.0, 1.7), Role::Word);
+    }
+
+    #[test]
+    fn full_context_skips_the_warm_up() {
+        // Window 9 is the first that hears no padding (it ends at 0.782 s).
+        assert!(!has_full_context(8, 1));
+        assert!(has_full_context(9, 1));
+        assert!(!has_full_context(9, 2));
+        assert!(has_full_context(10, 2));
+        assert!(!has_full_context(0, 3));
+    }
+
+    /// `n` embeddings; every value of embedding `b` is `b`.
+    fn numbered(n: usize) -> Vec<f32> {
+        (0..n).flat_map(|b| [b as f32; DIM]).collect()
+    }
+
+    fn clip(class: usize, clean: bool) -> Clip {
+        Clip {
+            audio: Placed {
+                samples: vec![],
+                word_start: 1.0,
+                word_end: 1.5,
+            },
+            class,
+            fold: Fold::Take(3),
+            clean,
+            source: Source::Take,
+        }
+    }
+
+    #[test]
+    fn clip_windows_are_labelled_by_role_with_their_context() {
+        let mut ex = Examples::default();
+        clip_examples(&clip(2, true), 7, &numbered(30), 2, &mut ex);
+        let ends: Vec<f64> = (10..30).map(block_end_time).collect();
+        let expected: Vec<usize> = ends
+            .iter()
+            .filter_map(|&e| match role(e, 1.0, 1.5) {
+                Role::Word => Some(2),
+                Role::None => Some(0),
+                Role::Ignore => None,
+            })
+            .collect();
+        assert_eq!(ex.y, expected);
+        assert!(ex.y.contains(&2) && ex.y.contains(&0));
+        assert_eq!(ex.x.len(), ex.len() * 2 * DIM);
+        // The first window is number 10 with its predecessor: features 9.., then 10...
+        assert_eq!(ex.features(0)[0], 9.0);
+        assert_eq!(ex.features(0)[DIM], 10.0);
+        assert!(ex.fold.iter().all(|&f| f == Fold::Take(3)));
+        assert!(ex.clip.iter().all(|&c| c == Some(7)));
+        let clean: Vec<bool> = ex.y.iter().map(|&y| y != 0).collect();
+        assert_eq!(ex.clean, clean, "only word windows are clean");
+        // A negative clip: every full-context window is "none".
+        let mut neg = Examples::default();
+        clip_examples(&clip(0, false), 0, &numbered(30), 2, &mut neg);
+        assert_eq!(neg.y, vec![0; 20]);
+        assert!(neg.clean.iter().all(|&c| !c));
+    }
+
+    #[test]
+    fn sequences_take_every_step_th_window() {
+        let mut ex = Examples::default();
+        sequence_examples(&numbered(10), 2, Fold::Always, 3, Source::Bank, &mut ex);
+        assert_eq!(ex.len(), 3);
+        let firsts: Vec<f32> = (0..3).map(|r| ex.features(r)[0]).collect();
+        assert_eq!(firsts, vec![0.0, 3.0, 6.0]);
+        assert_eq!(ex.features(2)[DIM], 7.0);
+        assert_eq!(ex.y, vec![0; 3]);
+        assert_eq!(ex.fold, vec![Fold::Always; 3]);
+        assert_eq!(ex.clip, vec![None; 3]);
+        assert_eq!(ex.source, vec![Source::Bank; 3]);
+    }
+
+    #[test]
+    fn subset_keeps_the_rows_in_the_given_order() {
+        let mut ex = Examples::default();
+        sequence_examples(
+            &numbered(6),
+            1,
+            Fold::Always,
+            1,
+            Source::Background,
+            &mut ex,
+        );
+        clip_examples(&clip(1, true), 0, &numbered(20), 1, &mut ex);
+        let sub = ex.subset(&[7, 2]);
+        assert_eq!(sub.len(), 2);
+        assert_eq!(sub.features(0), ex.features(7));
+        assert_eq!(sub.features(1), &[2.0; DIM][..]);
+        assert_eq!(sub.source, vec![Source::Take, Source::Background]);
+        assert_eq!(sub.fold, vec![Fold::Take(3), Fold::Always]);
+        assert_eq!(sub.clip, vec![Some(0), None]);
+        assert_eq!((sub.y[1], sub.clean[1]), (0, false));
+    }
+}

@@ -297,3 +297,76 @@ impl Adam {
         self.biases[l].step(bias, grad_b, self.rate, corrections);
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::train::{sequence_examples, Fold, Source};
+
+    /// Examples of one dimension-`DIM` window each, with the given classes and sources.
+    pub(in crate::train) fn examples(
+        rows: &[(usize, Source)],
+        features: impl Fn(usize, usize) -> f32,
+    ) -> Examples {
+        let mut ex = Examples::default();
+        for (i, &(y, source)) in rows.iter().enumerate() {
+            let emb: Vec<f32> = (0..DIM).map(|k| features(i, k)).collect();
+            sequence_examples(&emb, 1, Fold::Always, 1, source, &mut ex);
+            ex.y[i] = y;
+        }
+        ex
+    }
+
+    #[test]
+    fn weights_balance_words_and_sources() {
+        use Source::*;
+        let rows = [
+            (1, Take),
+            (1, Take),
+            (1, Take),
+            (2, Take),
+            (0, Take),
+            (0, Take),
+            (0, Bank),
+        ];
+        let ex = examples(&rows, |_, _| 0.0);
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let w = sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0]);
+        let total = |range: std::ops::Range<usize>| w[range].iter().sum::<f32>();
+        let word = total(0..3);
+        assert!(
+            (total(3..4) - word).abs() < 1e-5,
+            "each word weighs the same"
+        );
+        assert!((total(4..6) - 0.5 * word).abs() < 1e-5);
+        assert!((total(6..7) - 5.0 * word).abs() < 1e-5);
+        assert!((w.iter().sum::<f32>() / 7.0 - 1.0).abs() < 1e-5, "mean 1");
+        assert_eq!(w[0], w[2]);
+    }
+
+    #[test]
+    fn loss_gradient_is_weighted_softmax_minus_one_hot() {
+        let logits = ndarray::array![[2.0f32, 0.0], [0.0, 0.0]];
+        let g = loss_gradient(&logits, &[1, 0], &[1, 0], &[0.0, 2.0]);
+        // Row 0 is example 1 (class 0, weight 2, batch of 2): (p - one-hot) * 1.
+        let p = 1.0 / (1.0 + (-2.0f32).exp());
+        assert!((g[[0, 0]] - (p - 1.0)).abs() < 1e-6);
+        assert!((g[[0, 0]] + g[[0, 1]]).abs() < 1e-6);
+        // Row 1 is example 0 with weight 0.
+        assert_eq!(g.row(1).to_vec(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn an_adam_step_moves_by_the_rate_against_the_gradient() {
+        let mut param = ndarray::array![1.0f32, 1.0];
+        let mut moments = Moments::zeros_like(&param);
+        let corrections = (1.0 - BETA1, 1.0 - BETA2);
+        moments.step(&mut param, &ndarray::array![4.0, -0.5], 0.1, corrections);
+        assert!(
+            (param[0] - 0.9).abs() < 1e-5 && (param[1] - 1.1).abs() < 1e-5,
+            "{param}"
+        );
+        assert!((moments.mean[0] - 0.4).abs() < 1e-6);
+        assert!((moments.square_mean[1] - 0.00025).abs() < 1e-8);
+    }
+}

@@ -171,3 +171,43 @@ pub fn train(
     }
     Ok(head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::embedding::DIM;
+
+    #[test]
+    fn a_head_from_separable_examples_tells_them_apart() {
+        let rows: Vec<(usize, Source)> = (0..60).map(|i| (i % 3, Source::Take)).collect();
+        // Class c lights feature c.
+        let features = |i: usize, k: usize| if k == i % 3 { 3.0 } else { 0.0 };
+        let ex = fit::tests::examples(&rows, features);
+        let all: Vec<usize> = (0..60).collect();
+        let labels = ["one".to_string(), "two".to_string()];
+        for hidden in [0, 8] {
+            let opts = TrainOptions {
+                context: 1,
+                hidden,
+                epochs: 300,
+                ..TrainOptions::default()
+            };
+            let head = head_from(&ex, &all, &labels, "sha", &opts);
+            assert_eq!(head.layers.len(), if hidden > 0 { 2 } else { 1 });
+            assert_eq!((head.layers[0].inputs, head.feature_dim()), (DIM, DIM));
+            assert_eq!(head.layers.last().unwrap().outputs, 3);
+            assert_eq!(
+                head.templates.iter().map(Vec::len).collect::<Vec<_>>(),
+                [20, 20]
+            );
+            // All windows share one take: no other take to set the gate by.
+            assert_eq!(head.template_min, [-1.0, -1.0]);
+            assert_eq!(head.detector.thresholds, [opts.threshold; 2]);
+            for r in 0..60 {
+                let p = head.probabilities(ex.features(r));
+                let best = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+                assert_eq!(best, r % 3, "row {r}: {p:?}");
+            }
+        }
+    }
+}
