@@ -27,20 +27,30 @@ use crate::pipeline::detector::DetectorSettings;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::{Head, TrainReport};
 use crate::train::dataset::Dataset;
+
 /// Training knobs (defaults are what the benchmark chose; see README's design table).
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// Consecutive embeddings per feature.
     pub context: usize,
+    /// Hidden units (0 = linear softmax).
     pub hidden: usize,
+    /// Copies per take, the first clean (at least one is made).
     pub augment: usize,
+    /// Passes over the examples.
     pub epochs: usize,
+    /// Seed of the augmentation, the network's initialisation and the mining.
     pub seed: u64,
+    /// Default detection threshold written into the head.
     pub threshold: f32,
+    /// Default detector smoothing (windows averaged).
     pub smoothing: usize,
+    /// Default refractory time (seconds).
     pub refractory: f32,
     /// Total weight of "none" windows per source (take halves, altered takes, background,
     /// bank, unknown), relative to each word's total of 1.
     pub source_weights: [f32; 5],
+    /// Weight decay of the fit.
     pub l2: f32,
     /// Use the takes played backwards as negatives.
     pub reversed: bool,
