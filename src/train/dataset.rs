@@ -113,43 +113,7 @@ impl Dataset {
             if name.starts_with('.') {
                 continue;
             }
-            let files = wav_files(&sub)?;
-            match name.as_str() {
-                BACKGROUND => {
-                    for f in files {
-                        let s = crate::audio::wav::read_16k(&f)?;
-                        if s.len() < SAMPLE_RATE as usize / 4 {
-                            bail!(
-                                "{}: background recording is shorter than 0.25 s",
-                                f.display()
-                            );
-                        }
-                        ds.background.push(s);
-                    }
-                }
-                UNKNOWN => {
-                    for f in files {
-                        ds.unknown.push(load_take(&f)?);
-                    }
-                }
-                n if n.starts_with('_') => {
-                    bail!("{}: unknown special folder {n:?} (expected a word, {BACKGROUND} or {UNKNOWN})", sub.display())
-                }
-                _ => {
-                    if files.len() < MIN_TAKES {
-                        bail!(
-                            "{}: word {name:?} has {} take(s); it needs at least {MIN_TAKES} (record more with `hark record {name}`)",
-                            sub.display(),
-                            files.len()
-                        );
-                    }
-                    let takes = files
-                        .iter()
-                        .map(|f| load_take(f))
-                        .collect::<Result<Vec<_>>>()?;
-                    ds.words.push((name, takes));
-                }
-            }
+            ds.add_folder(&sub, name)?;
         }
         if ds.words.is_empty() {
             bail!(
@@ -161,6 +125,52 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// Adds the recordings in folder `sub` (named `name`): room noise, other speech or a word.
+    fn add_folder(&mut self, sub: &Path, name: String) -> Result<()> {
+        let files = wav_files(sub)?;
+        match name.as_str() {
+            BACKGROUND => {
+                for f in files {
+                    let s = crate::audio::wav::read_16k(&f)?;
+                    if s.len() < SAMPLE_RATE as usize / 4 {
+                        bail!(
+                            "{}: background recording is shorter than 0.25 s",
+                            f.display()
+                        );
+                    }
+                    self.background.push(s);
+                }
+            }
+            UNKNOWN => {
+                for f in files {
+                    self.unknown.push(load_take(&f)?);
+                }
+            }
+            n if n.starts_with('_') => {
+                bail!(
+                    "{}: unknown special folder {n:?} (expected a word, {BACKGROUND} or {UNKNOWN})",
+                    sub.display()
+                )
+            }
+            _ => {
+                if files.len() < MIN_TAKES {
+                    bail!(
+                        "{}: word {name:?} has {} take(s); it needs at least {MIN_TAKES} (record more with `hark record {name}`)",
+                        sub.display(),
+                        files.len()
+                    );
+                }
+                let takes = files
+                    .iter()
+                    .map(|f| load_take(f))
+                    .collect::<Result<Vec<_>>>()?;
+                self.words.push((name, takes));
+            }
+        }
+        Ok(())
+    }
+
+    /// The words, in class order (class k + 1 is `labels()[k]`).
     pub fn labels(&self) -> Vec<String> {
         self.words.iter().map(|(w, _)| w.clone()).collect()
     }

@@ -9,6 +9,7 @@ use anyhow::Result;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::audio::synth::say;
 use crate::pipeline::embedding::{Embedder, DIM};
@@ -163,26 +164,25 @@ struct Utterance {
     pitch: u32,
 }
 
-/// Synthesises the stream and embeds it.
-pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
-    let words = words();
-    let mut rng = SmallRng::seed_from_u64(0xba4c);
-    let sr = SAMPLE_RATE as f32;
+/// A random espeak-ng voice ("voice+variant"), speed (words per minute) and pitch.
+fn random_voice(rng: &mut SmallRng) -> (String, u32, u32) {
+    (
+        format!(
+            "{}+{}",
+            VOICES[rng.random_range(0..VOICES.len())],
+            VARIANTS[rng.random_range(0..VARIANTS.len())]
+        ),
+        rng.random_range(110..220),
+        rng.random_range(15..85),
+    )
+}
+
+/// Every word `REPEATS` times and `PSEUDO` made-up words, each in a random voice, shuffled.
+fn utterances(words: &[&str], rng: &mut SmallRng) -> Vec<Utterance> {
     let mut utterances: Vec<Utterance> = Vec::new();
-    let voice = |rng: &mut SmallRng| {
-        (
-            format!(
-                "{}+{}",
-                VOICES[rng.random_range(0..VOICES.len())],
-                VARIANTS[rng.random_range(0..VARIANTS.len())]
-            ),
-            rng.random_range(110..220),
-            rng.random_range(15..85),
-        )
-    };
     for _ in 0..REPEATS {
         for (i, w) in words.iter().enumerate() {
-            let (voice, speed, pitch) = voice(&mut rng);
+            let (voice, speed, pitch) = random_voice(rng);
             utterances.push(Utterance {
                 text: w.to_string(),
                 id: i as u16,
@@ -193,22 +193,28 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
         }
     }
     for k in 0..PSEUDO {
-        let (voice, speed, pitch) = voice(&mut rng);
+        // The voice is drawn before the made-up word.
+        let (voice, speed, pitch) = random_voice(rng);
         utterances.push(Utterance {
-            text: pseudo_word(&mut rng),
+            text: pseudo_word(rng),
             id: (words.len() + k) as u16,
             voice,
             speed,
             pitch,
         });
     }
-    rand::seq::SliceRandom::shuffle(&mut utterances[..], &mut rng);
-    // Synthesise on every core.
+    rand::seq::SliceRandom::shuffle(&mut utterances[..], rng);
+    utterances
+}
+
+/// Says every utterance with espeak-ng, on every core; results in the utterances' order.
+/// Reports progress as the first half of `total * 2`.
+fn synthesise(utterances: &[Utterance], progress: &dyn Fn(u64, u64)) -> Vec<Result<Vec<f32>>> {
     let total = utterances.len() as u64;
-    let done = std::sync::atomic::AtomicU64::new(0);
+    let done = AtomicU64::new(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per = utterances.len().div_ceil(threads);
-    let audio: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = utterances
             .chunks(per)
             .map(|chunk| {
@@ -218,7 +224,7 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
                         .iter()
                         .map(|u| {
                             let r = say(&u.text, &u.voice, u.speed, u.pitch);
-                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            done.fetch_add(1, Ordering::Relaxed);
                             r
                         })
                         .collect::<Vec<_>>()
@@ -228,40 +234,58 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
         let mut out = Vec::new();
         for h in handles {
             while !h.is_finished() {
-                progress(done.load(std::sync::atomic::Ordering::Relaxed), total * 2);
+                progress(done.load(Ordering::Relaxed), total * 2);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             out.extend(h.join().expect("synthesis thread"));
         }
         out
-    });
+    })
+}
+
+/// Where an utterance sits in the stream: sample range and id.
+type Span = (usize, usize, u16);
+
+/// Lays the trimmed utterances out as one stream with random pauses (0.15-0.9 s) and levels
+/// (log-uniform over 26 dB); silent ones are skipped. The first synthesis error is returned.
+fn lay_out(
+    utterances: &[Utterance],
+    audio: Vec<Result<Vec<f32>>>,
+    rng: &mut SmallRng,
+) -> Result<(Vec<f32>, Vec<Span>)> {
+    let sr = SAMPLE_RATE as f32;
     let mut stream: Vec<f32> = Vec::new();
-    let mut spans: Vec<(usize, usize, u16)> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
     for (u, a) in utterances.iter().zip(audio) {
         let Some(word) = crate::train::dataset::trim(&a?) else {
             continue;
         };
         let gap = (rng.random_range(0.15..0.9) * sr) as usize;
         stream.extend(std::iter::repeat_n(0.0, gap));
-        // Levels from quiet to loud (log-uniform over 26 dB).
         let gain = 10f32.powf(rng.random_range(-1.3..0.0));
         let start = stream.len();
         stream.extend(word.iter().map(|v| v * gain));
         spans.push((start, stream.len(), u.id));
     }
-    // Noise so silence is not digital zero, its level changing every few seconds.
+    Ok((stream, spans))
+}
+
+/// Adds noise so silence is not digital zero, its level changing every 4 seconds.
+fn add_noise(stream: &mut [f32], rng: &mut SmallRng) {
     for seg in stream.chunks_mut(4 * SAMPLE_RATE as usize) {
         let level = 10f32.powf(rng.random_range(1.0..2.3));
         for v in seg.iter_mut() {
             *v += (rng.random::<f32>() - 0.5) * 2.0 * level;
         }
     }
-    progress(total, total * 2);
-    let embeddings = crate::pipeline::embedding::embed_signal(emb, &stream)?;
-    progress(total * 2, total * 2);
-    let n = embeddings.len() / DIM;
+}
+
+/// Per embedding window (of `n`), the ids of the `spans` it hears (any overlap with the 0.775 s
+/// before the window's end). `spans` are in stream order.
+fn window_words(n: usize, spans: &[Span]) -> Vec<Vec<u16>> {
+    let sr = SAMPLE_RATE as f32;
     let mut first = 0;
-    let window_words = (0..n)
+    (0..n)
         .map(|b| {
             let end = (crate::pipeline::embedding::block_end_time(b) * sr as f64) as usize;
             let start = end.saturating_sub((0.775 * sr) as usize);
@@ -274,7 +298,21 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
                 .map(|s| s.2)
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Synthesises the stream and embeds it.
+pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
+    let mut rng = SmallRng::seed_from_u64(0xba4c);
+    let utterances = utterances(&words(), &mut rng);
+    let total = utterances.len() as u64;
+    let audio = synthesise(&utterances, progress);
+    let (mut stream, spans) = lay_out(&utterances, audio, &mut rng)?;
+    add_noise(&mut stream, &mut rng);
+    progress(total, total * 2);
+    let embeddings = crate::pipeline::embedding::embed_signal(emb, &stream)?;
+    progress(total * 2, total * 2);
+    let window_words = window_words(embeddings.len() / DIM, &spans);
     Ok(Bank {
         embeddings,
         window_words,
@@ -350,5 +388,113 @@ impl Bank {
             .filter(|(_, ws)| !ws.iter().any(|w| banned.contains(w)))
             .flat_map(|(i, _)| self.embeddings[i * DIM..(i + 1) * DIM].iter().copied())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bank() -> Bank {
+        Bank {
+            embeddings: (0..3 * DIM).map(|i| i as f32 * 0.5 - 7.0).collect(),
+            window_words: vec![vec![], vec![3, 500], vec![65535]],
+        }
+    }
+
+    #[test]
+    fn the_cache_decodes_what_it_encoded() {
+        let b = bank();
+        let d = decode(&encode(&b)).unwrap();
+        assert_eq!(d.embeddings, b.embeddings);
+        assert_eq!(d.window_words, b.window_words);
+        let empty = Bank {
+            embeddings: vec![],
+            window_words: vec![],
+        };
+        assert!(decode(&encode(&empty)).unwrap().window_words.is_empty());
+    }
+
+    #[test]
+    fn a_truncated_or_corrupt_cache_is_refused() {
+        let bytes = encode(&bank());
+        for cut in [0, 7, 11, 12, 12 + 3 * DIM * 4, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_none(), "trailing byte");
+        let mut magic = bytes.clone();
+        magic[7] = b'2';
+        assert!(decode(&magic).is_none(), "other format");
+        let mut count = bytes.clone();
+        count[8] = 4;
+        assert!(decode(&count).is_none(), "more windows than stored");
+        let mut words = bytes;
+        let last_count = 12 + 3 * DIM * 4 + 1 + 1 + 4;
+        assert_eq!(words[last_count], 1);
+        words[last_count] = 2;
+        assert!(decode(&words).is_none(), "more words than stored");
+    }
+
+    #[test]
+    fn windows_hear_the_spans_that_overlap_them() {
+        let sr = SAMPLE_RATE as f64;
+        let end = |b: usize| (crate::pipeline::embedding::block_end_time(b) * sr) as usize;
+        // Window 20 hears from end(20) - 0.775 s to end(20).
+        let (from, to) = (end(20) - 12400, end(20));
+        let spans = [
+            (0, from, 1),
+            (from - 10, from + 10, 2),
+            (to - 5, to + 100, 3),
+            (to, to + 9, 4),
+        ];
+        let ww = window_words(40, &spans);
+        assert_eq!(ww.len(), 40);
+        assert_eq!(ww[20], vec![2, 3]);
+        assert_eq!(ww[0], vec![1]);
+        assert_eq!(ww[21], vec![3, 4]);
+        assert!(ww[39].is_empty());
+    }
+
+    #[test]
+    fn without_drops_the_windows_that_hear_an_excluded_word() {
+        let all = words();
+        let apple = all.iter().position(|w| *w == "apple").unwrap() as u16;
+        let zoo = all.iter().position(|w| *w == "zoo").unwrap() as u16;
+        let b = Bank {
+            embeddings: (0..3 * DIM).map(|i| (i / DIM) as f32).collect(),
+            window_words: vec![vec![zoo], vec![apple, zoo], vec![]],
+        };
+        assert_eq!(b.without(&["Lantern".into()]), b.embeddings);
+        let kept = b.without(&["APPLE".into()]);
+        assert_eq!(kept.len(), 2 * DIM);
+        assert_eq!((kept[0], kept[DIM]), (0.0, 2.0));
+        assert_eq!(b.without(&["zoo".into(), "apple".into()]), vec![2.0; DIM]);
+    }
+
+    #[test]
+    fn utterances_say_each_word_repeats_times_plus_made_up_words() {
+        let words = words();
+        let u = utterances(&words, &mut SmallRng::seed_from_u64(1));
+        assert_eq!(u.len(), words.len() * REPEATS + PSEUDO);
+        let mut ids: Vec<u16> = u.iter().map(|u| u.id).collect();
+        assert_ne!(ids[..10], (0..10).collect::<Vec<u16>>()[..], "shuffled");
+        ids.sort_unstable();
+        assert!(ids[..words.len() * REPEATS]
+            .chunks(REPEATS)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&id| id as usize == i)));
+        assert!(u
+            .iter()
+            .all(|u| (110..220).contains(&u.speed) && u.voice.contains('+')));
+        let made_up = u.iter().filter(|u| u.id as usize >= words.len());
+        assert!(made_up
+            .into_iter()
+            .all(|u| !u.text.is_empty() && u.text.chars().all(|c| c.is_ascii_lowercase())));
+        assert_eq!(
+            utterances(&words, &mut SmallRng::seed_from_u64(1))[5].text,
+            u[5].text
+        );
     }
 }

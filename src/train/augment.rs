@@ -1,0 +1,245 @@
+//! Augmentation: a take is sped up or slowed down, made louder or quieter and laid over room
+//! noise at a slightly random position, so that a few takes make many training clips.
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::TrainOptions;
+use crate::pipeline::frontend::SAMPLE_RATE;
+
+/// Noise before the word, seconds (plus up to 0.1 s at random).
+const LEAD_SECONDS: f32 = 0.85;
+/// Noise after the word, seconds.
+const TAIL_SECONDS: f32 = 0.45;
+
+/// A sound laid over noise: the samples, and where the sound starts and ends (seconds).
+pub(super) struct Placed {
+    pub samples: Vec<f32>,
+    pub word_start: f64,
+    pub word_end: f64,
+}
+
+/// Noise source for augmentation: random segments of the background recordings, or faint
+/// synthetic noise when there are none.
+pub(super) struct NoiseBed<'a> {
+    clips: &'a [Vec<f32>],
+}
+
+impl NoiseBed<'_> {
+    /// `len` samples of noise at `rms`.
+    fn segment(&self, rng: &mut SmallRng, len: usize, rms: f32) -> Vec<f32> {
+        let mut out = vec![0.0f32; len];
+        if self.clips.is_empty() {
+            for v in out.iter_mut() {
+                *v = (rng.random::<f32>() - 0.5) * 2.0 * rms * 1.7;
+            }
+            return out;
+        }
+        let clip = &self.clips[rng.random_range(0..self.clips.len())];
+        let start = rng.random_range(0..clip.len());
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = clip[(start + i) % clip.len()];
+        }
+        let cur = rms_of(&out).max(1e-3);
+        out.iter_mut().for_each(|v| *v *= rms / cur);
+        out
+    }
+}
+
+/// Root mean square of `x` (0 for no samples).
+pub(super) fn rms_of(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+/// Changes speed (and pitch) by `factor` with linear interpolation.
+pub(super) fn speed(x: &[f32], factor: f32) -> Vec<f32> {
+    let n = ((x.len() as f32) / factor) as usize;
+    (0..n)
+        .map(|i| {
+            let p = i as f32 * factor;
+            let k = p as usize;
+            let f = p - k as f32;
+            let a = x[k.min(x.len() - 1)];
+            let b = x[(k + 1).min(x.len() - 1)];
+            a + (b - a) * f
+        })
+        .collect()
+}
+
+/// `x` played backwards.
+pub(super) fn reversed(x: &[f32]) -> Vec<f32> {
+    x.iter().rev().copied().collect()
+}
+
+/// Scales `x` by `gain_db`, but never past a peak of 32000 (int16 full scale, nearly).
+fn apply_gain(x: &mut [f32], gain_db: f32) {
+    let g = 10f32.powf(gain_db / 20.0);
+    let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1.0);
+    let g = g.min(32000.0 / peak);
+    x.iter_mut().for_each(|v| *v *= g);
+}
+
+/// Half of `first` joined to half of `second` (each cut between 40 and 60 %), the second part
+/// scaled to the first's level.
+pub(super) fn splice(rng: &mut SmallRng, first: &[f32], second: &[f32]) -> Vec<f32> {
+    let cut_a = (first.len() as f32 * rng.random_range(0.4..0.6)) as usize;
+    let cut_b = (second.len() as f32 * rng.random_range(0.4..0.6)) as usize;
+    let mut x = first[..cut_a].to_vec();
+    let scale = rms_of(first) / rms_of(second).max(1.0);
+    x.extend(second[cut_b..].iter().map(|v| v * scale));
+    x
+}
+
+/// How one clip is altered.
+struct Perturbation {
+    speed: f32,
+    gain_db: f32,
+    /// Level of the word above the noise.
+    snr_db: f32,
+}
+
+impl Perturbation {
+    /// The clean copy: original speed and level, 30 dB above the noise.
+    const CLEAN: Perturbation = Perturbation {
+        speed: 1.0,
+        gain_db: 0.0,
+        snr_db: 30.0,
+    };
+
+    /// A random perturbation within `opts`' speed and gain ranges, 5 to 30 dB above the noise.
+    fn draw(rng: &mut SmallRng, opts: &TrainOptions) -> Perturbation {
+        let speed = if opts.speed > 0.0 {
+            rng.random_range(1.0 - opts.speed..1.0 + opts.speed)
+        } else {
+            1.0
+        };
+        let gain_db = rng.random_range(-opts.gain_db..opts.gain_db * 0.6);
+        let snr_db = rng.random_range(5.0..30.0);
+        Perturbation {
+            speed,
+            gain_db,
+            snr_db,
+        }
+    }
+}
+
+/// Makes the clips of a take: perturbed (or not) and laid over noise.
+pub(super) struct Augmenter<'a> {
+    bed: NoiseBed<'a>,
+    opts: &'a TrainOptions,
+}
+
+impl<'a> Augmenter<'a> {
+    /// Noise from `background` (synthetic noise when it is empty); ranges from `opts`.
+    pub fn new(background: &'a [Vec<f32>], opts: &'a TrainOptions) -> Augmenter<'a> {
+        Augmenter {
+            bed: NoiseBed { clips: background },
+            opts,
+        }
+    }
+
+    /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail;
+    /// `perturbed` draws speed, gain and noise level at random (else: the clean copy).
+    pub fn place(&self, rng: &mut SmallRng, sound: &[f32], perturbed: bool) -> Placed {
+        let p = if perturbed {
+            Perturbation::draw(rng, self.opts)
+        } else {
+            Perturbation::CLEAN
+        };
+        let mut word = if p.speed == 1.0 {
+            sound.to_vec()
+        } else {
+            speed(sound, p.speed)
+        };
+        apply_gain(&mut word, p.gain_db);
+        let sr = SAMPLE_RATE as f32;
+        let lead = (LEAD_SECONDS * sr) as usize + rng.random_range(0..(0.1 * sr) as usize);
+        let tail = (TAIL_SECONDS * sr) as usize;
+        let noise_rms = rms_of(&word) / 10f32.powf(p.snr_db / 20.0);
+        let mut samples = self.bed.segment(rng, lead + word.len() + tail, noise_rms);
+        for (i, v) in word.iter().enumerate() {
+            samples[lead + i] += v;
+        }
+        let word_start = lead as f64 / sr as f64;
+        Placed {
+            samples,
+            word_start,
+            word_end: word_start + word.len() as f64 / sr as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn tone(n: usize, amplitude: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (i as f32 * 0.05).sin() * amplitude)
+            .collect()
+    }
+
+    #[test]
+    fn speed_changes_length_and_keeps_samples_at_factor_one() {
+        let x = tone(1000, 1000.0);
+        assert_eq!(speed(&x, 1.0), x);
+        assert_eq!(speed(&x, 2.0).len(), 500);
+        assert_eq!(speed(&x, 0.5).len(), 2000);
+        // Halving the speed interpolates half-way between neighbours.
+        let slow = speed(&[0.0, 10.0, 20.0], 0.5);
+        assert_eq!(&slow[..4], &[0.0, 5.0, 10.0, 15.0]);
+    }
+
+    #[test]
+    fn gain_is_capped_at_full_scale() {
+        let mut x = vec![1000.0, -2000.0];
+        apply_gain(&mut x, 20.0);
+        assert_eq!(x, vec![10000.0, -20000.0]);
+        let mut y = vec![1000.0, -20000.0];
+        apply_gain(&mut y, 20.0);
+        assert_eq!(y, vec![1600.0, -32000.0]);
+    }
+
+    #[test]
+    fn noise_bed_meets_the_requested_level() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let clips = vec![tone(4000, 300.0)];
+        for bed in [NoiseBed { clips: &clips }, NoiseBed { clips: &[] }] {
+            let x = bed.segment(&mut rng, 8000, 50.0);
+            assert_eq!(x.len(), 8000);
+            let rms = rms_of(&x);
+            assert!((rms - 50.0).abs() < 5.0, "{rms}");
+        }
+    }
+
+    #[test]
+    fn splice_joins_halves_at_the_first_level() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let first = vec![100.0; 1000];
+        let second = vec![-400.0; 2000];
+        let x = splice(&mut rng, &first, &second);
+        let n_first = x.iter().take_while(|&&v| v == 100.0).count();
+        assert!((400..600).contains(&n_first), "{n_first}");
+        assert!((800..=1200).contains(&(x.len() - n_first)));
+        assert!(x[n_first..].iter().all(|&v| v == -100.0));
+    }
+
+    #[test]
+    fn placed_word_sits_after_the_lead() {
+        let opts = TrainOptions::default();
+        let aug = Augmenter::new(&[], &opts);
+        let mut rng = SmallRng::seed_from_u64(1);
+        let word = tone(8000, 5000.0);
+        let clean = aug.place(&mut rng, &word, false);
+        assert!((0.85..0.95).contains(&clean.word_start));
+        assert!((clean.word_end - clean.word_start - 0.5).abs() < 1e-9);
+        let lead = (clean.word_start * 16000.0).round() as usize;
+        assert_eq!(clean.samples.len(), lead + 8000 + 7200);
+        // The clean copy is 30 dB above the noise: the lead is quiet, the word loud.
+        assert!(rms_of(&clean.samples[..lead]) < 0.05 * rms_of(&word));
+        let changed = aug.place(&mut rng, &word, true);
+        let secs = changed.word_end - changed.word_start;
+        assert!((0.5 / 1.12..=0.5 / 0.88).contains(&secs), "{secs}");
+    }
+}

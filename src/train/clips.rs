@@ -1,0 +1,214 @@
+//! The clips a dataset makes before anything is embedded: per take, its augmented copies (the
+//! word), its halves spliced with other sounds and its reversed copies ("none"); per
+//! `_unknown_` take, two copies ("none").
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::augment::{reversed, splice, Augmenter, Placed};
+use super::examples::{Fold, Source};
+use super::TrainOptions;
+use crate::train::dataset::Dataset;
+
+/// A clip to embed: its audio (and where the word is), and what its windows are.
+pub(super) struct Clip {
+    pub audio: Placed,
+    /// Class of the word windows (0 when the whole clip is negative).
+    pub class: usize,
+    pub fold: Fold,
+    /// True for the unaugmented copy of a take.
+    pub clean: bool,
+    pub source: Source,
+}
+
+impl Clip {
+    /// A clip whose windows are all "none".
+    fn negative(audio: Placed, fold: Fold, source: Source) -> Clip {
+        Clip {
+            audio,
+            class: 0,
+            fold,
+            clean: false,
+            source,
+        }
+    }
+}
+
+/// Every clip of `ds`, drawn from `rng` in a fixed order: per word and take, the take's
+/// augmented copies, spliced halves and reversed copies; then the `_unknown_` takes.
+pub(super) fn make_clips(ds: &Dataset, opts: &TrainOptions, rng: &mut SmallRng) -> Vec<Clip> {
+    let mut maker = ClipMaker {
+        augmenter: Augmenter::new(&ds.background, opts),
+        opts,
+        rng,
+        clips: Vec::new(),
+    };
+    let reversed_takes: Vec<Vec<f32>> = ds
+        .words
+        .iter()
+        .flat_map(|(_, t)| t.iter().map(|t| reversed(&t.samples)))
+        .collect();
+    for (ci, (_, takes)) in ds.words.iter().enumerate() {
+        let partners = splice_partners(ds, ci, &reversed_takes);
+        for (ti, take) in takes.iter().enumerate() {
+            maker.take(&take.samples, ci + 1, Fold::Take(ti), &partners);
+        }
+    }
+    for (ui, take) in ds.unknown.iter().enumerate() {
+        maker.twice(&take.samples, Fold::Take(ui), Source::Unknown);
+    }
+    maker.clips
+}
+
+/// Sounds to splice word `ci`'s takes with: the other words' takes, `_unknown_` takes, and
+/// every reversed take.
+fn splice_partners<'a>(
+    ds: &'a Dataset,
+    ci: usize,
+    reversed_takes: &'a [Vec<f32>],
+) -> Vec<&'a [f32]> {
+    ds.words
+        .iter()
+        .enumerate()
+        .filter(|(cj, _)| *cj != ci)
+        .flat_map(|(_, (_, t))| t.iter().map(|t| &t.samples[..]))
+        .chain(ds.unknown.iter().map(|t| &t.samples[..]))
+        .chain(reversed_takes.iter().map(|v| &v[..]))
+        .collect()
+}
+
+/// Makes clips one after another from one random stream.
+struct ClipMaker<'a> {
+    augmenter: Augmenter<'a>,
+    opts: &'a TrainOptions,
+    rng: &'a mut SmallRng,
+    clips: Vec<Clip>,
+}
+
+impl ClipMaker<'_> {
+    /// A take of word `class`: `augment` copies (the first clean), then the negatives made from it.
+    fn take(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
+        for aug in 0..self.opts.augment.max(1) {
+            let audio = self.augmenter.place(self.rng, take, aug > 0);
+            self.clips.push(Clip {
+                audio,
+                class,
+                fold,
+                clean: aug == 0,
+                source: Source::Take,
+            });
+        }
+        // Half of this take joined to half of another sound: the head must hear the whole word,
+        // not a shared beginning or ending.
+        for k in 0..self.opts.chimeras {
+            let partner = partners[self.rng.random_range(0..partners.len())];
+            let x = if k % 2 == 0 {
+                splice(self.rng, take, partner)
+            } else {
+                splice(self.rng, partner, take)
+            };
+            let audio = self.augmenter.place(self.rng, &x, true);
+            self.clips
+                .push(Clip::negative(audio, fold, Source::Altered));
+        }
+        if self.opts.reversed {
+            self.twice(&reversed(take), fold, Source::Altered);
+        }
+    }
+
+    /// Two "none" clips of `sound`: a clean copy and an augmented one.
+    fn twice(&mut self, sound: &[f32], fold: Fold, source: Source) {
+        for aug in 0..2 {
+            let audio = self.augmenter.place(self.rng, sound, aug > 0);
+            self.clips.push(Clip::negative(audio, fold, source));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::dataset::Take;
+    use rand::SeedableRng;
+
+    fn take(seed: usize) -> Take {
+        Take {
+            path: Default::default(),
+            samples: (0..4000)
+                .map(|i| ((i * (seed + 3)) as f32 * 0.01).sin() * 3000.0)
+                .collect(),
+        }
+    }
+
+    fn dataset(words: usize, takes: usize, unknown: usize) -> Dataset {
+        Dataset {
+            words: (0..words)
+                .map(|w| {
+                    (
+                        format!("w{w}"),
+                        (0..takes).map(|t| take(w * 10 + t)).collect(),
+                    )
+                })
+                .collect(),
+            background: vec![],
+            unknown: (0..unknown).map(|u| take(100 + u)).collect(),
+        }
+    }
+
+    /// (class, fold, clean, source) of every clip.
+    fn summary(clips: &[Clip]) -> Vec<(usize, Fold, bool, Source)> {
+        clips
+            .iter()
+            .map(|c| (c.class, c.fold, c.clean, c.source))
+            .collect()
+    }
+
+    #[test]
+    fn each_take_makes_copies_then_its_negatives() {
+        let ds = dataset(2, 3, 2);
+        let opts = TrainOptions {
+            augment: 3,
+            chimeras: 2,
+            ..TrainOptions::default()
+        };
+        let clips = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        // Per take: 3 copies + 2 chimeras + 2 reversed; per unknown take: 2.
+        assert_eq!(clips.len(), 2 * 3 * 7 + 2 * 2);
+        let s = summary(&clips);
+        let per_take = |class, t| {
+            let mut v = vec![(class, Fold::Take(t), true, Source::Take)];
+            v.extend([(class, Fold::Take(t), false, Source::Take); 2]);
+            v.extend([(0, Fold::Take(t), false, Source::Altered); 4]);
+            v
+        };
+        assert_eq!(s[..7], per_take(1, 0));
+        assert_eq!(s[7..14], per_take(1, 1));
+        assert_eq!(s[21..28], per_take(2, 0));
+        assert_eq!(s[42], (0, Fold::Take(0), false, Source::Unknown));
+        assert_eq!(s[45], (0, Fold::Take(1), false, Source::Unknown));
+        // The clean copy holds the take unchanged (over quiet noise), where it says.
+        let c = &clips[0].audio;
+        let start = (c.word_start * 16000.0).round() as usize;
+        let diff = c.samples[start + 100] - ds.words[0].1[0].samples[100];
+        assert!(diff.abs() < 0.05 * 3000.0, "{diff}");
+    }
+
+    #[test]
+    fn options_turn_negatives_off_and_the_stream_is_reproducible() {
+        let ds = dataset(1, 3, 0);
+        let opts = TrainOptions {
+            augment: 0,
+            reversed: false,
+            ..TrainOptions::default()
+        };
+        let clips = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        // `augment` 0 still makes the clean copy.
+        assert_eq!(summary(&clips).len(), 3);
+        assert!(clips.iter().all(|c| c.clean && c.class == 1));
+        let again = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        assert!(clips
+            .iter()
+            .zip(&again)
+            .all(|(a, b)| a.audio.samples == b.audio.samples));
+    }
+}

@@ -1,0 +1,408 @@
+//! Window-level training examples: the clips are embedded by the base model, and each window of
+//! `context` consecutive embeddings becomes one example, labelled by where it sits against the
+//! word in its clip. Room noise and the synthetic bank add windows that are all "none".
+
+use anyhow::Result;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::clips::{make_clips, Clip};
+use super::TrainOptions;
+use crate::pipeline::embedding::{block_end_time, embed_signal, Embedder, DIM, WINDOW_FRAMES};
+use crate::pipeline::frontend::{BLOCK_SAMPLES, HOP, N_FFT, SAMPLE_RATE};
+use crate::train::dataset::Dataset;
+
+/// Audio one embedding window hears, seconds: `WINDOW_FRAMES` frames, 0.782 s.
+const WIN_SECONDS: f64 = ((WINDOW_FRAMES - 1) * HOP + N_FFT) as f64 / SAMPLE_RATE as f64;
+/// Time between consecutive embeddings, seconds.
+const BLOCK_SECONDS: f64 = BLOCK_SAMPLES as f64 / SAMPLE_RATE as f64;
+
+/// Window-level training examples, one entry per window in each field.
+#[derive(Default)]
+pub struct Examples {
+    /// Features: rows of `context * DIM`.
+    pub x: Vec<f32>,
+    /// Class: 0 = none, `k` = the k-th word.
+    pub y: Vec<usize>,
+    /// When cross-validation holds the window out.
+    pub fold: Vec<Fold>,
+    /// True for word windows from unaugmented takes.
+    pub clean: Vec<bool>,
+    /// Which clip (augmented take) a window comes from; None for continuous sequences.
+    pub clip: Vec<Option<usize>>,
+    /// Where a window comes from (weights of the "none" class are set per source).
+    pub source: Vec<Source>,
+}
+
+/// Origin of a training window.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// A take: its word windows, and its first-half windows as "none".
+    Take = 0,
+    /// Takes played backwards or spliced with other sounds.
+    Altered = 1,
+    /// `_background_` room noise.
+    Background = 2,
+    /// The synthetic speech bank.
+    Bank = 3,
+    /// `_unknown_` takes.
+    Unknown = 4,
+}
+
+/// Which cross-validation fold holds a window out.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Fold {
+    /// Held out with take `k` of its word (or of `_unknown_`): in fold `k % folds`. Every clip
+    /// made from a take (augmented, spliced, reversed) goes with it.
+    Take(usize),
+    /// Never held out: room noise and the bank, in the training set of every fold.
+    Always,
+}
+
+impl Fold {
+    /// True when fold `f` of `folds` holds this window out.
+    pub fn held_out_in(self, f: usize, folds: usize) -> bool {
+        match self {
+            Fold::Take(k) => k % folds == f,
+            Fold::Always => false,
+        }
+    }
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Features per window (`context * DIM`; 0 when there are no windows).
+    fn width(&self) -> usize {
+        if self.y.is_empty() {
+            0
+        } else {
+            self.x.len() / self.y.len()
+        }
+    }
+
+    /// The features of window `r`.
+    pub fn features(&self, r: usize) -> &[f32] {
+        let d = self.width();
+        &self.x[r * d..(r + 1) * d]
+    }
+
+    /// The examples at `rows`, in that order.
+    pub fn subset(&self, rows: &[usize]) -> Examples {
+        Examples {
+            x: rows
+                .iter()
+                .flat_map(|&r| self.features(r).iter().copied())
+                .collect(),
+            y: rows.iter().map(|&r| self.y[r]).collect(),
+            fold: rows.iter().map(|&r| self.fold[r]).collect(),
+            clean: rows.iter().map(|&r| self.clean[r]).collect(),
+            clip: rows.iter().map(|&r| self.clip[r]).collect(),
+            source: rows.iter().map(|&r| self.source[r]).collect(),
+        }
+    }
+
+    /// Appends one window of class `y`.
+    fn push(&mut self, features: &[f32], y: usize, clean: bool, origin: Origin) {
+        self.x.extend_from_slice(features);
+        self.y.push(y);
+        self.fold.push(origin.fold);
+        self.clean.push(clean);
+        self.clip.push(origin.clip);
+        self.source.push(origin.source);
+    }
+}
+
+/// What the windows of one clip or sequence share.
+#[derive(Clone, Copy)]
+struct Origin {
+    fold: Fold,
+    /// The clip's number; None for continuous sequences.
+    clip: Option<usize>,
+    source: Source,
+}
+
+/// How a window relates to the word in its clip.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Role {
+    /// It holds the whole word (or the word's end, for words longer than 0.65 s): the word's class.
+    Word,
+    /// It ends before the word's middle: "none".
+    None,
+    /// Anything between: left out.
+    Ignore,
+}
+
+/// The role of a window ending at `end` (seconds) in a clip whose word spans `start..end_of_word`.
+fn role(end: f64, start: f64, end_of_word: f64) -> Role {
+    let d = end_of_word - start;
+    if end >= end_of_word - 0.04
+        && end <= end_of_word + 0.30
+        && (end - WIN_SECONDS <= start + 0.10 || d > 0.65)
+    {
+        Role::Word
+    } else if end <= start + 0.5 * d {
+        Role::None
+    } else {
+        Role::Ignore
+    }
+}
+
+/// True when window `b` has `context` windows none of which still sees the warm-up padding.
+fn has_full_context(b: usize, context: usize) -> bool {
+    block_end_time(b) - WIN_SECONDS >= -1e-6
+        && b + 1 >= context
+        && block_end_time(b + 1 - context) - WIN_SECONDS >= -1e-6
+}
+
+/// Turns clip number `id`'s embeddings into examples.
+pub(super) fn clip_examples(
+    clip: &Clip,
+    id: usize,
+    emb: &[f32],
+    context: usize,
+    out: &mut Examples,
+) {
+    let origin = Origin {
+        fold: clip.fold,
+        clip: Some(id),
+        source: clip.source,
+    };
+    let n = emb.len() / DIM;
+    for b in (0..n).filter(|&b| has_full_context(b, context)) {
+        let r = if clip.class == 0 {
+            Role::None
+        } else {
+            role(
+                block_end_time(b),
+                clip.audio.word_start,
+                clip.audio.word_end,
+            )
+        };
+        let y = match r {
+            Role::Word => clip.class,
+            Role::None => 0,
+            Role::Ignore => continue,
+        };
+        let features = &emb[(b + 1 - context) * DIM..(b + 1) * DIM];
+        out.push(features, y, clip.clean && y != 0, origin);
+    }
+}
+
+/// Adds a continuous embedding sequence (all "none"), every `step`-th window.
+pub fn sequence_examples(
+    emb: &[f32],
+    context: usize,
+    fold: Fold,
+    step: usize,
+    source: Source,
+    out: &mut Examples,
+) {
+    let n = emb.len() / DIM;
+    let origin = Origin {
+        fold,
+        clip: None,
+        source,
+    };
+    let mut b = context - 1;
+    while b < n {
+        out.push(
+            &emb[(b + 1 - context) * DIM..(b + 1) * DIM],
+            0,
+            false,
+            origin,
+        );
+        b += step;
+    }
+}
+
+/// Builds the augmented clips for every take and embeds them into examples, then adds room
+/// noise and (every so many of) the `bank` windows.
+pub fn build_examples(
+    emb: &mut Embedder,
+    ds: &Dataset,
+    bank: Option<&[f32]>,
+    opts: &TrainOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Examples> {
+    let mut rng = SmallRng::seed_from_u64(opts.seed);
+    let clips = make_clips(ds, opts, &mut rng);
+    let total = clips.len() as u64 + 1;
+    let mut ex = Examples::default();
+    for (i, clip) in clips.iter().enumerate() {
+        // Note: `embed_signal` computes log-mels with a new front end (and FFT plan) per clip.
+        let e = embed_signal(emb, &clip.audio.samples)?;
+        clip_examples(clip, i, &e, opts.context, &mut ex);
+        progress(i as u64 + 1, total);
+    }
+    for noise in &ds.background {
+        background_examples(emb, noise, opts.context, &mut ex)?;
+    }
+    if let Some(bank) = bank {
+        let step = (bank.len() / DIM / opts.bank_max.max(1)).max(1);
+        sequence_examples(
+            bank,
+            opts.context,
+            Fold::Always,
+            step,
+            Source::Bank,
+            &mut ex,
+        );
+    }
+    progress(total, total);
+    Ok(ex)
+}
+
+/// Room noise: every window is "none", in every fold. Recordings shorter than 1.6 s are looped;
+/// windows that still see the warm-up padding are skipped.
+fn background_examples(
+    emb: &mut Embedder,
+    noise: &[f32],
+    context: usize,
+    out: &mut Examples,
+) -> Result<()> {
+    let mut x = noise.to_vec();
+    while x.len() < (1.6 * SAMPLE_RATE as f32) as usize {
+        x.extend_from_within(..noise.len());
+    }
+    let e = embed_signal(emb, &x)?;
+    let first = (WIN_SECONDS / BLOCK_SECONDS).ceil() as usize;
+    if e.len() / DIM > first {
+        sequence_examples(
+            &e[first * DIM..],
+            context,
+            Fold::Always,
+            1,
+            Source::Background,
+            out,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::augment::Placed;
+
+    #[test]
+    fn roles_follow_the_window_against_the_word() {
+        // A 0.5 s word from 1.0 s to 1.5 s.
+        assert_eq!(role(1.5, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.47, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.79, 1.0, 1.5), Role::Word);
+        assert_eq!(role(1.45, 1.0, 1.5), Role::Ignore, "word not over yet");
+        assert_eq!(
+            role(1.81, 1.0, 1.5),
+            Role::Ignore,
+            "too long after the word"
+        );
+        assert_eq!(role(1.25, 1.0, 1.5), Role::None, "first half");
+        assert_eq!(role(0.5, 1.0, 1.5), Role::None);
+        // A 0.6 s word: a window ending at 1.89 s starts after 1.1 s and misses its beginning.
+        assert_eq!(role(1.89, 1.0, 1.6), Role::Ignore);
+        // Words over 0.65 s never fit a window: their end is enough.
+        assert_eq!(role(1.89, 1.0, 1.7), Role::Word);
+    }
+
+    #[test]
+    fn full_context_skips_the_warm_up() {
+        // Window 9 is the first that hears no padding (it ends at 0.782 s).
+        assert!(!has_full_context(8, 1));
+        assert!(has_full_context(9, 1));
+        assert!(!has_full_context(9, 2));
+        assert!(has_full_context(10, 2));
+        assert!(!has_full_context(0, 3));
+    }
+
+    /// `n` embeddings; every value of embedding `b` is `b`.
+    fn numbered(n: usize) -> Vec<f32> {
+        (0..n).flat_map(|b| [b as f32; DIM]).collect()
+    }
+
+    fn clip(class: usize, clean: bool) -> Clip {
+        Clip {
+            audio: Placed {
+                samples: vec![],
+                word_start: 1.0,
+                word_end: 1.5,
+            },
+            class,
+            fold: Fold::Take(3),
+            clean,
+            source: Source::Take,
+        }
+    }
+
+    #[test]
+    fn clip_windows_are_labelled_by_role_with_their_context() {
+        let mut ex = Examples::default();
+        clip_examples(&clip(2, true), 7, &numbered(30), 2, &mut ex);
+        let ends: Vec<f64> = (10..30).map(block_end_time).collect();
+        let expected: Vec<usize> = ends
+            .iter()
+            .filter_map(|&e| match role(e, 1.0, 1.5) {
+                Role::Word => Some(2),
+                Role::None => Some(0),
+                Role::Ignore => None,
+            })
+            .collect();
+        assert_eq!(ex.y, expected);
+        assert!(ex.y.contains(&2) && ex.y.contains(&0));
+        assert_eq!(ex.x.len(), ex.len() * 2 * DIM);
+        // The first window is number 10 with its predecessor: features 9.., then 10...
+        assert_eq!(ex.features(0)[0], 9.0);
+        assert_eq!(ex.features(0)[DIM], 10.0);
+        assert!(ex.fold.iter().all(|&f| f == Fold::Take(3)));
+        assert!(ex.clip.iter().all(|&c| c == Some(7)));
+        let clean: Vec<bool> = ex.y.iter().map(|&y| y != 0).collect();
+        assert_eq!(ex.clean, clean, "only word windows are clean");
+        // A negative clip: every full-context window is "none".
+        let mut neg = Examples::default();
+        clip_examples(&clip(0, false), 0, &numbered(30), 2, &mut neg);
+        assert_eq!(neg.y, vec![0; 20]);
+        assert!(neg.clean.iter().all(|&c| !c));
+    }
+
+    #[test]
+    fn sequences_take_every_step_th_window() {
+        let mut ex = Examples::default();
+        sequence_examples(&numbered(10), 2, Fold::Always, 3, Source::Bank, &mut ex);
+        assert_eq!(ex.len(), 3);
+        let firsts: Vec<f32> = (0..3).map(|r| ex.features(r)[0]).collect();
+        assert_eq!(firsts, vec![0.0, 3.0, 6.0]);
+        assert_eq!(ex.features(2)[DIM], 7.0);
+        assert_eq!(ex.y, vec![0; 3]);
+        assert_eq!(ex.fold, vec![Fold::Always; 3]);
+        assert_eq!(ex.clip, vec![None; 3]);
+        assert_eq!(ex.source, vec![Source::Bank; 3]);
+    }
+
+    #[test]
+    fn subset_keeps_the_rows_in_the_given_order() {
+        let mut ex = Examples::default();
+        sequence_examples(
+            &numbered(6),
+            1,
+            Fold::Always,
+            1,
+            Source::Background,
+            &mut ex,
+        );
+        clip_examples(&clip(1, true), 0, &numbered(20), 1, &mut ex);
+        let sub = ex.subset(&[7, 2]);
+        assert_eq!(sub.len(), 2);
+        assert_eq!(sub.features(0), ex.features(7));
+        assert_eq!(sub.features(1), &[2.0; DIM][..]);
+        assert_eq!(sub.source, vec![Source::Take, Source::Background]);
+        assert_eq!(sub.fold, vec![Fold::Take(3), Fold::Always]);
+        assert_eq!(sub.clip, vec![Some(0), None]);
+        assert_eq!((sub.y[1], sub.clean[1]), (0, false));
+    }
+}
