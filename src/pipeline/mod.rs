@@ -11,7 +11,6 @@ mod gate;
 pub mod head;
 pub mod resample;
 
-use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use crate::pipeline::embedding::{Embedder, DIM};
 use crate::pipeline::frontend::Frontend;
 use crate::pipeline::head::{Head, Scorer};
 use crate::pipeline::resample::Resampler;
+use crate::Result;
 use gate::Gate;
 
 /// Per-block work after the front end: the gate and the base model.

@@ -1,9 +1,9 @@
 //! Stage 1: resampling to 16 kHz mono, streaming, with rubato's FFT resampler.
 
-use anyhow::Result;
 use rubato::{FftFixedIn, Resampler as _};
 
 use crate::pipeline::frontend::SAMPLE_RATE;
+use crate::{Error, Result};
 
 const CHUNK: usize = 1024;
 
@@ -31,7 +31,7 @@ impl Resampler {
             return Ok(Resampler { inner: None });
         }
         let rs = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1)
-            .map_err(|e| anyhow::anyhow!("cannot build a resampler from {rate} Hz: {e}"))?;
+            .map_err(|e| Error::Data(format!("cannot build a resampler from {rate} Hz: {e}")))?;
         let skip = rs.output_delay();
         let out_max = rs.output_frames_max();
         Ok(Resampler {

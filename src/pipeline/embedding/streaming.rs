@@ -16,12 +16,12 @@
 //! After a cold start (zero states) the first 9 embeddings of a call are wrong; the embedding
 //! of a window is right once the call has seen its 76 frames.
 
-use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 
 use super::onnx::*;
 use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
+use crate::{Error, Result};
 
 /// Input name of the streaming model: `[1, frames, 32]` scaled log-mel frames.
 pub const INPUT: &str = "mel";
@@ -44,10 +44,18 @@ fn ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
 
 /// Rewrites the base model (the bytes of `embedding_model.onnx`) into its streaming form.
 pub fn rewrite(original: &[u8]) -> Result<StreamingModel> {
-    let model = ModelProto::decode(original).context("not an ONNX model")?;
-    let graph = model.graph.as_ref().context("the model has no graph")?;
+    let model = ModelProto::decode(original).map_err(|e| Error::Model {
+        message: "not an ONNX model".into(),
+        source: Some(e.into()),
+    })?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::model("the model has no graph"))?;
     let unexpected = |what: String| -> Result<StreamingModel> {
-        bail!("the base model does not have the structure hark streams: {what}")
+        Err(Error::model(format!(
+            "the base model does not have the structure hark streams: {what}"
+        )))
     };
     let Some(input) = graph.input.first() else {
         return unexpected("no input".into());
