@@ -252,7 +252,7 @@ pub fn check_data(data: &Path) -> Result<()> {
 }
 
 fn noise(data: &Path, name: &str) -> Result<Vec<f32>> {
-    crate::audio::wav::read_16k(&data.join("noise").join(name))
+    Ok(crate::audio::wav::read_16k(&data.join("noise").join(name))?)
 }
 
 fn peak_normalise(x: &mut [f32], peak: f32) {

@@ -208,7 +208,7 @@ pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let done = std::sync::atomic::AtomicU64::new(0);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per = utterances.len().div_ceil(threads);
-    let audio: Vec<Result<Vec<f32>>> = std::thread::scope(|scope| {
+    let audio: Vec<crate::Result<Vec<f32>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = utterances
             .chunks(per)
             .map(|chunk| {
