@@ -8,6 +8,8 @@
 use rustfft::{num_complex::Complex32, Fft, FftPlanner};
 use std::sync::Arc;
 
+use crate::Result;
+
 /// Sample rate the front end works at.
 pub const SAMPLE_RATE: u32 = 16_000;
 /// FFT length and frame length in samples.
@@ -88,8 +90,13 @@ impl Frontend {
     }
 
     /// Feeds 16 kHz mono samples (int16 scale). Calls `on_block` with each completed block of
-    /// `BLOCK_FRAMES x N_MELS` scaled log-mel values, oldest frame first.
-    pub fn push(&mut self, samples: &[f32], mut on_block: impl FnMut(&[f32])) {
+    /// `BLOCK_FRAMES x N_MELS` scaled log-mel values, oldest frame first. Stops at the first
+    /// error `on_block` returns (the rest of `samples` is then dropped).
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        mut on_block: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
         let mut rest = samples;
         while !rest.is_empty() {
             // Take just enough to complete the next frame, so `pending` stays small.
@@ -102,11 +109,12 @@ impl Frontend {
                 self.pending.drain(..HOP);
                 if self.in_block == BLOCK_FRAMES {
                     finish_block(&mut self.block);
-                    on_block(&self.block);
                     self.in_block = 0;
+                    on_block(&self.block)?;
                 }
             }
         }
+        Ok(())
     }
 
     /// Computes the dB mel values of the frame at the head of `pending` into the block.
@@ -196,18 +204,28 @@ fn mel_filters() -> Vec<(usize, Vec<f32>)> {
 mod tests {
     use super::*;
 
+    /// The blocks `fe` completes on `samples`, concatenated.
+    fn blocks(fe: &mut Frontend, samples: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        fe.push(samples, |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
     fn one_block_per_1280_samples_whatever_the_chunking() {
         let signal: Vec<f32> = (0..16000)
             .map(|i| ((i as f32) * 0.05).sin() * 3000.0)
             .collect();
         let mut a = Frontend::new();
-        let mut blocks_a = Vec::new();
-        a.push(&signal, |b| blocks_a.extend_from_slice(b));
+        let blocks_a = blocks(&mut a, &signal);
         let mut b = Frontend::new();
         let mut blocks_b = Vec::new();
         for chunk in signal.chunks(97) {
-            b.push(chunk, |blk| blocks_b.extend_from_slice(blk));
+            blocks_b.extend(blocks(&mut b, chunk));
         }
         // frames: (16000 - 512) / 160 + 1 = 97 -> 12 whole blocks
         assert_eq!(a.frames(), 97);
@@ -229,9 +247,7 @@ mod tests {
 
     #[test]
     fn silence_is_floored_not_minus_infinity() {
-        let mut fe = Frontend::new();
-        let mut out = Vec::new();
-        fe.push(&vec![0.0; 4000], |b| out.extend_from_slice(b));
+        let out = blocks(&mut Frontend::new(), &[0.0; 4000]);
         assert!(out
             .iter()
             .all(|v| (*v - (-100.0 / 10.0 + 2.0)).abs() < 1e-4));

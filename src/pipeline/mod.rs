@@ -88,7 +88,8 @@ impl Features {
     }
 
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
-    /// each new 80 ms block (`None` when gated).
+    /// each new 80 ms block (`None` when gated). After an error (the base model failed) the
+    /// rest of `samples` is dropped.
     pub fn push(
         &mut self,
         samples: &[f32],
@@ -99,31 +100,19 @@ impl Features {
             frontend,
             stage,
         } = self;
-        let mut err = None;
         resampler.push(samples, |s16| {
-            frontend.push(s16, |block| {
-                if err.is_none() {
-                    err = stage.block(block, on_embedding).err();
-                }
-            })
-        });
-        err.map_or(Ok(()), Err)
+            frontend.push(s16, |block| stage.block(block, on_embedding))
+        })
     }
 
     /// Flushes the resampler at end of stream.
     pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
-        let mut tail = Vec::new();
-        self.resampler.flush(|s| tail.extend_from_slice(s));
         let Features {
-            frontend, stage, ..
+            resampler,
+            frontend,
+            stage,
         } = self;
-        let mut err = None;
-        frontend.push(&tail, |block| {
-            if err.is_none() {
-                err = stage.block(block, on_embedding).err();
-            }
-        });
-        err.map_or(Ok(()), Err)
+        resampler.flush(|s16| frontend.push(s16, |block| stage.block(block, on_embedding)))
     }
 }
 

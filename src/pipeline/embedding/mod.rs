@@ -195,7 +195,11 @@ pub fn logmel(samples: &[f32]) -> Vec<f32> {
     let mut fe = crate::pipeline::frontend::Frontend::new();
     let mut frames =
         Vec::with_capacity(samples.len() / crate::pipeline::frontend::HOP * N_MELS + N_MELS);
-    fe.push(samples, |b| frames.extend_from_slice(b));
+    fe.push(samples, |b| {
+        frames.extend_from_slice(b);
+        Ok(())
+    })
+    .expect("collecting blocks cannot fail");
     frames
 }
 
