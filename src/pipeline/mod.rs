@@ -34,6 +34,28 @@ struct Stage {
 }
 
 impl Stage {
+    fn new(embedder: Embedder) -> Stage {
+        Stage {
+            embedder,
+            embedding: [0.0; DIM],
+            blocks: 0,
+            gate: Gate::new(),
+            gated: 0,
+        }
+    }
+
+    /// Starts a new stream: the base model's context, the block count and the gate's floor
+    /// start again; the gate's switch is kept.
+    fn restart(&mut self) {
+        self.embedder.reset();
+        self.embedding = [0.0; DIM];
+        self.blocks = 0;
+        let enabled = self.gate.enabled;
+        self.gate = Gate::new();
+        self.gate.enabled = enabled;
+        self.gated = 0;
+    }
+
     fn block(
         &mut self,
         block: &[f32],
@@ -67,14 +89,24 @@ impl Features {
         Ok(Features {
             resampler: Resampler::new(source_rate)?,
             frontend: Frontend::new(),
-            stage: Stage {
-                embedder,
-                embedding: [0.0; DIM],
-                blocks: 0,
-                gate: Gate::new(),
-                gated: 0,
-            },
+            stage: Stage::new(embedder),
         })
+    }
+
+    /// Starts a new stream at `source_rate` from its beginning, as [`Features::new`] would with
+    /// the same base model: nothing of the old stream is kept but the gate's switch.
+    pub fn restart(&mut self, source_rate: u32) -> Result<()> {
+        self.resampler = Resampler::new(source_rate)?;
+        self.frontend.reset();
+        self.stage.restart();
+        Ok(())
+    }
+
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        let mut e = self.stage.embedder;
+        e.reset();
+        e
     }
 
     /// Turns the quiet-room gate on or off (on by default).
@@ -138,6 +170,13 @@ impl Decision {
         &self.head
     }
 
+    /// Starts a new stream: forgets the recent embeddings, the smoothing and the refractory
+    /// time; keeps the head and the detector settings.
+    pub fn restart(&mut self) {
+        self.scorer = Scorer::new(&self.head);
+        self.detector = Detector::new(self.head.labels.clone(), self.detector.settings().clone());
+    }
+
     /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
     /// `None` (a window the gate skipped) scores zero and restarts the head's context.
     pub fn push(&mut self, time: f64, embedding: Option<&[f32]>) -> Option<Detection> {
@@ -185,6 +224,19 @@ impl Pipeline {
         Self::new(Embedder::load(assets)?, head, source_rate, settings)
     }
 
+    /// Starts a new stream at `source_rate` from its beginning, with the same base model, head
+    /// and settings: what a new pipeline would do, without loading the base model again.
+    pub fn restart(&mut self, source_rate: u32) -> Result<()> {
+        self.features.restart(source_rate)?;
+        self.decision.restart();
+        Ok(())
+    }
+
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        self.features.into_embedder()
+    }
+
     /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
     pub fn push(&mut self, samples: &[f32], on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
         let decision = &mut self.decision;
@@ -225,8 +277,9 @@ impl Pipeline {
     }
 }
 
-/// Runs a whole 16 kHz-or-other-rate signal through a fresh pipeline in 80 ms chunks, as a
-/// microphone would deliver it; returns the detections.
+/// Runs a whole signal at `rate` through `pipeline` in 80 ms chunks, as a microphone would
+/// deliver it, and ends the stream; returns the detections. The pipeline must be at the start
+/// of a stream at `rate` (new, or restarted).
 pub fn detect_signal(
     pipeline: &mut Pipeline,
     samples: &[f32],
@@ -239,22 +292,6 @@ pub fn detect_signal(
     }
     pipeline.finish(&mut |d| out.push(d))?;
     Ok(out)
-}
-
-impl Features {
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        let mut e = self.stage.embedder;
-        e.reset();
-        e
-    }
-}
-
-impl Pipeline {
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        self.features.into_embedder()
-    }
 }
 
 impl Pipeline {
