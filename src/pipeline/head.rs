@@ -274,3 +274,131 @@ pub fn softmax_into(z: &[f32], out: &mut [f32]) {
     }
     out.iter_mut().for_each(|o| *o /= sum);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A consistent head: 2 words, a context of 2 embeddings, one hidden layer of 4.
+    fn head() -> Head {
+        let d = 2 * DIM;
+        let layer = |inputs: usize, outputs: usize| Layer {
+            inputs,
+            outputs,
+            weights: vec![0.01; inputs * outputs],
+            bias: vec![0.0; outputs],
+        };
+        Head {
+            format: FORMAT.into(),
+            labels: vec!["lantern".into(), "violin".into()],
+            base_model_sha256: "base".into(),
+            frontend: crate::pipeline::frontend::parameters(),
+            context: 2,
+            mean: vec![0.0; d],
+            inv_std: vec![1.0; d],
+            layers: vec![layer(d, 4), layer(4, 3)],
+            templates: vec![vec![vec![0.1; d]; 2], vec![vec![0.2; d]]],
+            template_min: vec![0.5, 0.5],
+            detector: DetectorSettings {
+                thresholds: vec![0.5, 0.6],
+                smoothing: 2,
+                refractory: 1.0,
+            },
+            template_hold: 0,
+            report: TrainReport::default(),
+        }
+    }
+
+    /// The message `validate` refuses `h` with.
+    fn refused(h: Head) -> String {
+        match h.validate() {
+            Ok(()) => panic!("a damaged head was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_consistent_head_is_accepted() {
+        head().validate().unwrap();
+    }
+
+    #[test]
+    fn another_format_or_no_labels_is_refused() {
+        let mut h = head();
+        h.format = "hark-head/0".into();
+        assert!(refused(h).contains("\"hark-head/0\""));
+        let mut h = head();
+        h.labels.clear();
+        assert_eq!(refused(h), "head has no labels");
+    }
+
+    #[test]
+    fn wrong_dimensions_are_refused() {
+        let mut h = head();
+        h.context = 3;
+        assert!(refused(h).contains("standardisation"));
+        let mut h = head();
+        h.inv_std.pop();
+        assert!(refused(h).contains("standardisation"));
+        let mut h = head();
+        h.layers[1].inputs = 5;
+        assert!(refused(h).contains("layer 1 has inconsistent dimensions"));
+        let mut h = head();
+        h.layers[0].bias.push(0.0);
+        assert!(refused(h).contains("layer 0 has inconsistent dimensions"));
+        let mut h = head();
+        h.layers.truncate(1);
+        assert!(refused(h).contains("last layer has 4 outputs, expected 3"));
+        let mut h = head();
+        h.templates[1][0].pop();
+        assert!(refused(h).contains("template of the wrong dimension"));
+    }
+
+    #[test]
+    fn counts_that_do_not_match_the_labels_are_refused() {
+        let mismatch = "do not match its 2 labels";
+        let mut h = head();
+        h.detector.thresholds.push(0.5);
+        assert!(refused(h).contains(mismatch));
+        let mut h = head();
+        h.template_min.pop();
+        assert!(refused(h).contains(mismatch));
+        let mut h = head();
+        h.templates.pop();
+        assert!(refused(h).contains(mismatch));
+        // A third label without a third output.
+        let mut h = head();
+        h.labels.push("pumpkin".into());
+        assert!(refused(h).contains("expected 4 (labels + none)"));
+    }
+
+    /// An error and its sources on one line, as the binary prints them.
+    fn with_sources(e: &dyn std::error::Error) -> String {
+        let mut line = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            line = format!("{line}: {s}");
+            source = s.source();
+        }
+        line
+    }
+
+    #[test]
+    fn load_names_the_file_and_refuses_another_base_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.head");
+        head().save(&path).unwrap();
+        let back = Head::load(&path, "base").unwrap();
+        assert_eq!(back.labels, head().labels);
+        let e = with_sources(&Head::load(&path, "other").unwrap_err());
+        assert!(
+            e.starts_with(&format!("{}: head was trained", path.display())),
+            "{e}"
+        );
+        let mut damaged = head();
+        damaged.template_min.pop();
+        damaged.save(&path).unwrap();
+        let e = with_sources(&Head::load(&path, "base").unwrap_err());
+        assert!(e.contains("h.head: invalid head: head's templates"), "{e}");
+    }
+}
