@@ -4,9 +4,10 @@
 //! looks for a `models/` folder in the working directory, then beside the executable and in its
 //! ancestors (so `target/release/hark` finds the repository's), unless a path is given.
 
-use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use crate::{Error, Result};
 
 /// sha256 of the base model `embedding_model.onnx` from openwakeword 0.5.1.
 pub const EMBEDDING_SHA256: &str =
@@ -31,7 +32,10 @@ impl Assets {
     pub fn locate(explicit: Option<&Path>) -> Result<Assets> {
         if let Some(p) = explicit {
             if !p.is_dir() {
-                bail!("{}: models directory does not exist", p.display());
+                return Err(Error::model(format!(
+                    "{}: models directory does not exist",
+                    p.display()
+                )));
             }
             return Ok(Assets {
                 dir: p.to_path_buf(),
@@ -46,7 +50,7 @@ impl Assets {
                 return Ok(Assets { dir: c.clone() });
             }
         }
-        bail!("cannot find the models directory (looked for models/base in the working directory and beside the executable); {SETUP_HINT}")
+        Err(Error::model(format!("cannot find the models directory (looked for models/base in the working directory and beside the executable); {SETUP_HINT}")))
     }
 
     pub fn embedding_model(&self) -> PathBuf {
@@ -75,10 +79,10 @@ impl Assets {
         libs.sort();
         match libs.pop() {
             Some(p) => Ok(p),
-            None => bail!(
+            None => Err(Error::model(format!(
                 "ONNX Runtime library not found: no libonnxruntime.so in {}; {SETUP_HINT}",
                 dir.display()
-            ),
+            ))),
         }
     }
 
@@ -86,12 +90,15 @@ impl Assets {
     pub fn read_embedding_model(&self) -> Result<Vec<u8>> {
         let p = self.embedding_model();
         if !p.is_file() {
-            bail!("{}: base model not found; {SETUP_HINT}", p.display());
+            return Err(Error::model(format!(
+                "{}: base model not found; {SETUP_HINT}",
+                p.display()
+            )));
         }
-        let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        let bytes = std::fs::read(&p).map_err(Error::io(&p, "cannot read"))?;
         let sha = crate::util::sha256_hex(&bytes);
         if sha != EMBEDDING_SHA256 {
-            bail!("{}: base model has sha256 {sha}, expected {EMBEDDING_SHA256} (openwakeword 0.5.1's embedding_model.onnx)", p.display());
+            return Err(Error::model(format!("{}: base model has sha256 {sha}, expected {EMBEDDING_SHA256} (openwakeword 0.5.1's embedding_model.onnx)", p.display())));
         }
         Ok(bytes)
     }
@@ -118,13 +125,10 @@ pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment
         release_runtime_code();
         env
     });
-    match r {
-        Ok(env) => Ok(env),
-        Err(e) => bail!("{e}"),
-    }
+    r.as_ref().map_err(|e| Error::model(e.clone()))
 }
 
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 /// Graph optimisations up to level 2: level 3 adds the NCHWc layout rewrite, which keeps
 /// reordered copies of the weights: 2 MB more at peak for 10% less CPU (README, Cost).
@@ -162,31 +166,24 @@ fn build_session(
     assets: &Assets,
     model: &Path,
     optimization: GraphOptimizationLevel,
-    commit: impl FnOnce(
-        &mut ort::session::builder::SessionBuilder,
-    ) -> ort::Result<ort::session::Session>,
+    commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<ort::session::Session>,
 ) -> Result<ort::session::Session> {
     let env = runtime(assets)?;
-    let ctx = || format!("{}: ONNX Runtime cannot load this model", model.display());
-    let builder = ort::session::Session::builder(env).with_context(ctx)?;
-    let builder = builder
-        .with_intra_threads(1)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(ctx)?;
-    let builder = builder
-        .with_inter_threads(1)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(ctx)?;
+    let cannot_load = |source: crate::error::Cause| Error::Model {
+        message: format!("{}: ONNX Runtime cannot load this model", model.display()),
+        source: Some(source),
+    };
+    let builder = ort::session::Session::builder(env).map_err(|e| cannot_load(e.into()))?;
+    // A builder's error holds the builder, which cannot cross threads: keep its message.
+    let option_refused = |e: ort::Error<SessionBuilder>| cannot_load(e.to_string().into());
+    let builder = builder.with_intra_threads(1).map_err(option_refused)?;
+    let builder = builder.with_inter_threads(1).map_err(option_refused)?;
     // No memory-pattern planning: one small model, one window at a time; saves resident memory.
-    let builder = builder
-        .with_memory_pattern(false)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(ctx)?;
+    let builder = builder.with_memory_pattern(false).map_err(option_refused)?;
     let mut builder = builder
         .with_optimization_level(optimization)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(ctx)?;
-    let s = commit(&mut builder).with_context(ctx)?;
+        .map_err(option_refused)?;
+    let s = commit(&mut builder).map_err(|e| cannot_load(e.into()))?;
     release_runtime_code();
     Ok(s)
 }

@@ -1,8 +1,9 @@
 //! Small helpers shared by several stages: atomic writes and hashing.
 
-use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
 
 /// A temporary path beside `path` (same directory, so a rename is atomic).
 pub fn temp_sibling(path: &Path) -> PathBuf {
@@ -17,7 +18,7 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
 pub fn commit(tmp: &Path, dest: &Path) -> Result<()> {
     std::fs::rename(tmp, dest).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
-        anyhow::anyhow!("{}: cannot write ({e})", dest.display())
+        Error::io(dest, "cannot write")(e)
     })
 }
 
@@ -25,15 +26,13 @@ pub fn commit(tmp: &Path, dest: &Path) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create directory", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
     }
     let tmp = temp_sibling(path);
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).map_err(Error::io(&tmp, "cannot create"))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        .map_err(Error::io(&tmp, "cannot write"))?;
     drop(f);
     commit(&tmp, path)
 }

@@ -1,11 +1,11 @@
 //! Example recordings the project makes for itself with espeak-ng, and a demo stream: what
 //! `hark demo` trains on and replays, and what the integration tests use.
 
-use anyhow::{bail, Context, Result};
 use std::path::Path;
+use std::process::Command;
 
 use crate::pipeline::frontend::SAMPLE_RATE;
-use std::process::Command;
+use crate::{Error, Result};
 
 /// The demo's custom words (none of them is in the negative bank's word list).
 pub const WORDS: [&str; 3] = ["lantern", "pumpkin", "violin"];
@@ -54,14 +54,14 @@ pub fn noise(seconds: f32, rms: f32, seed: u64) -> Vec<f32> {
 pub fn write_recordings(dir: &Path, voice: &str) -> Result<()> {
     for w in WORDS {
         let d = dir.join(w);
-        std::fs::create_dir_all(&d).with_context(|| format!("{}: cannot create", d.display()))?;
+        std::fs::create_dir_all(&d).map_err(Error::io(&d, "cannot create"))?;
         for (i, (speed, pitch)) in TAKES.iter().enumerate() {
             let x = say(w, voice, *speed, *pitch)?;
             crate::audio::wav::write_16k(&d.join(format!("take-{}.wav", i + 1)), &x)?;
         }
     }
     let bg = dir.join(crate::train::dataset::BACKGROUND);
-    std::fs::create_dir_all(&bg)?;
+    std::fs::create_dir_all(&bg).map_err(Error::io(&bg, "cannot create"))?;
     for i in 0..3 {
         crate::audio::wav::write_16k(
             &bg.join(format!("room-{}.wav", i + 1)),
@@ -135,12 +135,18 @@ pub fn say(text: &str, voice: &str, speed: u32, pitch: u32) -> Result<Vec<f32>> 
             text,
         ])
         .output()
-        .context("cannot run espeak-ng (install the Debian package espeak-ng)")?;
+        .map_err(|e| Error::Tool {
+            message: "cannot run espeak-ng (install the Debian package espeak-ng)".into(),
+            source: Some(e),
+        })?;
     if !out.status.success() || out.stdout.len() < 44 {
-        bail!(
-            "espeak-ng failed for voice {voice}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(Error::Tool {
+            message: format!(
+                "espeak-ng failed for voice {voice}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            source: None,
+        });
     }
     // espeak-ng streams a WAV whose header carries placeholder sizes; read it by hand.
     let rate = u32::from_le_bytes(out.stdout[24..28].try_into().unwrap());

@@ -1,7 +1,8 @@
 //! Reading WAV files (any format hound reads) into mono samples in int16 scale.
 
-use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
 
 /// A decoded WAV file: mono samples in int16 scale (-32768..32767) at the file's own rate.
 pub struct Audio {
@@ -12,7 +13,7 @@ pub struct Audio {
 /// A WAV file read in chunks: mono samples in int16 scale, so a long file never sits in memory.
 pub struct WavStream {
     reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
-    shown: String,
+    path: PathBuf,
     channels: usize,
     /// Multiplier to int16 scale; None for float samples.
     int_scale: Option<f64>,
@@ -25,44 +26,41 @@ impl WavStream {
     /// Opens and checks a WAV file of 8/16/24/32-bit integer or 32-bit float samples. Every
     /// error names the file and what is wrong with it.
     pub fn open(path: &Path) -> Result<WavStream> {
-        let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).with_context(|| format!("{shown}: cannot open"))?;
+        let invalid = |reason: String| Error::invalid(path, reason);
+        let meta = std::fs::metadata(path).map_err(Error::io(path, "cannot open"))?;
         if meta.is_dir() {
-            bail!("{shown}: is a directory, not a WAV file");
+            return Err(invalid("is a directory, not a WAV file".into()));
         }
         if meta.len() == 0 {
-            bail!("{shown}: file is empty (0 bytes), not a WAV file");
+            return Err(invalid("file is empty (0 bytes), not a WAV file".into()));
         }
-        let reader = hound::WavReader::open(path).map_err(|e| match e {
-            hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
-                anyhow::anyhow!("{shown}: unsupported sample format ({m}); hark reads 8/16/24/32-bit integer and 32-bit float WAV")
-            }
-            hound::Error::FormatError(m) => anyhow::anyhow!("{shown}: not a readable WAV file ({m})"),
-            hound::Error::Unsupported => anyhow::anyhow!("{shown}: unsupported WAV sample format"),
-            other => anyhow::anyhow!("{shown}: cannot read WAV header ({other})"),
-        })?;
+        let reader = hound::WavReader::open(path).map_err(|e| invalid(header_problem(e)))?;
         let spec = reader.spec();
         let channels = spec.channels as usize;
         if channels == 0 {
-            bail!("{shown}: WAV header says 0 channels");
+            return Err(invalid("WAV header says 0 channels".into()));
         }
         if spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
-            bail!(
-                "{shown}: sample rate {} Hz is outside 4000..=384000 Hz",
+            return Err(invalid(format!(
+                "sample rate {} Hz is outside 4000..=384000 Hz",
                 spec.sample_rate
-            );
+            )));
         }
         let int_scale = match (spec.sample_format, spec.bits_per_sample) {
             (hound::SampleFormat::Float, 32) => None,
             (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
                 Some(32768.0 / (1u64 << (bits - 1)) as f64)
             }
-            (fmt, bits) => bail!("{shown}: unsupported sample format: {bits}-bit {fmt:?}"),
+            (fmt, bits) => {
+                return Err(invalid(format!(
+                    "unsupported sample format: {bits}-bit {fmt:?}"
+                )))
+            }
         };
         let frames = reader.duration();
         Ok(WavStream {
             reader,
-            shown,
+            path: path.to_path_buf(),
             channels,
             int_scale,
             rate: spec.sample_rate,
@@ -72,20 +70,8 @@ impl WavStream {
 
     /// Appends up to `frames` mono samples to `out`; returns how many (0 at the end).
     pub fn read_into(&mut self, frames: usize, out: &mut Vec<f32>) -> Result<usize> {
-        let shown = &self.shown;
-        let truncated = |e: hound::Error| match e {
-            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                anyhow::anyhow!(
-                    "{shown}: truncated: the data chunk ends before its declared length"
-                )
-            }
-            other if other.to_string().contains("enough bytes") => {
-                anyhow::anyhow!(
-                    "{shown}: truncated: the data chunk ends before its declared length"
-                )
-            }
-            other => anyhow::anyhow!("{shown}: cannot decode samples ({other})"),
-        };
+        let path = &self.path;
+        let truncated = |e: hound::Error| Error::invalid(path, sample_problem(e));
         let ch = self.channels;
         let (mut n, mut acc, mut k) = (0usize, 0.0f32, 0usize);
         let mut push = |v: f32, out: &mut Vec<f32>| {
@@ -111,9 +97,34 @@ impl WavStream {
             }
         }
         if k != 0 {
-            bail!("{shown}: truncated: last frame is incomplete");
+            return Err(Error::invalid(path, "truncated: last frame is incomplete"));
         }
         Ok(n)
+    }
+}
+
+/// What is wrong with a WAV file whose header hound refuses.
+fn header_problem(e: hound::Error) -> String {
+    match e {
+        hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("format") => {
+            format!("unsupported sample format ({m}); hark reads 8/16/24/32-bit integer and 32-bit float WAV")
+        }
+        hound::Error::FormatError(m) => format!("not a readable WAV file ({m})"),
+        hound::Error::Unsupported => "unsupported WAV sample format".into(),
+        other => format!("cannot read WAV header ({other})"),
+    }
+}
+
+/// What is wrong with a WAV file whose samples hound cannot decode.
+fn sample_problem(e: hound::Error) -> String {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated: the data chunk ends before its declared length".into()
+        }
+        other if other.to_string().contains("enough bytes") => {
+            "truncated: the data chunk ends before its declared length".into()
+        }
+        other => format!("cannot decode samples ({other})"),
     }
 }
 
@@ -124,10 +135,10 @@ pub fn read(path: &Path) -> Result<Audio> {
     let mut samples = Vec::with_capacity(st.frames as usize);
     while st.read_into(1 << 16, &mut samples)? > 0 {}
     if samples.is_empty() {
-        bail!(
-            "{}: contains no audio samples (zero length)",
-            path.display()
-        );
+        return Err(Error::invalid(
+            path,
+            "contains no audio samples (zero length)",
+        ));
     }
     Ok(Audio {
         rate: st.rate,
@@ -138,8 +149,11 @@ pub fn read(path: &Path) -> Result<Audio> {
 /// Reads a WAV file and resamples it to 16 kHz mono.
 pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
     let a = read(path)?;
-    crate::pipeline::resample::to_16k(&a.samples, a.rate)
-        .with_context(|| format!("{}: cannot resample from {} Hz", path.display(), a.rate))
+    crate::pipeline::resample::to_16k(&a.samples, a.rate).map_err(|e| Error::Invalid {
+        path: path.into(),
+        reason: format!("cannot resample from {} Hz", a.rate),
+        source: Some(e.into()),
+    })
 }
 
 /// Writes 16 kHz mono 16-bit samples (int16 scale) to `path` via a temporary file and a rename,
@@ -153,13 +167,13 @@ pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let mut w = hound::WavWriter::create(&tmp, spec)
-            .with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let mut w =
+            hound::WavWriter::create(&tmp, spec).map_err(Error::io(&tmp, "cannot create"))?;
         for s in samples {
-            w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)?;
+            w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)
+                .map_err(Error::io(&tmp, "cannot write"))?;
         }
-        w.finalize()
-            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        w.finalize().map_err(Error::io(&tmp, "cannot write"))?;
     }
     crate::util::commit(&tmp, path)
 }

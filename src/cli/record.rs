@@ -116,7 +116,7 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
         let _ = writeln!(err);
     }
     drop(cap);
-    hark::pipeline::resample::to_16k(&got, rate)
+    Ok(hark::pipeline::resample::to_16k(&got, rate)?)
 }
 
 /// Records `count` takes of `word` into `data/word/`, or `seconds` of room noise for

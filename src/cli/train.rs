@@ -48,7 +48,7 @@ pub fn fit(
     label: &'static str,
 ) -> Result<Head> {
     progress::with_bar(label, |tick| {
-        hark::train::train(emb, ds, negatives, options, tick)
+        Ok(hark::train::train(emb, ds, negatives, options, tick)?)
     })
 }
 

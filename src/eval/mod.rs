@@ -18,7 +18,7 @@ mod streams;
 pub use score::{hits, score, Score, Truth, HIT_WINDOW};
 pub use streams::{check_data, speech_stream, Timeline, DIGITS, SPEAKERS};
 
-use anyhow::Result;
+use crate::Result;
 use rand::rngs::SmallRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;

@@ -2,7 +2,7 @@
 //! streams of takes over a noise bed with the truth of where each take lies, and the streams'
 //! embeddings (cached under `$HARK_EVAL_CACHE` when set).
 
-use anyhow::{bail, Result};
+use crate::{Error, Result};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -45,7 +45,7 @@ pub fn check_data(data: &Path) -> Result<()> {
         data.join("noise/white_noise.wav"),
     ] {
         if !p.is_file() {
-            bail!("{}: benchmark data not found (expected ../shared/data with fsdd/ and noise/; pass --data DIR)", p.display());
+            return Err(Error::invalid(p, "benchmark data not found (expected ../shared/data with fsdd/ and noise/; pass --data DIR)"));
         }
     }
     Ok(())
@@ -154,7 +154,7 @@ impl Stream {
     /// Writes `stream-{seed}.wav` and its truth as `stream-{seed}.json` into `dir`, for replay
     /// with `hark detect`.
     pub fn write(&self, dir: &Path, seed: u64) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
         crate::audio::wav::write_16k(&dir.join(format!("stream-{seed}.wav")), &self.samples)?;
         let t: Vec<serde_json::Value> = self
             .truth
@@ -163,7 +163,7 @@ impl Stream {
             .collect();
         crate::util::write_atomic(
             &dir.join(format!("stream-{seed}.json")),
-            serde_json::to_string_pretty(&t)?.as_bytes(),
+            format!("{:#}", serde_json::Value::Array(t)).as_bytes(),
         )
     }
 }
@@ -245,7 +245,7 @@ impl StreamEmbedder {
         }
         let out = self.embed_uncached(samples, gate)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
         }
         crate::util::write_atomic(&path, &encode_timeline(&out))?;
         Ok(out)

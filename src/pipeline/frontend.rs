@@ -6,7 +6,9 @@
 //! `max - 80 dB` floor applied per block and the `x / 10 + 2` scaling the base model expects.
 
 use rustfft::{num_complex::Complex32, Fft, FftPlanner};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::Result;
 
 /// Sample rate the front end works at.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -37,12 +39,37 @@ pub fn parameters() -> String {
     )
 }
 
-/// Streaming log-mel front end. Owns its FFT plan, window, mel weights and scratch buffers.
-pub struct Frontend {
+/// What every front end reads and none changes: the FFT plan, the window and the mel weights.
+/// Built once per process (planning costs more than the frames of a short training clip).
+struct Tables {
     fft: Arc<dyn Fft<f32>>,
     window: [f32; N_FFT],
     /// Sparse mel weights: for each band, the first FFT bin and its weights.
     mel: Vec<(usize, Vec<f32>)>,
+}
+
+/// The process's one [`Tables`].
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut window = [0.0f32; N_FFT];
+        let pad = (N_FFT - WIN_LEN) / 2;
+        for n in 0..WIN_LEN {
+            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / WIN_LEN as f64).cos();
+            window[pad + n] = w as f32;
+        }
+        Tables {
+            fft: FftPlanner::new().plan_fft_forward(N_FFT),
+            window,
+            mel: mel_filters(),
+        }
+    })
+}
+
+/// Streaming log-mel front end: the shared [`Tables`] and its own stream state and scratch
+/// buffers.
+pub struct Frontend {
+    tables: &'static Tables,
     /// Samples not yet consumed by a complete frame (at most `N_FFT + HOP` long).
     pending: Vec<f32>,
     fft_buf: Vec<Complex32>,
@@ -60,26 +87,26 @@ impl Default for Frontend {
 }
 
 impl Frontend {
+    /// A front end at the start of a stream. Cheap: the FFT plan, window and mel weights are
+    /// built on the first call in the process and shared from then on.
     pub fn new() -> Self {
-        let fft = FftPlanner::new().plan_fft_forward(N_FFT);
-        let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        let mut window = [0.0f32; N_FFT];
-        let pad = (N_FFT - WIN_LEN) / 2;
-        for n in 0..WIN_LEN {
-            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / WIN_LEN as f64).cos();
-            window[pad + n] = w as f32;
-        }
+        let tables = tables();
         Frontend {
-            fft,
-            window,
-            mel: mel_filters(),
+            tables,
             pending: Vec::with_capacity(N_FFT + BLOCK_SAMPLES * 4),
             fft_buf: vec![Complex32::default(); N_FFT],
-            scratch,
+            scratch: vec![Complex32::default(); tables.fft.get_inplace_scratch_len()],
             block: [0.0; BLOCK_FRAMES * N_MELS],
             in_block: 0,
             frames: 0,
         }
+    }
+
+    /// Starts a new stream: forgets buffered samples and the block being filled.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.in_block = 0;
+        self.frames = 0;
     }
 
     /// Number of frames computed so far.
@@ -88,8 +115,13 @@ impl Frontend {
     }
 
     /// Feeds 16 kHz mono samples (int16 scale). Calls `on_block` with each completed block of
-    /// `BLOCK_FRAMES x N_MELS` scaled log-mel values, oldest frame first.
-    pub fn push(&mut self, samples: &[f32], mut on_block: impl FnMut(&[f32])) {
+    /// `BLOCK_FRAMES x N_MELS` scaled log-mel values, oldest frame first. Stops at the first
+    /// error `on_block` returns (the rest of `samples` is then dropped).
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        mut on_block: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
         let mut rest = samples;
         while !rest.is_empty() {
             // Take just enough to complete the next frame, so `pending` stays small.
@@ -102,22 +134,23 @@ impl Frontend {
                 self.pending.drain(..HOP);
                 if self.in_block == BLOCK_FRAMES {
                     finish_block(&mut self.block);
-                    on_block(&self.block);
                     self.in_block = 0;
+                    on_block(&self.block)?;
                 }
             }
         }
+        Ok(())
     }
 
     /// Computes the dB mel values of the frame at the head of `pending` into the block.
     fn frame(&mut self) {
+        let Tables { fft, window, mel } = self.tables;
         for (i, c) in self.fft_buf.iter_mut().enumerate() {
-            *c = Complex32::new(self.pending[i] * self.window[i], 0.0);
+            *c = Complex32::new(self.pending[i] * window[i], 0.0);
         }
-        self.fft
-            .process_with_scratch(&mut self.fft_buf, &mut self.scratch);
+        fft.process_with_scratch(&mut self.fft_buf, &mut self.scratch);
         let out = &mut self.block[self.in_block * N_MELS..(self.in_block + 1) * N_MELS];
-        for (m, (start, weights)) in self.mel.iter().enumerate() {
+        for (m, (start, weights)) in mel.iter().enumerate() {
             let mut acc = 0.0f64;
             for (k, w) in weights.iter().enumerate() {
                 let c = self.fft_buf[start + k];
@@ -196,23 +229,49 @@ fn mel_filters() -> Vec<(usize, Vec<f32>)> {
 mod tests {
     use super::*;
 
+    /// The blocks `fe` completes on `samples`, concatenated.
+    fn blocks(fe: &mut Frontend, samples: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        fe.push(samples, |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
     fn one_block_per_1280_samples_whatever_the_chunking() {
         let signal: Vec<f32> = (0..16000)
             .map(|i| ((i as f32) * 0.05).sin() * 3000.0)
             .collect();
         let mut a = Frontend::new();
-        let mut blocks_a = Vec::new();
-        a.push(&signal, |b| blocks_a.extend_from_slice(b));
+        let blocks_a = blocks(&mut a, &signal);
         let mut b = Frontend::new();
         let mut blocks_b = Vec::new();
         for chunk in signal.chunks(97) {
-            b.push(chunk, |blk| blocks_b.extend_from_slice(blk));
+            blocks_b.extend(blocks(&mut b, chunk));
         }
         // frames: (16000 - 512) / 160 + 1 = 97 -> 12 whole blocks
         assert_eq!(a.frames(), 97);
         assert_eq!(blocks_a.len(), 12 * BLOCK_FRAMES * N_MELS);
         assert_eq!(blocks_a, blocks_b);
+    }
+
+    #[test]
+    fn a_reset_front_end_computes_what_a_new_one_does() {
+        let signal: Vec<f32> = (0..9000)
+            .map(|i| ((i as f32) * 0.03).sin() * 2000.0)
+            .collect();
+        let mut fe = Frontend::new();
+        let first = blocks(&mut fe, &signal[..4321]);
+        assert!(!first.is_empty());
+        fe.reset();
+        assert_eq!(fe.frames(), 0);
+        assert_eq!(
+            blocks(&mut fe, &signal),
+            blocks(&mut Frontend::new(), &signal)
+        );
     }
 
     #[test]
@@ -229,9 +288,7 @@ mod tests {
 
     #[test]
     fn silence_is_floored_not_minus_infinity() {
-        let mut fe = Frontend::new();
-        let mut out = Vec::new();
-        fe.push(&vec![0.0; 4000], |b| out.extend_from_slice(b));
+        let out = blocks(&mut Frontend::new(), &[0.0; 4000]);
         assert!(out
             .iter()
             .all(|v| (*v - (-100.0 / 10.0 + 2.0)).abs() < 1e-4));

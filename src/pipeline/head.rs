@@ -3,12 +3,12 @@
 //! from the enrolled takes. The head file (JSON) records its labels, the base model's sha256, the
 //! front-end parameters and the detector defaults, and is refused if any of them does not match.
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::pipeline::detector::DetectorSettings;
 use crate::pipeline::embedding::DIM;
+use crate::{Error, Result};
 
 /// Format tag of head files written by this version.
 pub const FORMAT: &str = "hark-head/1";
@@ -32,7 +32,8 @@ impl Layer {
     }
 }
 
-/// What training measured, kept in the head for `hark info` and the record.
+/// What training measured (takes per word, cross-validation figures): `hark train` and `hark
+/// demo` print the figures, and the head file keeps them as a record.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrainReport {
     pub takes: Vec<usize>,
@@ -81,19 +82,20 @@ impl Head {
 
     /// Checks internal consistency (dimensions, label count) so a damaged file is refused.
     pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Data(what));
         if self.format != FORMAT {
-            bail!(
+            return bad(format!(
                 "head format is {:?}, this hark reads {FORMAT:?}",
                 self.format
-            );
+            ));
         }
         let n = self.labels.len();
         if n == 0 {
-            bail!("head has no labels");
+            return bad("head has no labels".into());
         }
         let d = self.feature_dim();
         if self.context == 0 || self.mean.len() != d || self.inv_std.len() != d {
-            bail!("head feature standardisation has the wrong size");
+            return bad("head feature standardisation has the wrong size".into());
         }
         let mut inputs = d;
         for (i, l) in self.layers.iter().enumerate() {
@@ -101,24 +103,24 @@ impl Head {
                 || l.weights.len() != l.inputs * l.outputs
                 || l.bias.len() != l.outputs
             {
-                bail!("head layer {i} has inconsistent dimensions");
+                return bad(format!("head layer {i} has inconsistent dimensions"));
             }
             inputs = l.outputs;
         }
         if self.layers.is_empty() || inputs != n + 1 {
-            bail!(
+            return bad(format!(
                 "head's last layer has {inputs} outputs, expected {} (labels + none)",
                 n + 1
-            );
+            ));
         }
         if self.templates.len() != n
             || self.template_min.len() != n
             || self.detector.thresholds.len() != n
         {
-            bail!("head's templates, template thresholds or detector thresholds do not match its {n} labels");
+            return bad(format!("head's templates, template thresholds or detector thresholds do not match its {n} labels"));
         }
         if self.templates.iter().flatten().any(|t| t.len() != d) {
-            bail!("head has a template of the wrong dimension");
+            return bad("head has a template of the wrong dimension".into());
         }
         Ok(())
     }
@@ -127,30 +129,34 @@ impl Head {
     /// base model or front end.
     pub fn load(path: &Path, base_model_sha256: &str) -> Result<Head> {
         // Parsed from a buffered reader: the file's text never sits in memory whole.
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("{}: cannot read head file", path.display()))?;
+        let file = std::fs::File::open(path).map_err(Error::io(path, "cannot read head file"))?;
+        let refused = |reason: String, source: Option<crate::error::Cause>| Error::Invalid {
+            path: path.into(),
+            reason,
+            source,
+        };
         let head: Head = serde_json::from_reader(std::io::BufReader::new(file))
-            .with_context(|| format!("{}: not a valid hark head file", path.display()))?;
+            .map_err(|e| refused("not a valid hark head file".into(), Some(e.into())))?;
         head.validate()
-            .with_context(|| format!("{}: invalid head", path.display()))?;
+            .map_err(|e| refused("invalid head".into(), Some(e.into())))?;
         if head.base_model_sha256 != base_model_sha256 {
-            bail!(
-                "{}: head was trained on base model sha256 {}, but the loaded base model is {}; retrain with `hark train`",
-                path.display(), head.base_model_sha256, base_model_sha256
-            );
+            return Err(refused(format!(
+                "head was trained on base model sha256 {}, but the loaded base model is {}; retrain with `hark train`",
+                head.base_model_sha256, base_model_sha256
+            ), None));
         }
         if head.frontend != crate::pipeline::frontend::parameters() {
-            bail!(
-                "{}: head was trained with front end {:?}, this hark computes {:?}; retrain with `hark train`",
-                path.display(), head.frontend, crate::pipeline::frontend::parameters()
-            );
+            return Err(refused(format!(
+                "head was trained with front end {:?}, this hark computes {:?}; retrain with `hark train`",
+                head.frontend, crate::pipeline::frontend::parameters()
+            ), None));
         }
         Ok(head)
     }
 
     /// Writes the head atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec(self)?;
+        let json = serde_json::to_vec(self).map_err(|e| Error::Data(e.to_string()))?;
         crate::util::write_atomic(path, &json)
     }
 
@@ -267,4 +273,132 @@ pub fn softmax_into(z: &[f32], out: &mut [f32]) {
         sum += *o;
     }
     out.iter_mut().for_each(|o| *o /= sum);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A consistent head: 2 words, a context of 2 embeddings, one hidden layer of 4.
+    fn head() -> Head {
+        let d = 2 * DIM;
+        let layer = |inputs: usize, outputs: usize| Layer {
+            inputs,
+            outputs,
+            weights: vec![0.01; inputs * outputs],
+            bias: vec![0.0; outputs],
+        };
+        Head {
+            format: FORMAT.into(),
+            labels: vec!["lantern".into(), "violin".into()],
+            base_model_sha256: "base".into(),
+            frontend: crate::pipeline::frontend::parameters(),
+            context: 2,
+            mean: vec![0.0; d],
+            inv_std: vec![1.0; d],
+            layers: vec![layer(d, 4), layer(4, 3)],
+            templates: vec![vec![vec![0.1; d]; 2], vec![vec![0.2; d]]],
+            template_min: vec![0.5, 0.5],
+            detector: DetectorSettings {
+                thresholds: vec![0.5, 0.6],
+                smoothing: 2,
+                refractory: 1.0,
+            },
+            template_hold: 0,
+            report: TrainReport::default(),
+        }
+    }
+
+    /// The message `validate` refuses `h` with.
+    fn refused(h: Head) -> String {
+        match h.validate() {
+            Ok(()) => panic!("a damaged head was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_consistent_head_is_accepted() {
+        head().validate().unwrap();
+    }
+
+    #[test]
+    fn another_format_or_no_labels_is_refused() {
+        let mut h = head();
+        h.format = "hark-head/0".into();
+        assert!(refused(h).contains("\"hark-head/0\""));
+        let mut h = head();
+        h.labels.clear();
+        assert_eq!(refused(h), "head has no labels");
+    }
+
+    #[test]
+    fn wrong_dimensions_are_refused() {
+        let mut h = head();
+        h.context = 3;
+        assert!(refused(h).contains("standardisation"));
+        let mut h = head();
+        h.inv_std.pop();
+        assert!(refused(h).contains("standardisation"));
+        let mut h = head();
+        h.layers[1].inputs = 5;
+        assert!(refused(h).contains("layer 1 has inconsistent dimensions"));
+        let mut h = head();
+        h.layers[0].bias.push(0.0);
+        assert!(refused(h).contains("layer 0 has inconsistent dimensions"));
+        let mut h = head();
+        h.layers.truncate(1);
+        assert!(refused(h).contains("last layer has 4 outputs, expected 3"));
+        let mut h = head();
+        h.templates[1][0].pop();
+        assert!(refused(h).contains("template of the wrong dimension"));
+    }
+
+    #[test]
+    fn counts_that_do_not_match_the_labels_are_refused() {
+        let mismatch = "do not match its 2 labels";
+        let mut h = head();
+        h.detector.thresholds.push(0.5);
+        assert!(refused(h).contains(mismatch));
+        let mut h = head();
+        h.template_min.pop();
+        assert!(refused(h).contains(mismatch));
+        let mut h = head();
+        h.templates.pop();
+        assert!(refused(h).contains(mismatch));
+        // A third label without a third output.
+        let mut h = head();
+        h.labels.push("pumpkin".into());
+        assert!(refused(h).contains("expected 4 (labels + none)"));
+    }
+
+    /// An error and its sources on one line, as the binary prints them.
+    fn with_sources(e: &dyn std::error::Error) -> String {
+        let mut line = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            line = format!("{line}: {s}");
+            source = s.source();
+        }
+        line
+    }
+
+    #[test]
+    fn load_names_the_file_and_refuses_another_base_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.head");
+        head().save(&path).unwrap();
+        let back = Head::load(&path, "base").unwrap();
+        assert_eq!(back.labels, head().labels);
+        let e = with_sources(&Head::load(&path, "other").unwrap_err());
+        assert!(
+            e.starts_with(&format!("{}: head was trained", path.display())),
+            "{e}"
+        );
+        let mut damaged = head();
+        damaged.template_min.pop();
+        damaged.save(&path).unwrap();
+        let e = with_sources(&Head::load(&path, "base").unwrap_err());
+        assert!(e.contains("h.head: invalid head: head's templates"), "{e}");
+    }
 }

@@ -11,7 +11,6 @@ mod gate;
 pub mod head;
 pub mod resample;
 
-use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use crate::pipeline::embedding::{Embedder, DIM};
 use crate::pipeline::frontend::Frontend;
 use crate::pipeline::head::{Head, Scorer};
 use crate::pipeline::resample::Resampler;
+use crate::Result;
 use gate::Gate;
 
 /// Per-block work after the front end: the gate and the base model.
@@ -34,6 +34,28 @@ struct Stage {
 }
 
 impl Stage {
+    fn new(embedder: Embedder) -> Stage {
+        Stage {
+            embedder,
+            embedding: [0.0; DIM],
+            blocks: 0,
+            gate: Gate::new(),
+            gated: 0,
+        }
+    }
+
+    /// Starts a new stream: the base model's context, the block count and the gate's floor
+    /// start again; the gate's switch is kept.
+    fn restart(&mut self) {
+        self.embedder.reset();
+        self.embedding = [0.0; DIM];
+        self.blocks = 0;
+        let enabled = self.gate.enabled;
+        self.gate = Gate::new();
+        self.gate.enabled = enabled;
+        self.gated = 0;
+    }
+
     fn block(
         &mut self,
         block: &[f32],
@@ -67,14 +89,24 @@ impl Features {
         Ok(Features {
             resampler: Resampler::new(source_rate)?,
             frontend: Frontend::new(),
-            stage: Stage {
-                embedder,
-                embedding: [0.0; DIM],
-                blocks: 0,
-                gate: Gate::new(),
-                gated: 0,
-            },
+            stage: Stage::new(embedder),
         })
+    }
+
+    /// Starts a new stream at `source_rate` from its beginning, as [`Features::new`] would with
+    /// the same base model: nothing of the old stream is kept but the gate's switch.
+    pub fn restart(&mut self, source_rate: u32) -> Result<()> {
+        self.resampler = Resampler::new(source_rate)?;
+        self.frontend.reset();
+        self.stage.restart();
+        Ok(())
+    }
+
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        let mut e = self.stage.embedder;
+        e.reset();
+        e
     }
 
     /// Turns the quiet-room gate on or off (on by default).
@@ -88,7 +120,8 @@ impl Features {
     }
 
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
-    /// each new 80 ms block (`None` when gated).
+    /// each new 80 ms block (`None` when gated). After an error (the base model failed) the
+    /// rest of `samples` is dropped.
     pub fn push(
         &mut self,
         samples: &[f32],
@@ -99,31 +132,19 @@ impl Features {
             frontend,
             stage,
         } = self;
-        let mut err = None;
         resampler.push(samples, |s16| {
-            frontend.push(s16, |block| {
-                if err.is_none() {
-                    err = stage.block(block, on_embedding).err();
-                }
-            })
-        });
-        err.map_or(Ok(()), Err)
+            frontend.push(s16, |block| stage.block(block, on_embedding))
+        })
     }
 
     /// Flushes the resampler at end of stream.
     pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
-        let mut tail = Vec::new();
-        self.resampler.flush(|s| tail.extend_from_slice(s));
         let Features {
-            frontend, stage, ..
+            resampler,
+            frontend,
+            stage,
         } = self;
-        let mut err = None;
-        frontend.push(&tail, |block| {
-            if err.is_none() {
-                err = stage.block(block, on_embedding).err();
-            }
-        });
-        err.map_or(Ok(()), Err)
+        resampler.flush(|s16| frontend.push(s16, |block| stage.block(block, on_embedding)))
     }
 }
 
@@ -147,6 +168,13 @@ impl Decision {
 
     pub fn head(&self) -> &Arc<Head> {
         &self.head
+    }
+
+    /// Starts a new stream: forgets the recent embeddings, the smoothing and the refractory
+    /// time; keeps the head and the detector settings.
+    pub fn restart(&mut self) {
+        self.scorer = Scorer::new(&self.head);
+        self.detector = Detector::new(self.head.labels.clone(), self.detector.settings().clone());
     }
 
     /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
@@ -196,6 +224,19 @@ impl Pipeline {
         Self::new(Embedder::load(assets)?, head, source_rate, settings)
     }
 
+    /// Starts a new stream at `source_rate` from its beginning, with the same base model, head
+    /// and settings: what a new pipeline would do, without loading the base model again.
+    pub fn restart(&mut self, source_rate: u32) -> Result<()> {
+        self.features.restart(source_rate)?;
+        self.decision.restart();
+        Ok(())
+    }
+
+    /// Gives back the base model (to reuse it for another stream).
+    pub fn into_embedder(self) -> Embedder {
+        self.features.into_embedder()
+    }
+
     /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
     pub fn push(&mut self, samples: &[f32], on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
         let decision = &mut self.decision;
@@ -236,8 +277,9 @@ impl Pipeline {
     }
 }
 
-/// Runs a whole 16 kHz-or-other-rate signal through a fresh pipeline in 80 ms chunks, as a
-/// microphone would deliver it; returns the detections.
+/// Runs a whole signal at `rate` through `pipeline` in 80 ms chunks, as a microphone would
+/// deliver it, and ends the stream; returns the detections. The pipeline must be at the start
+/// of a stream at `rate` (new, or restarted).
 pub fn detect_signal(
     pipeline: &mut Pipeline,
     samples: &[f32],
@@ -250,22 +292,6 @@ pub fn detect_signal(
     }
     pipeline.finish(&mut |d| out.push(d))?;
     Ok(out)
-}
-
-impl Features {
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        let mut e = self.stage.embedder;
-        e.reset();
-        e
-    }
-}
-
-impl Pipeline {
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        self.features.into_embedder()
-    }
 }
 
 impl Pipeline {

@@ -1,9 +1,9 @@
 //! Stage 1: resampling to 16 kHz mono, streaming, with rubato's FFT resampler.
 
-use anyhow::Result;
 use rubato::{FftFixedIn, Resampler as _};
 
 use crate::pipeline::frontend::SAMPLE_RATE;
+use crate::{Error, Result};
 
 const CHUNK: usize = 1024;
 
@@ -31,7 +31,7 @@ impl Resampler {
             return Ok(Resampler { inner: None });
         }
         let rs = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK, 2, 1)
-            .map_err(|e| anyhow::anyhow!("cannot build a resampler from {rate} Hz: {e}"))?;
+            .map_err(|e| Error::Data(format!("cannot build a resampler from {rate} Hz: {e}")))?;
         let skip = rs.output_delay();
         let out_max = rs.output_frames_max();
         Ok(Resampler {
@@ -47,11 +47,15 @@ impl Resampler {
         })
     }
 
-    /// Feeds mono samples at the source rate; calls `out` with 16 kHz samples.
-    pub fn push(&mut self, samples: &[f32], mut out: impl FnMut(&[f32])) {
+    /// Feeds mono samples at the source rate; calls `out` with 16 kHz samples. Stops at the
+    /// first error `out` returns (the rest of `samples` is then dropped).
+    pub fn push(
+        &mut self,
+        samples: &[f32],
+        mut out: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
         let Some(st) = self.inner.as_mut() else {
-            out(samples);
-            return;
+            return out(samples);
         };
         let mut rest = samples;
         while !rest.is_empty() {
@@ -60,15 +64,16 @@ impl Resampler {
             rest = &rest[take..];
             if st.input[0].len() == CHUNK {
                 st.consumed_in += CHUNK as u64;
-                st.run(&mut out, None);
+                st.run(&mut out, None)?;
             }
         }
+        Ok(())
     }
 
     /// Pushes out what is still buffered (end of stream), trimmed to the input's duration.
-    pub fn flush(&mut self, mut out: impl FnMut(&[f32])) {
+    pub fn flush(&mut self, mut out: impl FnMut(&[f32]) -> Result<()>) -> Result<()> {
         let Some(st) = self.inner.as_mut() else {
-            return;
+            return Ok(());
         };
         st.consumed_in += st.input[0].len() as u64;
         let total = st.consumed_in * SAMPLE_RATE as u64 / st.rate as u64;
@@ -76,14 +81,19 @@ impl Resampler {
         let mut guard = 0;
         while st.emitted_out < total && guard < 16 {
             st.input[0].resize(CHUNK, 0.0);
-            st.run(&mut out, Some(total));
+            st.run(&mut out, Some(total))?;
             guard += 1;
         }
+        Ok(())
     }
 }
 
 impl Inner {
-    fn run(&mut self, out: &mut impl FnMut(&[f32]), limit: Option<u64>) {
+    fn run(
+        &mut self,
+        out: &mut impl FnMut(&[f32]) -> Result<()>,
+        limit: Option<u64>,
+    ) -> Result<()> {
         let (_, n) = self
             .rs
             .process_into_buffer(&self.input, &mut self.output, None)
@@ -98,9 +108,10 @@ impl Inner {
             chunk = &chunk[..chunk.len().min(left)];
         }
         self.emitted_out += chunk.len() as u64;
-        if !chunk.is_empty() {
-            out(chunk);
+        if chunk.is_empty() {
+            return Ok(());
         }
+        out(chunk)
     }
 }
 
@@ -108,8 +119,12 @@ impl Inner {
 pub fn to_16k(samples: &[f32], rate: u32) -> Result<Vec<f32>> {
     let mut rs = Resampler::new(rate)?;
     let mut v = Vec::with_capacity(samples.len() * SAMPLE_RATE as usize / rate as usize + CHUNK);
-    rs.push(samples, |s| v.extend_from_slice(s));
-    rs.flush(|s| v.extend_from_slice(s));
+    let mut collect = |s: &[f32]| {
+        v.extend_from_slice(s);
+        Ok(())
+    };
+    rs.push(samples, &mut collect)?;
+    rs.flush(&mut collect)?;
     Ok(v)
 }
 
@@ -148,10 +163,14 @@ mod tests {
         let whole = to_16k(&x, 44100).unwrap();
         let mut rs = Resampler::new(44100).unwrap();
         let mut v = Vec::new();
+        let mut collect = |s: &[f32]| {
+            v.extend_from_slice(s);
+            Ok(())
+        };
         for c in x.chunks(333) {
-            rs.push(c, |s| v.extend_from_slice(s));
+            rs.push(c, &mut collect).unwrap();
         }
-        rs.flush(|s| v.extend_from_slice(s));
+        rs.flush(&mut collect).unwrap();
         assert_eq!(whole, v);
     }
 }

@@ -1,7 +1,7 @@
 //! The training data on disk: `DIR/<word>/*.wav` takes, plus optional `_background_` (room
 //! noise) and `_unknown_` (other speech). Loading validates every file and says which is wrong.
 
-use anyhow::{bail, Context, Result};
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::frontend::SAMPLE_RATE;
@@ -33,7 +33,7 @@ pub struct Dataset {
 
 fn wav_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list directory", dir.display()))?
+        .map_err(Error::io(dir, "cannot list directory"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
         .collect();
@@ -69,25 +69,17 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
 /// Reads one take: 16 kHz, trimmed, and checked (not silent, not too short or long).
 pub fn load_take(path: &Path) -> Result<Take> {
     let samples = crate::audio::wav::read_16k(path)?;
-    let trimmed = trim(&samples).with_context(|| {
-        format!(
-            "{}: take is silent (nothing above -60 dBFS)",
-            path.display()
-        )
-    })?;
+    let trimmed = trim(&samples)
+        .ok_or_else(|| Error::invalid(path, "take is silent (nothing above -60 dBFS)"))?;
     let secs = trimmed.len() as f32 / SAMPLE_RATE as f32;
     if secs > MAX_TAKE_SECONDS {
-        bail!(
-            "{}: take is {secs:.1} s long after trimming silence; a take should hold one word (at most {MAX_TAKE_SECONDS} s)",
-            path.display()
-        );
+        return Err(Error::invalid(path, format!("take is {secs:.1} s long after trimming silence; a take should hold one word (at most {MAX_TAKE_SECONDS} s)")));
     }
     if secs < 0.1 {
-        bail!(
-            "{}: take is too short ({:.0} ms of sound)",
-            path.display(),
-            secs * 1000.0
-        );
+        return Err(Error::invalid(
+            path,
+            format!("take is too short ({:.0} ms of sound)", secs * 1000.0),
+        ));
     }
     Ok(Take {
         path: path.to_path_buf(),
@@ -99,11 +91,11 @@ impl Dataset {
     /// Loads and validates `dir`.
     pub fn load(dir: &Path) -> Result<Dataset> {
         if !dir.is_dir() {
-            bail!("{}: recordings directory does not exist", dir.display());
+            return Err(Error::invalid(dir, "recordings directory does not exist"));
         }
         let mut ds = Dataset::default();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("{}: cannot list directory", dir.display()))?
+            .map_err(Error::io(dir, "cannot list directory"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_dir())
             .collect();
@@ -116,11 +108,13 @@ impl Dataset {
             ds.add_folder(&sub, name)?;
         }
         if ds.words.is_empty() {
-            bail!(
-                "{}: no word folders with takes (expected {}/<word>/*.wav)",
-                dir.display(),
-                dir.display()
-            );
+            return Err(Error::invalid(
+                dir,
+                format!(
+                    "no word folders with takes (expected {}/<word>/*.wav)",
+                    dir.display()
+                ),
+            ));
         }
         Ok(ds)
     }
@@ -133,10 +127,10 @@ impl Dataset {
                 for f in files {
                     let s = crate::audio::wav::read_16k(&f)?;
                     if s.len() < SAMPLE_RATE as usize / 4 {
-                        bail!(
-                            "{}: background recording is shorter than 0.25 s",
-                            f.display()
-                        );
+                        return Err(Error::invalid(
+                            f,
+                            "background recording is shorter than 0.25 s",
+                        ));
                     }
                     self.background.push(s);
                 }
@@ -147,18 +141,16 @@ impl Dataset {
                 }
             }
             n if n.starts_with('_') => {
-                bail!(
-                    "{}: unknown special folder {n:?} (expected a word, {BACKGROUND} or {UNKNOWN})",
-                    sub.display()
-                )
+                return Err(Error::invalid(
+                    sub,
+                    format!(
+                        "unknown special folder {n:?} (expected a word, {BACKGROUND} or {UNKNOWN})"
+                    ),
+                ));
             }
             _ => {
                 if files.len() < MIN_TAKES {
-                    bail!(
-                        "{}: word {name:?} has {} take(s); it needs at least {MIN_TAKES} (record more with `hark record {name}`)",
-                        sub.display(),
-                        files.len()
-                    );
+                    return Err(Error::invalid(sub, format!("word {name:?} has {} take(s); it needs at least {MIN_TAKES} (record more with `hark record {name}`)", files.len())));
                 }
                 let takes = files
                     .iter()

@@ -2,7 +2,7 @@
 //! `context` consecutive embeddings becomes one example, labelled by where it sits against the
 //! word in its clip. Room noise and the synthetic bank add windows that are all "none".
 
-use anyhow::Result;
+use crate::Result;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 

@@ -19,7 +19,7 @@ pub mod negatives;
 mod templates;
 mod validate;
 
-use anyhow::Result;
+use crate::Result;
 
 pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
 

@@ -5,7 +5,7 @@
 //! and reused by every `hark train`. Windows that overlap a word equal to a custom word's name
 //! are left out when training that head.
 
-use anyhow::Result;
+use crate::Result;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};

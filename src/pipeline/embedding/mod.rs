@@ -2,13 +2,13 @@
 //! classification layer) run by ONNX Runtime: one 96-dim embedding per 80 ms block from the
 //! newest 76 log-mel frames.
 
-use anyhow::{Context, Result};
 use ort::session::Session;
 use ort::session::SessionInputValue;
 use ort::value::TensorRef;
 
 use crate::assets::Assets;
 use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
+use crate::{Error, Result};
 
 mod onnx;
 pub mod streaming;
@@ -51,15 +51,17 @@ impl Embedder {
         let path = assets.embedding_model();
         let original = assets.read_embedding_model()?;
         let model_sha256 = crate::util::sha256_hex(&original);
-        let model = streaming::rewrite(&original)
-            .with_context(|| format!("{}: cannot stream this model", path.display()))?;
+        let model = streaming::rewrite(&original).map_err(|e| Error::Model {
+            message: format!("{}: cannot stream this model", path.display()),
+            source: Some(e.into()),
+        })?;
         drop(original);
         if model.states.len() != N_STATES {
-            anyhow::bail!(
+            return Err(Error::model(format!(
                 "{}: the streaming model has {} states, expected {N_STATES}",
                 path.display(),
                 model.states.len()
-            );
+            )));
         }
         let session = crate::assets::session_from_memory(assets, &path, &model.bytes)?;
         Ok(Embedder {
@@ -148,10 +150,10 @@ impl Embedder {
             Ok(a) => a,
             Err(_) => unreachable!("checked at load"),
         };
-        let outputs = self
-            .session
-            .run(inputs)
-            .context("base model inference failed")?;
+        let outputs = self.session.run(inputs).map_err(|e| Error::Model {
+            message: "base model inference failed".into(),
+            source: Some(e.into()),
+        })?;
         let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
         self.out.clear();
         self.out.extend_from_slice(emb);
@@ -193,7 +195,11 @@ pub fn logmel(samples: &[f32]) -> Vec<f32> {
     let mut fe = crate::pipeline::frontend::Frontend::new();
     let mut frames =
         Vec::with_capacity(samples.len() / crate::pipeline::frontend::HOP * N_MELS + N_MELS);
-    fe.push(samples, |b| frames.extend_from_slice(b));
+    fe.push(samples, |b| {
+        frames.extend_from_slice(b);
+        Ok(())
+    })
+    .expect("collecting blocks cannot fail");
     frames
 }
 
