@@ -11,7 +11,9 @@ use hark::assets::Assets;
 use hark::audio::synth::{self, Spoken};
 use hark::pipeline::detector::Detection;
 use hark::pipeline::embedding::Embedder;
+use hark::pipeline::frontend::SAMPLE_RATE;
 use hark::pipeline::head::Head;
+use hark::pipeline::Pipeline;
 use hark::train::dataset::Dataset;
 use hark::train::TrainOptions;
 
@@ -59,7 +61,8 @@ fn replay(dir: &Path, emb: Embedder, head: Head, head_path: &Path) -> Result<()>
         wav.display(),
         stream.len() as f64 / 16000.0
     );
-    let (dets, _) = detect::detect_wav(emb, &Arc::new(head), None, &wav)?;
+    let mut pipeline = Pipeline::new(emb, Arc::new(head), SAMPLE_RATE, None)?;
+    let dets = detect::detect_wav(&mut pipeline, &wav)?;
     let mut heard = 0;
     for s in &said {
         let d = dets

@@ -71,7 +71,7 @@ pub fn run(
     let bank = negative_bank(assets, &mut emb, opts, log)?;
     let mut eval = Evaluation {
         opts,
-        model: StreamEmbedder::new(emb),
+        model: StreamEmbedder::new(emb)?,
         bank,
         results: Vec::new(),
         log,

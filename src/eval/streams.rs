@@ -205,28 +205,22 @@ pub fn speech_stream(data: &Path, seed: u64, n: usize) -> Result<Vec<f32>> {
 /// window the quiet-room gate skipped).
 pub type Timeline = Vec<(f64, Option<Vec<f32>>)>;
 
-/// The base model, lent in turn to the streaming feature pipeline (to embed each benchmark
-/// stream) and to training.
-///
-/// The only place the benchmark moves the `Embedder` into a `Features` and takes it back out
-/// with `Features::into_embedder`: [`StreamEmbedder::embed_uncached`].
+/// The base model inside one streaming feature pipeline, restarted for each benchmark stream
+/// and lent to training between streams.
 pub(super) struct StreamEmbedder {
-    /// `None` only while a stream is being embedded.
-    embedder: Option<Embedder>,
+    features: Features,
 }
 
 impl StreamEmbedder {
-    pub fn new(embedder: Embedder) -> Self {
-        StreamEmbedder {
-            embedder: Some(embedder),
-        }
+    pub fn new(embedder: Embedder) -> Result<Self> {
+        Ok(StreamEmbedder {
+            features: Features::new(embedder, SAMPLE_RATE)?,
+        })
     }
 
     /// The base model, for training and the negative bank.
     pub fn embedder(&mut self) -> &mut Embedder {
-        self.embedder
-            .as_mut()
-            .expect("the embedder is back after each stream")
+        self.features.embedder_mut()
     }
 
     /// The stream's embeddings; with a `cache_key`, cached under `$HARK_EVAL_CACHE` when set
@@ -253,15 +247,14 @@ impl StreamEmbedder {
 
     /// Embeds a 16 kHz stream through the streaming feature pipeline in 80 ms chunks.
     fn embed_uncached(&mut self, samples: &[f32], gate: bool) -> Result<Timeline> {
-        let embedder = self.embedder.take().expect("one stream at a time");
-        let mut f = Features::new(embedder, SAMPLE_RATE)?;
+        let f = &mut self.features;
         f.set_gate(gate);
+        f.restart(SAMPLE_RATE)?;
         let mut out = Vec::new();
         for c in samples.chunks(1280) {
             f.push(c, &mut |t, e| out.push((t, e.map(|e| e.to_vec()))))?;
         }
         f.finish(&mut |t, e| out.push((t, e.map(|e| e.to_vec()))))?;
-        self.embedder = Some(f.into_embedder());
         Ok(out)
     }
 }

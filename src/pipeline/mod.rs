@@ -102,11 +102,10 @@ impl Features {
         Ok(())
     }
 
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        let mut e = self.stage.embedder;
-        e.reset();
-        e
+    /// The base model, to use it between streams (for offline embedding, say); the next
+    /// [`Features::restart`] resets its streaming state.
+    pub fn embedder_mut(&mut self) -> &mut Embedder {
+        &mut self.stage.embedder
     }
 
     /// Turns the quiet-room gate on or off (on by default).
@@ -230,11 +229,6 @@ impl Pipeline {
         self.features.restart(source_rate)?;
         self.decision.restart();
         Ok(())
-    }
-
-    /// Gives back the base model (to reuse it for another stream).
-    pub fn into_embedder(self) -> Embedder {
-        self.features.into_embedder()
     }
 
     /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
