@@ -1,0 +1,6 @@
+//! `hark serve`: the detection pipeline for audio that clients send (Home Assistant and
+//! wyoming-satellite over Wyoming, Rhasspy over Hermes/MQTT), many streams in one process.
+//!
+//! - [`engine`]: the streams and what they share (the base model, the head).
+
+pub mod engine;
