@@ -13,6 +13,22 @@
 //! - [`eval`]: the accuracy benchmark on real recorded speech.
 //! - [`audio`]: WAV files in and out, and speech made with espeak-ng.
 //! - [`assets`]: where the base model and ONNX Runtime live, and sessions on them.
+//!
+//! A Rust caller, as the README shows it:
+//!
+//! ```no_run
+//! # fn main() -> hark::Result<()> {
+//! let assets = hark::Assets::locate(None)?;
+//! let emb = hark::Embedder::load(&assets)?;
+//! let head = std::sync::Arc::new(hark::Head::load("models/hark.head".as_ref(), &emb.model_sha256)?);
+//! let pipeline = hark::Pipeline::new(emb, head, 48_000, None)?; // source rate of your samples
+//! let (audio_tx, audio_rx) = crossbeam_channel::bounded::<Vec<f32>>(64);
+//! let (_thread, events) = pipeline.spawn(audio_rx); // crossbeam Receiver<Detection>
+//! // send mono chunks (int16 scale) on audio_tx; receive hark::Detection on events
+//! # drop((audio_tx, events));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod assets;
 pub mod audio;
