@@ -1,40 +1,119 @@
-//! Small helpers shared by several stages: atomic writes and hashing.
+//! Small helpers shared by several stages: atomic writes, hashing and memory figures.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// A temporary path beside `path` (same directory, so a rename is atomic).
-pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// A file written beside its destination and then put in place whole, so a reader never sees
+/// it half-written and a failed write leaves the old file as it was.
+///
+/// The temporary file has a random name and is created exclusively without following links
+/// (`O_CREAT|O_EXCL|O_NOFOLLOW`), so a link planted beside the destination cannot redirect the
+/// write. A destination that exists and is not a regular file (a device, a FIFO, a folder, a
+/// symbolic link) is refused, not replaced. Dropped without a commit, the temporary file is
+/// removed.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: std::fs::File,
+    committed: bool,
 }
 
-/// Renames a finished temporary file over its destination, removing the temporary on failure.
-pub fn commit(tmp: &Path, dest: &Path) -> Result<()> {
-    std::fs::rename(tmp, dest).map_err(|e| {
-        let _ = std::fs::remove_file(tmp);
-        Error::io(dest, "cannot write")(e)
-    })
+impl AtomicFile {
+    /// Creates the temporary file for `dest` (and `dest`'s folder if it is missing).
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        refuse_non_regular(dest)?;
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        loop {
+            let tmp = dest.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp);
+            match opened {
+                Ok(file) => {
+                    return Ok(AtomicFile {
+                        tmp,
+                        dest: dest.to_path_buf(),
+                        file,
+                        committed: false,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&tmp, "cannot create")(e)),
+            }
+        }
+    }
+
+    /// The open temporary file, to write into.
+    pub fn file(&self) -> &std::fs::File {
+        &self.file
+    }
+
+    /// The temporary file's path (for messages).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Syncs the file and renames it over the destination.
+    pub fn commit(mut self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(Error::io(&self.tmp, "cannot write"))?;
+        refuse_non_regular(&self.dest)?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(Error::io(&self.dest, "cannot write"))?;
+        self.committed = true;
+        Ok(())
+    }
+
+    /// Syncs the file and gives it the destination's name only if that name is free: an
+    /// existing file is never replaced.
+    pub fn commit_new(self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(Error::io(&self.tmp, "cannot write"))?;
+        std::fs::hard_link(&self.tmp, &self.dest)
+            .map_err(Error::io(&self.dest, "cannot write (it may already exist)"))
+        // Drop removes the temporary name; the file lives on under `dest`.
+    }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Refuses a destination that exists and is not a regular file.
+fn refuse_non_regular(dest: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(m) if !m.file_type().is_file() => Err(Error::invalid(
+            dest,
+            "exists and is not a regular file; refusing to replace it",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (see [`AtomicFile`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
-    }
-    let tmp = temp_sibling(path);
-    let mut f = std::fs::File::create(&tmp).map_err(Error::io(&tmp, "cannot create"))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(Error::io(&tmp, "cannot write"))?;
-    drop(f);
-    commit(&tmp, path)
+    let out = AtomicFile::create(path)?;
+    out.file()
+        .write_all(bytes)
+        .map_err(Error::io(out.temp_path(), "cannot write"))?;
+    out.commit()
 }
 
 /// Hex sha256 of bytes.
@@ -63,6 +142,83 @@ pub fn parse_vm_hwm(status: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_a_regular_file_and_leaves_no_temporary() {
+        let d = dir();
+        let p = d.path().join("x.head");
+        std::fs::write(&p, b"old").unwrap();
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn links_devices_fifos_and_folders_are_refused_and_left_alone() {
+        let d = dir();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let link = d.path().join("link.head");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let fifo = d.path().join("fifo.head");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let folder = d.path().join("folder.head");
+        std::fs::create_dir(&folder).unwrap();
+        for dest in [&link, &fifo, &folder, Path::new("/dev/null")] {
+            let e = write_atomic(dest, b"new").unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            4,
+            "no temporaries left"
+        );
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_never_followed() {
+        let d = dir();
+        let dest = d.path().join("h.head");
+        let a = AtomicFile::create(&dest).unwrap();
+        let b = AtomicFile::create(&dest).unwrap();
+        assert_ne!(a.temp_path(), b.temp_path());
+        assert!(!a
+            .temp_path()
+            .to_string_lossy()
+            .contains(&std::process::id().to_string()));
+        drop((a, b));
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            0,
+            "dropped = removed"
+        );
+    }
+
+    #[test]
+    fn commit_new_never_replaces_an_existing_file() {
+        let d = dir();
+        let p = d.path().join("take-1.wav");
+        let f = AtomicFile::create(&p).unwrap();
+        std::io::Write::write_all(&mut f.file(), b"first").unwrap();
+        f.commit_new().unwrap();
+        let f = AtomicFile::create(&p).unwrap();
+        std::io::Write::write_all(&mut f.file(), b"second").unwrap();
+        assert!(f.commit_new().is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
     #[test]
     fn vm_hwm_is_read_from_a_status_text() {
         let status = "Name:\thark\nVmPeak:\t  100 kB\nVmHWM:\t   36148 kB\nVmRSS:\t 30000 kB\n";

@@ -157,25 +157,37 @@ pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
 }
 
 /// Writes 16 kHz mono 16-bit samples (int16 scale) to `path` via a temporary file and a rename,
-/// so the file is never half-written.
+/// so the file is never half-written (see [`AtomicFile`](crate::util::AtomicFile)).
 pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {
-    let tmp = crate::util::temp_sibling(path);
-    {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: crate::pipeline::frontend::SAMPLE_RATE,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w =
-            hound::WavWriter::create(&tmp, spec).map_err(Error::io(&tmp, "cannot create"))?;
-        for s in samples {
-            w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)
-                .map_err(Error::io(&tmp, "cannot write"))?;
-        }
-        w.finalize().map_err(Error::io(&tmp, "cannot write"))?;
+    let out = encode_16k(path, samples)?;
+    out.commit()
+}
+
+/// Writes 16 kHz mono 16-bit samples to `path` only if no file has that name: an existing
+/// file is never replaced.
+pub fn write_16k_new(path: &Path, samples: &[f32]) -> Result<()> {
+    let out = encode_16k(path, samples)?;
+    out.commit_new()
+}
+
+/// The samples as a 16 kHz mono 16-bit WAV in a temporary file for `path`, not yet in place.
+fn encode_16k(path: &Path, samples: &[f32]) -> Result<crate::util::AtomicFile> {
+    let out = crate::util::AtomicFile::create(path)?;
+    let tmp = out.temp_path().to_path_buf();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: crate::pipeline::frontend::SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(std::io::BufWriter::new(out.file()), spec)
+        .map_err(Error::io(&tmp, "cannot create"))?;
+    for s in samples {
+        w.write_sample(s.round().clamp(-32768.0, 32767.0) as i16)
+            .map_err(Error::io(&tmp, "cannot write"))?;
     }
-    crate::util::commit(&tmp, path)
+    w.finalize().map_err(Error::io(&tmp, "cannot write"))?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -58,15 +58,9 @@ fn next_path(dir: &Path, stem: &str) -> PathBuf {
         .unwrap()
 }
 
-/// Writes without ever replacing an existing file: temp file, then a hard link that fails if
-/// the name is taken.
+/// Writes without ever replacing an existing file.
 fn write_new(path: &Path, samples: &[f32]) -> Result<()> {
-    let tmp = hark::util::temp_sibling(path);
-    hark::audio::wav::write_16k(&tmp, samples)?;
-    let r = std::fs::hard_link(&tmp, path)
-        .with_context(|| format!("{}: cannot write (it may already exist)", path.display()));
-    let _ = std::fs::remove_file(&tmp);
-    r
+    Ok(hark::audio::wav::write_16k_new(path, samples)?)
 }
 
 /// Records `seconds` from the device, showing a level meter; returns 16 kHz samples.
