@@ -404,3 +404,63 @@ fn the_quiet_gate_key_turns_the_gate_off_and_the_summary_says_how_much_it_skippe
     assert!(on >= 80.0, "a quiet room with the gate: {on}% skipped");
     assert_eq!(off, 0.0, "with quiet_gate = false nothing is skipped");
 }
+
+#[test]
+fn the_socket_is_hark_s_own_and_client_churn_cannot_starve_a_new_client() {
+    use std::os::unix::process::CommandExt;
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &synth::WORDS);
+    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
+    let wav = s.dir.join("stream.wav");
+    write_wav(&wav, &stream);
+    let sock = s.dir.join("hark.sock");
+    let mut cmd = Command::new(hark_bin());
+    cmd.args(["listen", "--head", head.to_str().unwrap()])
+        .args(["--socket", sock.to_str().unwrap()])
+        .args(["--input", wav.to_str().unwrap(), "--realtime"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Few file descriptors, so clients that pile up would exhaust them.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    wait_for(&sock, 30);
+    for _ in 0..200 {
+        drop(UnixStream::connect(&sock).expect("the daemon accepts while clients churn"));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let reader = client(&sock);
+    // Another file takes the socket's name while hark runs: hark must leave it at exit.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::write(&sock, b"not hark's").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = reader.join().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(printed >= 2, "the stream fires: {printed} events; {stderr}");
+    assert_eq!(
+        events.len(),
+        printed,
+        "the client that came after the churn hears every event"
+    );
+    assert_eq!(
+        std::fs::read(&sock).unwrap(),
+        b"not hark's",
+        "hark removes only the socket it created"
+    );
+}
