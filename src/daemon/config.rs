@@ -43,12 +43,23 @@ pub struct SocketConfig {
 }
 
 /// A command run for each event, without a shell.
-#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HookConfig {
     /// Program and arguments, e.g. `["notify-send", "hark"]`; empty = no hook. The event is in
     /// the environment: HARK_WORD, HARK_SCORE, HARK_TIME, HARK_EVENT (the JSON line).
     pub command: Vec<String>,
+    /// Seconds a hook may run before it (and what it started) is killed.
+    pub timeout: f32,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            command: Vec::new(),
+            timeout: 30.0,
+        }
+    }
 }
 
 impl Default for Config {
@@ -115,6 +126,12 @@ impl Config {
         }
         if self.hook.command.first().is_some_and(|c| c.is_empty()) {
             bail!("key `hook.command`: the program name is empty");
+        }
+        if !(self.hook.timeout > 0.0 && self.hook.timeout <= 3600.0) {
+            bail!(
+                "key `hook.timeout`: {} is not between 0 and 3600 seconds",
+                self.hook.timeout
+            );
         }
         Ok(())
     }

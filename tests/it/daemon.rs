@@ -464,3 +464,55 @@ fn the_socket_is_hark_s_own_and_client_churn_cannot_starve_a_new_client() {
         "hark removes only the socket it created"
     );
 }
+
+#[test]
+fn hooks_are_capped_timed_out_kept_off_stdout_and_never_outlive_hark() {
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &synth::WORDS);
+    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
+    let wav = s.dir.join("stream.wav");
+    write_wav(&wav, &stream);
+    let marker = "987.654321";
+    let cfg = s.dir.join("hook.toml");
+    std::fs::write(
+        &cfg,
+        format!("[socket]\nenabled = false\n[hook]\ncommand = [\"/bin/sh\", \"-c\", \"echo hook-output; sleep {marker}\"]\ntimeout = 1.5\n"),
+    )
+    .unwrap();
+    let out = Command::new(hark_bin())
+        .args(["listen", "--config", cfg.to_str().unwrap()])
+        .args(["--head", head.to_str().unwrap()])
+        .args(["--input", wav.to_str().unwrap(), "--realtime"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 2, "events: {stdout}");
+    for l in &lines {
+        assert!(
+            l.starts_with('{'),
+            "only events on stdout, not hook output: {l:?}"
+        );
+    }
+    assert!(
+        stderr.contains("hook-output"),
+        "hook output in the log: {stderr}"
+    );
+    assert!(
+        stderr.contains("killed"),
+        "a hook past its time is killed: {stderr}"
+    );
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("sleep {marker}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "hooks outlived hark: pids {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

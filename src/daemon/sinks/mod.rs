@@ -52,7 +52,7 @@ pub fn open(cfg: &Config, stdout: bool) -> Result<Vec<Box<dyn Sink>>> {
             cfg.socket_mode()?,
         )?));
     }
-    sinks.push(Box::new(hook::Hook::new(&cfg.hook.command)));
+    sinks.push(Box::new(hook::Hook::new(&cfg.hook)));
     Ok(sinks)
 }
 
