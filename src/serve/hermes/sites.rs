@@ -161,10 +161,14 @@ impl Sites {
         }
         let shared = &self.shared;
         let entry = self.sites.get_mut(site).unwrap();
-        let worker = entry
-            .worker
-            .get_or_insert_with(|| spawn(shared.clone(), site.to_string(), state.clone()));
-        match worker.tx.try_send(payload) {
+        if entry.worker.is_none() {
+            entry.worker = spawn(shared.clone(), site.to_string(), state.clone());
+        }
+        let sent = match &entry.worker {
+            Some(w) => w.tx.try_send(payload),
+            None => Err(TrySendError::Disconnected(payload)),
+        };
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let n = state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -194,17 +198,29 @@ impl Sites {
     }
 }
 
-/// Starts `site`'s worker.
-fn spawn(shared: Shared, site: String, state: Arc<SiteState>) -> Worker {
+/// Starts `site`'s worker (`None`, logged, if the system refuses a thread).
+fn spawn(shared: Shared, site: String, state: Arc<SiteState>) -> Option<Worker> {
     let (tx, rx) = bounded(QUEUE);
-    let thread = std::thread::Builder::new()
-        .name(format!(
-            "hark-mqtt-{}",
-            site.chars().take(4).collect::<String>()
-        ))
-        .spawn(move || run_worker(&shared, &site, &state, rx))
-        .expect("spawn a thread");
-    Worker { tx, thread }
+    // A thread's name must not hold a NUL; keep it short and plain.
+    let short: String = site
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(5)
+        .collect();
+    let log = shared.log;
+    let spawned = std::thread::Builder::new()
+        .name(format!("hark-mqtt-{short}"))
+        .spawn({
+            let site = site.clone();
+            move || run_worker(&shared, &site, &state, rx)
+        });
+    match spawned {
+        Ok(thread) => Some(Worker { tx, thread }),
+        Err(e) => {
+            log.error(&format!("MQTT site {site:?}: cannot start its thread: {e}"));
+            None
+        }
+    }
 }
 
 /// A site's worker: frames in, detections published, until the queue closes.
