@@ -24,6 +24,7 @@ pub struct Config {
     pub refractory: f32,
     pub socket: SocketConfig,
     pub hook: HookConfig,
+    pub mqtt: MqttConfig,
     /// One of error, warn, info, debug.
     pub log_level: String,
     /// Skip the base model while the room is quiet (the quiet-room gate).
@@ -62,6 +63,63 @@ impl Default for HookConfig {
     }
 }
 
+/// The MQTT broker that Hermes (Rhasspy) audio and hotword events go through.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// `mqtt://[USER:PASS@]HOST:PORT`; empty = no MQTT.
+    pub uri: String,
+    /// The site ids heard; empty = every site (up to `max_sites`).
+    pub sites: Vec<String>,
+    /// The most sites heard at once when `sites` is empty.
+    pub max_sites: usize,
+    /// User name and password, when the URI has none.
+    pub username: String,
+    pub password: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            uri: String::new(),
+            sites: Vec::new(),
+            max_sites: crate::serve::hermes::MAX_SITES,
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The Hermes front end's options; `None` when no broker is configured.
+    pub fn hermes(&self) -> Result<Option<crate::serve::hermes::HermesOptions>> {
+        use crate::serve::hermes::{Broker, HermesOptions};
+        if self.uri.is_empty() {
+            if !self.username.is_empty() || !self.sites.is_empty() {
+                bail!("key `mqtt.uri`: empty, but other `mqtt` keys are set (give the broker)");
+            }
+            return Ok(None);
+        }
+        let broker =
+            Broker::parse(&self.uri, &self.username, &self.password).context("key `mqtt.uri`")?;
+        if !(1..=4096).contains(&self.max_sites) {
+            bail!(
+                "key `mqtt.max_sites`: {} is not between 1 and 4096",
+                self.max_sites
+            );
+        }
+        for s in &self.sites {
+            if s.is_empty() || s.len() > 128 || s.contains(['/', '+', '#']) {
+                bail!("key `mqtt.sites`: {s:?} is not a site id (1-128 characters, no / + #)");
+            }
+        }
+        let mut o = HermesOptions::new(broker);
+        o.sites = self.sites.clone();
+        o.max_sites = self.max_sites;
+        Ok(Some(o))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -72,6 +130,7 @@ impl Default for Config {
             refractory: 0.0,
             socket: SocketConfig::default(),
             hook: HookConfig::default(),
+            mqtt: MqttConfig::default(),
             log_level: "info".into(),
             quiet_gate: true,
         }
@@ -118,6 +177,7 @@ impl Config {
             );
         }
         self.socket_mode()?;
+        self.mqtt.hermes()?;
         if !["error", "warn", "info", "debug"].contains(&self.log_level.as_str()) {
             bail!(
                 "key `log_level`: {:?} is not one of error, warn, info, debug",
@@ -203,5 +263,43 @@ mod tests {
             Config::parse("[thresholds]\nlantern = 1.5\n", "f.toml").unwrap_err()
         );
         assert!(e.contains("thresholds.lantern") && e.contains("1.5"), "{e}");
+    }
+
+    #[test]
+    fn the_mqtt_section_gives_the_broker_and_its_login() {
+        let c = Config::parse(
+            "[mqtt]\nuri = \"mqtt://rhasspy:s3cret@10.0.0.2:1884\"\nsites = [\"kitchen\"]\n",
+            "f.toml",
+        )
+        .unwrap();
+        let o = c.mqtt.hermes().unwrap().unwrap();
+        assert_eq!(o.broker.address(), "10.0.0.2:1884");
+        assert_eq!(o.broker.username.as_deref(), Some("rhasspy"));
+        assert_eq!(o.broker.password.as_deref(), Some("s3cret"));
+        assert_eq!(o.sites, ["kitchen"]);
+        let c = Config::parse(
+            "[mqtt]\nuri = \"mqtt://broker\"\nusername = \"u\"\npassword = \"p\"\n",
+            "f.toml",
+        )
+        .unwrap();
+        let b = c.mqtt.hermes().unwrap().unwrap().broker;
+        assert_eq!(
+            (b.port, b.username, b.password),
+            (1883, Some("u".into()), Some("p".into()))
+        );
+        for (text, says) in [
+            ("uri = \"http://broker\"", "must start with mqtt://"),
+            ("uri = \"mqtt://broker:99999\"", "port \"99999\""),
+            ("uri = \"mqtt://:1883\"", "no valid host"),
+            ("uri = \"mqtt://a:b@h\"\nusername = \"u\"", "both here"),
+            ("uri = \"mqtt://h\"\nsites = [\"a/b\"]", "mqtt.sites"),
+            ("sites = [\"a\"]", "mqtt.uri"),
+        ] {
+            let e = format!(
+                "{:#}",
+                Config::parse(&format!("[mqtt]\n{text}\n"), "f.toml").unwrap_err()
+            );
+            assert!(e.contains("f.toml") && e.contains(says), "{text}: {e}");
+        }
     }
 }

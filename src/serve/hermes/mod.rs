@@ -1,0 +1,360 @@
+//! The Hermes (MQTT) front end of `hark serve`: Rhasspy's satellites stream audio frames to an
+//! MQTT broker; hark hears each site with its own stream and publishes a hotword event for each
+//! word it detects there.
+//!
+//! - [`messages`]: the topics and their JSON payloads;
+//! - [`wav`]: the audio frames (a small WAV file each);
+//! - [`sites`]: a stream and a worker thread per site, toggles, the caps.
+//!
+//! One thread runs the MQTT connection (rumqttc's synchronous client): it subscribes on every
+//! (re)connection, answers `getHotwords`, applies toggles and hands frames to the sites'
+//! bounded queues without waiting. When the broker goes away it retries after 1, 2, 4 ... 30 s.
+
+pub mod messages;
+pub mod sites;
+pub mod wav;
+
+#[cfg(test)]
+mod tests;
+
+use anyhow::{bail, Context, Result};
+use rumqttc::{Client, Connection, Event, MqttOptions, Packet, Publish, QoS, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::daemon::Log;
+use crate::serve::engine::Engine;
+use messages::{GetHotwords, Hotwords, Toggle};
+use sites::{Shared, Sites};
+
+/// The default cap on how many sites one process hears.
+pub const MAX_SITES: usize = 64;
+/// The longest wait between two attempts to reach the broker.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Where the broker is and how to log in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Broker {
+    /// Parses `mqtt://[USER[:PASS]@]HOST[:PORT]` (port 1883 by default; `tcp://` is accepted too).
+    /// `username`/`password` (the config keys) apply when the URI has no user.
+    pub fn parse(uri: &str, username: &str, password: &str) -> Result<Broker> {
+        let rest = uri
+            .strip_prefix("mqtt://")
+            .or_else(|| uri.strip_prefix("tcp://"))
+            .with_context(|| {
+                format!("MQTT URI {uri:?}: must start with mqtt:// (TLS is not supported)")
+            })?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (host, port) = split_host_port(uri, hostport)?;
+        let (username, password) = match user {
+            Some(u) if !username.is_empty() => {
+                bail!("MQTT URI {uri:?}: a user is given both here ({u:?}) and in `mqtt.username`")
+            }
+            Some(u) => match u.split_once(':') {
+                Some((n, p)) => (Some(n.to_string()), Some(p.to_string())),
+                None => (Some(u.to_string()), None),
+            },
+            None if username.is_empty() => (None, None),
+            None => (Some(username.to_string()), Some(password.to_string())),
+        };
+        Ok(Broker {
+            host,
+            port,
+            username,
+            password,
+        })
+    }
+
+    /// `host:port`, for messages (never the password).
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// `HOST[:PORT]`, with `[v6]` brackets.
+fn split_host_port(uri: &str, s: &str) -> Result<(String, u16)> {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => {
+            let port = p.parse::<u16>().ok().filter(|p| *p > 0).with_context(|| {
+                format!("MQTT URI {uri:?}: port {p:?} is not a number 1..65535")
+            })?;
+            (h, port)
+        }
+        _ => (s, 1883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        bail!("MQTT URI {uri:?}: no valid host name (expected mqtt://HOST:PORT)");
+    }
+    Ok((host.to_string(), port))
+}
+
+/// How the Hermes front end runs.
+#[derive(Clone, Debug)]
+pub struct HermesOptions {
+    pub broker: Broker,
+    /// The sites to hear (empty: every site, up to `max_sites`).
+    pub sites: Vec<String>,
+    pub max_sites: usize,
+    /// The MQTT client id; empty = `hark-` and a random number.
+    pub client_id: String,
+}
+
+impl HermesOptions {
+    /// Options for `broker`, every site, the default cap.
+    pub fn new(broker: Broker) -> HermesOptions {
+        HermesOptions {
+            broker,
+            sites: Vec::new(),
+            max_sites: MAX_SITES,
+            client_id: String::new(),
+        }
+    }
+}
+
+/// The running front end.
+pub struct Hermes {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Hermes {
+    /// Asks it to stop (as setting the `stop` flag given to [`start`] does).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until it has stopped: the broker connection closed, every site's worker done.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the Hermes front end on its own thread: it connects to the broker (retrying while it
+/// cannot) and serves until `stop` is set. It stops within a second while connected; while
+/// a connection attempt is under way, within that attempt's timeout (rumqttc's 5 s).
+pub fn start(
+    engine: Arc<Engine>,
+    opts: HermesOptions,
+    stop: Arc<AtomicBool>,
+    log: Log,
+) -> Result<Hermes> {
+    let (client, connection) = Client::new(mqtt_options(&opts), 128);
+    log.info(&format!(
+        "MQTT: connecting to {} for sites {}",
+        opts.broker.address(),
+        if opts.sites.is_empty() {
+            "all".to_string()
+        } else {
+            opts.sites.join(", ")
+        }
+    ));
+    let shared = Shared {
+        engine,
+        client,
+        log,
+    };
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("hark-mqtt".into())
+        .spawn(move || EventLoop::new(shared, opts, flag).run(connection))
+        .context("MQTT: cannot start its thread")?;
+    Ok(Hermes { stop, thread })
+}
+
+/// rumqttc's options for `opts`.
+fn mqtt_options(opts: &HermesOptions) -> MqttOptions {
+    let id = if opts.client_id.is_empty() {
+        format!("hark-{:08x}", rand::random::<u32>())
+    } else {
+        opts.client_id.clone()
+    };
+    let mut o = MqttOptions::new(id, opts.broker.host.clone(), opts.broker.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    // Frames over the cap still arrive, to be refused with a clear message by `wav::parse`.
+    o.set_max_packet_size(2 * wav::MAX_FRAME_BYTES, messages::MAX_CONTROL_BYTES);
+    if let Some(u) = &opts.broker.username {
+        o.set_credentials(u.clone(), opts.broker.password.clone().unwrap_or_default());
+    }
+    o
+}
+
+/// The MQTT connection's thread.
+struct EventLoop {
+    shared: Shared,
+    opts: HermesOptions,
+    stop: Arc<AtomicBool>,
+    sites: Sites,
+    /// The next wait before retrying the broker.
+    backoff: Duration,
+    /// Is the broker connection up?
+    connected: bool,
+}
+
+impl EventLoop {
+    fn new(shared: Shared, opts: HermesOptions, stop: Arc<AtomicBool>) -> EventLoop {
+        let sites = Sites::new(shared.clone(), opts.sites.clone(), opts.max_sites);
+        EventLoop {
+            shared,
+            opts,
+            stop,
+            sites,
+            backoff: Duration::from_secs(1),
+            connected: false,
+        }
+    }
+
+    /// Drives the connection until `stop`, then closes the sites.
+    fn run(mut self, mut connection: Connection) {
+        let log = self.shared.log;
+        while !self.stop.load(Ordering::SeqCst) {
+            // Connecting is not cut short (a slow broker would never be reached): it ends by
+            // itself within the connection timeout. Once connected, wake up to check `stop`.
+            let event = if self.connected {
+                connection.recv_timeout(Duration::from_millis(500))
+            } else {
+                connection
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            match event {
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => self.connected(),
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => self.publish(p),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    self.connected = false;
+                    log.warn(&format!(
+                        "MQTT broker {}: {e}; retrying in {} s",
+                        self.opts.broker.address(),
+                        self.backoff.as_secs()
+                    ));
+                    self.wait(self.backoff);
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        let _ = self.shared.client.try_disconnect();
+        // One more turn sends the DISCONNECT.
+        let _ = connection.recv_timeout(Duration::from_millis(200));
+        self.sites.close();
+        log.info("MQTT: stopped");
+    }
+
+    /// Sleeps `d`, or less if asked to stop.
+    fn wait(&self, d: Duration) {
+        let end = std::time::Instant::now() + d;
+        while !self.stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// (Re)connected: subscribe (the session is clean each time).
+    fn connected(&mut self) {
+        self.connected = true;
+        self.backoff = Duration::from_secs(1);
+        let mut topics: Vec<String> = if self.opts.sites.is_empty() {
+            vec![messages::AUDIO_FRAME_ALL.to_string()]
+        } else {
+            self.opts
+                .sites
+                .iter()
+                .map(|s| messages::audio_frame(s))
+                .collect()
+        };
+        topics.extend(
+            [
+                messages::TOGGLE_OFF,
+                messages::TOGGLE_ON,
+                messages::GET_HOTWORDS,
+            ]
+            .map(String::from),
+        );
+        let filters = topics
+            .into_iter()
+            .map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtMostOnce));
+        match self.shared.client.try_subscribe_many(filters) {
+            Ok(()) => self.shared.log.info(&format!(
+                "MQTT: connected to {}",
+                self.opts.broker.address()
+            )),
+            Err(e) => self
+                .shared
+                .log
+                .error(&format!("MQTT: cannot subscribe: {e}")),
+        }
+    }
+
+    /// One incoming message.
+    fn publish(&mut self, p: Publish) {
+        let topic = p.topic.as_str();
+        if let Some(site) = messages::site_of_audio_frame(topic) {
+            let site = site.to_string();
+            self.sites.frame(&site, p.payload.to_vec());
+            return;
+        }
+        let handled = match topic {
+            messages::TOGGLE_OFF | messages::TOGGLE_ON => {
+                messages::parse_control(topic, &p.payload).map(|t| self.toggle(topic, t))
+            }
+            messages::GET_HOTWORDS => {
+                messages::parse_control(topic, &p.payload).map(|g| self.hotwords(g))
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = handled {
+            self.shared.log.warn(&e);
+        }
+    }
+
+    /// `toggleOn` / `toggleOff` for a site hark hears (others are ignored).
+    fn toggle(&mut self, topic: &str, t: Toggle) {
+        let Some(state) = self.sites.state(&t.site_id) else {
+            return;
+        };
+        let what = if topic == messages::TOGGLE_OFF {
+            state.off(&t.reason);
+            "off"
+        } else {
+            state.on(&t.reason);
+            "on"
+        };
+        self.shared.log.debug(&format!(
+            "MQTT site {:?}: toggle {what} ({:?}); now {}",
+            t.site_id,
+            t.reason,
+            if state.is_off() { "off" } else { "on" }
+        ));
+    }
+
+    /// Answers `getHotwords` with the head's words.
+    fn hotwords(&self, g: GetHotwords) {
+        if !self.sites.serves(&g.site_id) {
+            return;
+        }
+        let body = serde_json::to_vec(&Hotwords::new(&self.shared.engine.words(), g)).unwrap();
+        if let Err(e) =
+            self.shared
+                .client
+                .try_publish(messages::HOTWORDS, QoS::AtMostOnce, false, body)
+        {
+            self.shared
+                .log
+                .warn(&format!("MQTT: hotwords answer not sent: {e}"));
+        }
+    }
+}
