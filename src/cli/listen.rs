@@ -19,8 +19,16 @@ pub fn run(opts: ListenOptions) -> Result<()> {
     } else {
         String::new()
     };
+    let unread = if s.dropped_stdout > 0 {
+        format!(
+            ", {} event(s) not written to stdout (nobody read it)",
+            s.dropped_stdout
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){skipped}{peak}",
+        "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){unread}{skipped}{peak}",
         s.seconds, s.events, s.dropped_samples, s.dropped_clients
     );
     Ok(())

@@ -99,6 +99,8 @@ pub struct Summary {
     pub events: u64,
     pub dropped_samples: u64,
     pub dropped_clients: u64,
+    /// Event lines stdout could not take (nobody read it) and that were dropped.
+    pub dropped_stdout: u64,
     /// The process's peak resident memory (kB), where the system reports it.
     pub peak_rss_kb: Option<u64>,
     /// 80 ms blocks processed, and how many of them the quiet-room gate skipped.

@@ -516,3 +516,72 @@ fn hooks_are_capped_timed_out_kept_off_stdout_and_never_outlive_hark() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+#[test]
+fn a_stdout_nobody_reads_does_not_stall_the_daemon_or_its_socket_clients() {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &synth::WORDS);
+    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
+    let wav = s.dir.join("stream.wav");
+    write_wav(&wav, &stream);
+    // A pipe that nobody reads, full before hark starts: its first event line would block.
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let size = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) };
+    assert!(size >= 4096, "pipe size {size}");
+    let mut filler = std::fs::File::from(write_end.try_clone().unwrap());
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+    while filler.write(&[b'x'; 512]).is_ok() {}
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, 0) };
+    drop(filler);
+    let sock = s.dir.join("hark.sock");
+    let mut child = Command::new(hark_bin())
+        .args(["listen", "--head", head.to_str().unwrap()])
+        .args(["--socket", sock.to_str().unwrap()])
+        .args(["--input", wav.to_str().unwrap(), "--realtime"])
+        .current_dir(root())
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&sock, 30);
+    let reader = client(&sock);
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(60) {
+            signal(&child, libc::SIGKILL);
+            panic!("hark did not finish the stream: a full stdout stalled it");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(read_end);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let events = reader.join().unwrap();
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("stopped after"))
+        .unwrap_or_else(|| panic!("a summary line: {stderr}"));
+    let count = |what: &str| -> usize {
+        summary
+            .split(what)
+            .next()
+            .and_then(|t| t.rsplit(' ').nth(0).or(None))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what} in {summary}"))
+    };
+    let total = count(" event(s),");
+    assert!(total >= 2, "the stream fires: {summary}");
+    assert_eq!(events.len(), total, "the socket client hears every event");
+    assert_eq!(
+        count(" event(s) not written"),
+        total,
+        "the summary counts what stdout could not take: {summary}"
+    );
+}

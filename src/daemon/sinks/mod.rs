@@ -44,7 +44,7 @@ pub trait Sink {
 pub fn open(cfg: &Config, stdout: bool) -> Result<Vec<Box<dyn Sink>>> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if stdout {
-        sinks.push(Box::new(stdout::Stdout));
+        sinks.push(Box::new(stdout::Stdout::start()));
     }
     if cfg.socket.enabled {
         sinks.push(Box::new(SocketServer::bind(
