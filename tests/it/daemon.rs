@@ -572,7 +572,7 @@ fn a_stdout_nobody_reads_does_not_stall_the_daemon_or_its_socket_clients() {
         summary
             .split(what)
             .next()
-            .and_then(|t| t.rsplit(' ').nth(0).or(None))
+            .and_then(|t| t.rsplit(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{what} in {summary}"))
     };
