@@ -87,7 +87,7 @@ impl WavStream {
         match self.int_scale {
             None => {
                 for s in self.reader.samples::<f32>().take(frames * ch) {
-                    push(s.map_err(truncated)? * 32768.0, out);
+                    push(sane(s.map_err(truncated)? * 32768.0), out);
                 }
             }
             Some(scale) => {
@@ -100,6 +100,19 @@ impl WavStream {
             return Err(Error::invalid(path, "truncated: last frame is incomplete"));
         }
         Ok(n)
+    }
+}
+
+/// The largest float sample magnitude hark passes on (int16 scale: 24 dB over full scale).
+pub const FLOAT_LIMIT: f32 = 32768.0 * 16.0;
+
+/// A float sample made safe for the stages after it: NaN and infinities become silence, and
+/// magnitudes beyond [`FLOAT_LIMIT`] are clipped (a corrupt 1e35 would overflow the resampler).
+fn sane(v: f32) -> f32 {
+    if v.is_finite() {
+        v.clamp(-FLOAT_LIMIT, FLOAT_LIMIT)
+    } else {
+        0.0
     }
 }
 

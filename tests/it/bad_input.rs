@@ -391,3 +391,43 @@ fn source_weights_of_the_wrong_count_are_refused_before_anything_runs() {
         &["--source-weights", "needs 5 values", "got 6"],
     );
 }
+
+#[test]
+fn nan_infinite_and_huge_float_samples_are_sanitised_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = some_head(tmp.path());
+    let path = tmp.path().join("glitch.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..44_100 {
+        let v = match i {
+            1000 => f32::NAN,
+            2000 => f32::INFINITY,
+            3000 => f32::NEG_INFINITY,
+            4000 => 1e35,
+            _ => (i as f32 * 0.05).sin() * 0.3,
+        };
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+    let (code, _, err) = hark(
+        &[
+            "detect",
+            "--head",
+            head.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(code, 0, "a glitch in a float WAV is not fatal: {err}");
+    let samples = hark::audio::wav::read(&path).unwrap().samples;
+    assert!(samples
+        .iter()
+        .all(|v| v.is_finite() && v.abs() <= hark::audio::wav::FLOAT_LIMIT));
+    assert_eq!(samples[1000], 0.0);
+}
