@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::assets::Assets;
 use crate::pipeline::detector::{Detection, Detector, DetectorSettings};
 use crate::pipeline::embedding::{BaseModel, Embedder, StreamState, DIM};
-use crate::pipeline::frontend::Frontend;
+use crate::pipeline::frontend::{Frontend, BLOCK_FRAMES, N_MELS};
 use crate::pipeline::head::{Head, Scorer};
 use crate::pipeline::resample::Resampler;
 use crate::{Error, Result};
@@ -82,7 +82,8 @@ impl Stage {
 ///
 /// Made with [`Features::new`] it owns its base model; made with [`Features::with_state`] it
 /// holds only its stream's state and runs through a model lent at each
-/// [`Features::push_with`], so many streams share a few models.
+/// [`Features::push_with`] (or [`Features::push_blocks_with`]), so many streams share a few
+/// models.
 pub struct Features {
     resampler: Resampler,
     frontend: Frontend,
@@ -173,6 +174,38 @@ impl Features {
         resampler.push(samples, |s16| {
             frontend.push(s16, |block| stage.block(model, block, on_embedding))
         })
+    }
+
+    /// The first half of [`Features::push_with`], which needs no base model: runs `samples`
+    /// through the resampler and the front end and appends each finished 80 ms block of
+    /// log-mel frames to `blocks`. Hand them to [`Features::push_blocks_with`], in order.
+    pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
+        let Features {
+            resampler,
+            frontend,
+            ..
+        } = self;
+        resampler.push(samples, |s16| {
+            frontend.push(s16, |block| {
+                blocks.extend_from_slice(block);
+                Ok(())
+            })
+        })
+    }
+
+    /// The second half of [`Features::push_with`]: runs blocks from
+    /// [`Features::push_frontend`] through the gate and a base model lent for this call.
+    /// After an error the rest of `blocks` is dropped.
+    pub fn push_blocks_with(
+        &mut self,
+        model: &mut BaseModel,
+        blocks: &[f32],
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
+        for block in blocks.chunks_exact(BLOCK_FRAMES * N_MELS) {
+            self.stage.block(model, block, on_embedding)?;
+        }
+        Ok(())
     }
 
     /// [`Features::finish`] through a base model lent for this call.
@@ -289,7 +322,7 @@ impl Pipeline {
     }
 
     /// A pipeline that holds only its stream's base-model state (from
-    /// [`BaseModel::new_state`]), for a model lent at each [`Pipeline::push_with`].
+    /// [`BaseModel::new_state`]), for a model lent at each [`Pipeline::push_blocks_with`].
     pub fn with_state(
         state: StreamState,
         head: Arc<Head>,
@@ -313,16 +346,22 @@ impl Pipeline {
         self.features.push(samples, &mut decide)
     }
 
-    /// [`Pipeline::push`] through a base model lent for this call (a pipeline made with
-    /// [`Pipeline::with_state`]).
-    pub fn push_with(
+    /// The first half of a push, which needs no base model (a pipeline made with
+    /// [`Pipeline::with_state`]): see [`Features::push_frontend`].
+    pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
+        self.features.push_frontend(samples, blocks)
+    }
+
+    /// The second half: the blocks through a base model lent for this call, the head and the
+    /// detector; calls `on_detection` for each event.
+    pub fn push_blocks_with(
         &mut self,
         model: &mut BaseModel,
-        samples: &[f32],
+        blocks: &[f32],
         on_detection: &mut dyn FnMut(Detection),
     ) -> Result<()> {
         let mut decide = decide(&mut self.decision, on_detection);
-        self.features.push_with(model, samples, &mut decide)
+        self.features.push_blocks_with(model, blocks, &mut decide)
     }
 
     /// Ends the stream, flushing buffered samples.

@@ -5,8 +5,10 @@
 //! worker of a fixed pool, since a session runs one call at a time), the head (swapped for
 //! every stream at once by [`Engine::reload`]) and its words. A stream holds only its own
 //! state: the front end, the base model's streaming state, the gate, the head's scorer and the
-//! detector (a few tens of kilobytes). [`Stream::push`] hands the stream to a free worker,
-//! which runs it through its session and hands it back; a stream is on one worker at a time.
+//! detector (a few tens of kilobytes). [`Stream::push`] runs the front end on the caller's
+//! thread; when an 80 ms block is ready it hands the stream to a free worker, which runs the
+//! blocks through its session, the head and the detector, and hands the stream back. A stream
+//! is on one worker at a time, in order.
 
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{Receiver, Sender};
@@ -177,20 +179,26 @@ impl Stream {
         if rate != self.rate || self.take_up_reload()? {
             self.restart(rate)?;
         }
-        let mut out = self.run(samples.to_vec())?;
+        let mut blocks = Vec::new();
+        self.pipeline()?.push_frontend(samples, &mut blocks)?;
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = self.run(blocks)?;
         if let Some(words) = &self.selected {
             out.retain(|d| words.contains(&d.word));
         }
         Ok(out)
     }
 
-    /// Runs `samples` through the stream on a worker of the pool and waits for it.
-    fn run(&mut self, samples: Vec<f32>) -> Result<Vec<Detection>> {
+    /// Runs the front end's `blocks` through the rest of the stream on a worker of the pool
+    /// and waits for it.
+    fn run(&mut self, blocks: Vec<f32>) -> Result<Vec<Detection>> {
         let mut pipeline = self.pipeline.take().ok_or_else(lost)?;
         let (done, result) = crossbeam_channel::bounded(1);
         let job: Job = Box::new(move |model| {
             let mut out = Vec::new();
-            let r = pipeline.push_with(model, &samples, &mut |d| out.push(d));
+            let r = pipeline.push_blocks_with(model, &blocks, &mut |d| out.push(d));
             let _ = done.send((pipeline, r.map(|()| out)));
         });
         self.pool
@@ -384,9 +392,15 @@ mod tests {
         let engine = Arc::new(Engine::new(assets(), head.clone()));
         // Two seconds of speech: every stream runs the base model and fills its buffers.
         let second = &speech[..32000];
+        let start = rss();
         let mut first = engine.open().unwrap();
         first.push(second, 16000).unwrap();
         let before = rss();
+        eprintln!(
+            "engine: the pool (base model loaded, {} sessions) and a first stream: {} kB",
+            first.pool.threads.len(),
+            before.saturating_sub(start) / 1024
+        );
         let mut streams: Vec<Stream> = (0..100).map(|_| engine.open().unwrap()).collect();
         for s in &mut streams {
             s.push(second, 16000).unwrap();
