@@ -16,16 +16,16 @@ use std::sync::Arc;
 
 use crate::assets::Assets;
 use crate::pipeline::detector::{Detection, Detector, DetectorSettings};
-use crate::pipeline::embedding::{Embedder, DIM};
-use crate::pipeline::frontend::Frontend;
+use crate::pipeline::embedding::{BaseModel, Embedder, StreamState, DIM};
+use crate::pipeline::frontend::{Frontend, BLOCK_FRAMES, N_MELS};
 use crate::pipeline::head::{Head, Scorer};
 use crate::pipeline::resample::Resampler;
-use crate::Result;
+use crate::{Error, Result};
 use gate::Gate;
 
-/// Per-block work after the front end: the gate and the base model.
+/// Per-block work after the front end: the gate and the base model's state for this stream.
 struct Stage {
-    embedder: Embedder,
+    state: StreamState,
     embedding: [f32; DIM],
     blocks: usize,
     gate: Gate,
@@ -34,9 +34,9 @@ struct Stage {
 }
 
 impl Stage {
-    fn new(embedder: Embedder) -> Stage {
+    fn new(state: StreamState) -> Stage {
         Stage {
-            embedder,
+            state,
             embedding: [0.0; DIM],
             blocks: 0,
             gate: Gate::new(),
@@ -47,7 +47,7 @@ impl Stage {
     /// Starts a new stream: the base model's context, the block count and the gate's floor
     /// start again; the gate's switch is kept.
     fn restart(&mut self) {
-        self.embedder.reset();
+        self.state.reset();
         self.embedding = [0.0; DIM];
         self.blocks = 0;
         let enabled = self.gate.enabled;
@@ -58,6 +58,7 @@ impl Stage {
 
     fn block(
         &mut self,
+        model: &mut BaseModel,
         block: &[f32],
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
@@ -65,10 +66,10 @@ impl Stage {
         let time = crate::pipeline::embedding::block_end_time(self.blocks);
         self.blocks += 1;
         if self.gate.open(loud) {
-            self.embedder.push_block(block, &mut self.embedding)?;
+            model.push_block(&mut self.state, block, &mut self.embedding)?;
             on_embedding(time, Some(&self.embedding));
         } else {
-            self.embedder.slide(block);
+            self.state.slide(block);
             self.gated += 1;
             on_embedding(time, None);
         }
@@ -78,18 +79,36 @@ impl Stage {
 
 /// The feature half of the pipeline: samples -> embeddings, one per 80 ms block (or `None`
 /// where the quiet-room gate skipped the base model).
+///
+/// Made with [`Features::new`] it owns its base model; made with [`Features::with_state`] it
+/// holds only its stream's state and runs through a model lent at each
+/// [`Features::push_with`] (or [`Features::push_blocks_with`]), so many streams share a few
+/// models.
 pub struct Features {
     resampler: Resampler,
     frontend: Frontend,
     stage: Stage,
+    /// The base model, when these features have one of their own (its state serves offline
+    /// embedding between streams; the stream's state is the stage's).
+    own: Option<Embedder>,
 }
 
 impl Features {
-    pub fn new(embedder: Embedder, source_rate: u32) -> Result<Self> {
+    /// Features with a base model of their own.
+    pub fn new(mut embedder: Embedder, source_rate: u32) -> Result<Self> {
+        let mut features = Self::with_state(embedder.model_mut().new_state(), source_rate)?;
+        features.own = Some(embedder);
+        Ok(features)
+    }
+
+    /// Features that hold only their stream's base-model state (from
+    /// [`BaseModel::new_state`]); feed them with [`Features::push_with`].
+    pub fn with_state(state: StreamState, source_rate: u32) -> Result<Self> {
         Ok(Features {
             resampler: Resampler::new(source_rate)?,
             frontend: Frontend::new(),
-            stage: Stage::new(embedder),
+            stage: Stage::new(state),
+            own: None,
         })
     }
 
@@ -102,10 +121,15 @@ impl Features {
         Ok(())
     }
 
-    /// The base model, to use it between streams (for offline embedding, say); the next
-    /// [`Features::restart`] resets its streaming state.
+    /// The base model of these features' own, to use it between streams (for offline
+    /// embedding, say); it does not touch the stream's state.
+    ///
+    /// # Panics
+    /// For features made [`Features::with_state`] (they have no model of their own).
     pub fn embedder_mut(&mut self) -> &mut Embedder {
-        &mut self.stage.embedder
+        self.own
+            .as_mut()
+            .expect("embedder_mut: these features borrow their base model")
     }
 
     /// Turns the quiet-room gate on or off (on by default).
@@ -120,9 +144,24 @@ impl Features {
 
     /// Feeds mono samples at the source rate; calls `on_embedding(stream_time, embedding)` for
     /// each new 80 ms block (`None` when gated). After an error (the base model failed) the
-    /// rest of `samples` is dropped.
+    /// rest of `samples` is dropped. Needs a base model of its own ([`Features::new`]).
     pub fn push(
         &mut self,
+        samples: &[f32],
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
+        self.with_own_model(|f, model| f.push_with(model, samples, on_embedding))
+    }
+
+    /// Flushes the resampler at end of stream. Needs a base model of its own.
+    pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
+        self.with_own_model(|f, model| f.finish_with(model, on_embedding))
+    }
+
+    /// [`Features::push`] through a base model lent for this call.
+    pub fn push_with(
+        &mut self,
+        model: &mut BaseModel,
         samples: &[f32],
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
@@ -130,20 +169,72 @@ impl Features {
             resampler,
             frontend,
             stage,
+            ..
         } = self;
         resampler.push(samples, |s16| {
-            frontend.push(s16, |block| stage.block(block, on_embedding))
+            frontend.push(s16, |block| stage.block(model, block, on_embedding))
         })
     }
 
-    /// Flushes the resampler at end of stream.
-    pub fn finish(&mut self, on_embedding: &mut dyn FnMut(f64, Option<&[f32]>)) -> Result<()> {
+    /// The first half of [`Features::push_with`], which needs no base model: runs `samples`
+    /// through the resampler and the front end and appends each finished 80 ms block of
+    /// log-mel frames to `blocks`. Hand them to [`Features::push_blocks_with`], in order.
+    pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
+        let Features {
+            resampler,
+            frontend,
+            ..
+        } = self;
+        resampler.push(samples, |s16| {
+            frontend.push(s16, |block| {
+                blocks.extend_from_slice(block);
+                Ok(())
+            })
+        })
+    }
+
+    /// The second half of [`Features::push_with`]: runs blocks from
+    /// [`Features::push_frontend`] through the gate and a base model lent for this call.
+    /// After an error the rest of `blocks` is dropped.
+    pub fn push_blocks_with(
+        &mut self,
+        model: &mut BaseModel,
+        blocks: &[f32],
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
+        for block in blocks.chunks_exact(BLOCK_FRAMES * N_MELS) {
+            self.stage.block(model, block, on_embedding)?;
+        }
+        Ok(())
+    }
+
+    /// [`Features::finish`] through a base model lent for this call.
+    pub fn finish_with(
+        &mut self,
+        model: &mut BaseModel,
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
         let Features {
             resampler,
             frontend,
             stage,
+            ..
         } = self;
-        resampler.flush(|s16| frontend.push(s16, |block| stage.block(block, on_embedding)))
+        resampler.flush(|s16| frontend.push(s16, |block| stage.block(model, block, on_embedding)))
+    }
+
+    fn with_own_model(
+        &mut self,
+        run: impl FnOnce(&mut Self, &mut BaseModel) -> Result<()>,
+    ) -> Result<()> {
+        let Some(mut own) = self.own.take() else {
+            return Err(Error::model(
+                "these features have no base model of their own: feed them with push_with",
+            ));
+        };
+        let result = run(self, own.model_mut());
+        self.own = Some(own);
+        result
     }
 }
 
@@ -201,16 +292,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline with a base model of its own.
     pub fn new(
         embedder: Embedder,
         head: Arc<Head>,
         source_rate: u32,
         settings: Option<DetectorSettings>,
     ) -> Result<Self> {
-        Ok(Pipeline {
-            features: Features::new(embedder, source_rate)?,
-            decision: Decision::new(head, settings),
-        })
+        let features = Features::new(embedder, source_rate)?;
+        Ok(Self::assemble(features, head, settings))
     }
 
     /// Loads the base model and builds a pipeline around `head`.
@@ -231,24 +321,53 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A pipeline that holds only its stream's base-model state (from
+    /// [`BaseModel::new_state`]), for a model lent at each [`Pipeline::push_blocks_with`].
+    pub fn with_state(
+        state: StreamState,
+        head: Arc<Head>,
+        source_rate: u32,
+        settings: Option<DetectorSettings>,
+    ) -> Result<Self> {
+        let features = Features::with_state(state, source_rate)?;
+        Ok(Self::assemble(features, head, settings))
+    }
+
+    fn assemble(features: Features, head: Arc<Head>, settings: Option<DetectorSettings>) -> Self {
+        Pipeline {
+            features,
+            decision: Decision::new(head, settings),
+        }
+    }
+
     /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
     pub fn push(&mut self, samples: &[f32], on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
-        let decision = &mut self.decision;
-        self.features.push(samples, &mut |t, e| {
-            if let Some(d) = decision.push(t, e) {
-                on_detection(d)
-            }
-        })
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features.push(samples, &mut decide)
+    }
+
+    /// The first half of a push, which needs no base model (a pipeline made with
+    /// [`Pipeline::with_state`]): see [`Features::push_frontend`].
+    pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
+        self.features.push_frontend(samples, blocks)
+    }
+
+    /// The second half: the blocks through a base model lent for this call, the head and the
+    /// detector; calls `on_detection` for each event.
+    pub fn push_blocks_with(
+        &mut self,
+        model: &mut BaseModel,
+        blocks: &[f32],
+        on_detection: &mut dyn FnMut(Detection),
+    ) -> Result<()> {
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features.push_blocks_with(model, blocks, &mut decide)
     }
 
     /// Ends the stream, flushing buffered samples.
     pub fn finish(&mut self, on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
-        let decision = &mut self.decision;
-        self.features.finish(&mut |t, e| {
-            if let Some(d) = decision.push(t, e) {
-                on_detection(d)
-            }
-        })
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features.finish(&mut decide)
     }
 
     /// Runs the pipeline on its own thread: audio chunks in on `audio`, detections out on the
@@ -268,6 +387,18 @@ impl Pipeline {
             self.finish(&mut send)
         });
         (h, rx)
+    }
+}
+
+/// The feature half's callback that feeds `decision` and reports its detections.
+fn decide<'a>(
+    decision: &'a mut Decision,
+    on_detection: &'a mut dyn FnMut(Detection),
+) -> impl FnMut(f64, Option<&[f32]>) + 'a {
+    move |t, e| {
+        if let Some(d) = decision.push(t, e) {
+            on_detection(d)
+        }
     }
 }
 

@@ -1,34 +1,46 @@
 //! The engine of `hark serve`: many streams of audio that clients send, one head.
 //!
 //! Each client stream is a [`Stream`]: feed it samples at any rate, get [`Detection`]s back.
-//! The [`Engine`] holds what the streams share: the base model, the head (swapped for every
-//! stream at once by [`Engine::reload`]) and its words.
-//!
-//! This first form gives each stream a whole [`Pipeline`] of its own (its own ONNX Runtime
-//! session). The API is what the Wyoming and MQTT front ends build on; the inside is to become
-//! one shared session and a fixed pool of workers (issue 9).
+//! The [`Engine`] holds what the streams share: the base model (one ONNX Runtime session per
+//! worker of a fixed pool, since a session runs one call at a time), the head (swapped for
+//! every stream at once by [`Engine::reload`]) and its words. A stream holds only its own
+//! state: the front end, the base model's streaming state, the gate, the head's scorer and the
+//! detector (a few tens of kilobytes). [`Stream::push`] runs the front end on the caller's
+//! thread; when an 80 ms block is ready it hands the stream to a free worker, which runs the
+//! blocks through its session, the head and the detector, and hands the stream back. A stream
+//! is on one worker at a time, in order.
 
-use anyhow::Result;
-use std::sync::{Arc, RwLock};
+use anyhow::{anyhow, Context, Result};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hark::assets::Assets;
 use hark::pipeline::detector::Detection;
+use hark::pipeline::embedding::{BaseModel, StreamState};
 use hark::pipeline::frontend::SAMPLE_RATE;
 use hark::pipeline::head::Head;
 use hark::pipeline::Pipeline;
+
+/// Most workers (sessions) a pool starts, whatever the number of cores.
+const MAX_WORKERS: usize = 8;
 
 /// What all streams share.
 pub struct Engine {
     assets: Assets,
     /// The head, with a generation that grows on every reload.
     head: RwLock<(u64, Arc<Head>)>,
+    /// The workers, started by the first [`Engine::open`] (loading the base model can fail,
+    /// `new` cannot).
+    pool: Mutex<Option<Arc<Pool>>>,
 }
 
 impl Engine {
+    /// An engine for `head`, with the base model from `assets` (loaded at the first open).
     pub fn new(assets: Assets, head: Arc<Head>) -> Engine {
         Engine {
             assets,
             head: RwLock::new((0, head)),
+            pool: Mutex::new(None),
         }
     }
 
@@ -50,21 +62,94 @@ impl Engine {
 
     /// A new stream with every word selected.
     pub fn open(self: &Arc<Self>) -> Result<Stream> {
+        let pool = self.pool()?;
         let (generation, head) = self.head.read().unwrap().clone();
+        let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, None)?;
         Ok(Stream {
-            pipeline: Pipeline::load(&self.assets, head, SAMPLE_RATE, None)?,
+            pipeline: Some(Box::new(pipeline)),
             engine: self.clone(),
+            pool,
             generation,
             rate: SAMPLE_RATE,
             selected: None,
         })
+    }
+
+    /// The pool, started on first use.
+    fn pool(&self) -> Result<Arc<Pool>> {
+        let mut pool = self.pool.lock().unwrap();
+        if let Some(p) = &*pool {
+            return Ok(p.clone());
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WORKERS);
+        let p = Arc::new(Pool::start(&self.assets, workers)?);
+        *pool = Some(p.clone());
+        Ok(p)
+    }
+}
+
+/// A piece of work for a worker: runs with the worker's own session of the base model.
+type Job = Box<dyn FnOnce(&mut BaseModel) + Send>;
+
+/// A fixed set of worker threads, each with its own session of the base model, taking jobs
+/// from one queue.
+struct Pool {
+    jobs: Sender<Job>,
+    /// A new stream's base-model state.
+    blank: StreamState,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Loads the base model once, makes `workers` sessions of it and starts their threads.
+    fn start(assets: &Assets, workers: usize) -> Result<Pool> {
+        let models = BaseModel::load_copies(assets, workers)?;
+        let blank = models[0].new_state();
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let mut threads = Vec::with_capacity(workers);
+        for (i, model) in models.into_iter().enumerate() {
+            let queue = queue.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("hark-engine-{i}"))
+                .spawn(move || work(model, queue))
+                .with_context(|| format!("cannot start engine worker {i}"))?;
+            threads.push(thread);
+        }
+        Ok(Pool {
+            jobs,
+            blank,
+            threads,
+        })
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue ends the workers once they are idle.
+        let (closed, _) = crossbeam_channel::unbounded();
+        drop(std::mem::replace(&mut self.jobs, closed));
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A worker's loop: jobs until the queue closes. A job that panics loses its stream (its
+/// caller sees the failure) but not the worker.
+fn work(mut model: BaseModel, queue: Receiver<Job>) {
+    for job in queue {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut model)));
     }
 }
 
 /// One client's stream of audio.
 pub struct Stream {
     engine: Arc<Engine>,
-    pipeline: Pipeline,
+    pool: Arc<Pool>,
+    /// The stream's own state; away (`None`) only if a worker failed while running it.
+    pipeline: Option<Box<Pipeline>>,
     /// The head generation the pipeline runs.
     generation: u64,
     /// The rate of the samples being pushed.
@@ -84,34 +169,255 @@ impl Stream {
     /// Starts the stream over (its time back to 0) with samples at `rate`.
     pub fn restart(&mut self, rate: u32) -> Result<()> {
         self.rate = rate;
-        self.take_up_reload();
-        Ok(self.pipeline.restart(rate)?)
+        self.take_up_reload()?;
+        Ok(self.pipeline()?.restart(rate)?)
     }
 
     /// Feeds mono samples at `rate` (int16 scale); returns the selected words' detections, with
     /// times in seconds of audio since the stream (re)started. A new rate restarts the stream.
     pub fn push(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Detection>> {
-        if rate != self.rate || self.take_up_reload() {
+        if rate != self.rate || self.take_up_reload()? {
             self.restart(rate)?;
         }
-        let mut out = Vec::new();
-        let selected = &self.selected;
-        self.pipeline.push(samples, &mut |d| {
-            if selected.as_ref().is_none_or(|w| w.contains(&d.word)) {
-                out.push(d)
-            }
-        })?;
+        let mut blocks = Vec::new();
+        self.pipeline()?.push_frontend(samples, &mut blocks)?;
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = self.run(blocks)?;
+        if let Some(words) = &self.selected {
+            out.retain(|d| words.contains(&d.word));
+        }
         Ok(out)
     }
 
+    /// Runs the front end's `blocks` through the rest of the stream on a worker of the pool
+    /// and waits for it.
+    fn run(&mut self, blocks: Vec<f32>) -> Result<Vec<Detection>> {
+        let mut pipeline = self.pipeline.take().ok_or_else(lost)?;
+        let (done, result) = crossbeam_channel::bounded(1);
+        let job: Job = Box::new(move |model| {
+            let mut out = Vec::new();
+            let r = pipeline.push_blocks_with(model, &blocks, &mut |d| out.push(d));
+            let _ = done.send((pipeline, r.map(|()| out)));
+        });
+        self.pool
+            .jobs
+            .send(job)
+            .map_err(|_| anyhow!("the engine's workers have stopped"))?;
+        let (pipeline, out) = result.recv().map_err(|_| lost())?;
+        self.pipeline = Some(pipeline);
+        Ok(out?)
+    }
+
+    fn pipeline(&mut self) -> Result<&mut Pipeline> {
+        self.pipeline.as_deref_mut().ok_or_else(lost)
+    }
+
     /// Switches to the engine's newest head if there is one; true if it did.
-    fn take_up_reload(&mut self) -> bool {
+    fn take_up_reload(&mut self) -> Result<bool> {
         let (generation, head) = self.engine.head.read().unwrap().clone();
         if generation == self.generation {
-            return false;
+            return Ok(false);
         }
         self.generation = generation;
-        self.pipeline.replace_head(head, None);
-        true
+        self.pipeline()?.replace_head(head, None);
+        Ok(true)
+    }
+}
+
+/// The error of a stream whose state was lost with a failed worker.
+fn lost() -> anyhow::Error {
+    anyhow!("this stream was lost: an engine worker failed while running it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hark::audio::synth;
+    use std::path::PathBuf;
+
+    fn assets() -> Assets {
+        let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+        Assets::locate(Some(&models)).expect("models/ (run .ci/setup)")
+    }
+
+    /// A head trained on the demo's example recordings, a stream of speech (the demo's words
+    /// and others) and how many of its words are the head's; made once for all tests.
+    fn fixture() -> &'static (Arc<Head>, Vec<f32>, usize) {
+        static FIXTURE: std::sync::OnceLock<(Arc<Head>, Vec<f32>, usize)> =
+            std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let head = demo_head(&assets());
+            let (speech, said) = synth::stream(synth::VOICE, 1).unwrap();
+            (head, speech, said.iter().filter(|s| s.target).count())
+        })
+    }
+
+    /// The tests run one at a time: two measure the process (CPU, memory).
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn demo_head(assets: &Assets) -> Arc<Head> {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = tmp.path().join("recordings");
+        synth::write_recordings(&rec, synth::VOICE).unwrap();
+        let ds = hark::train::dataset::Dataset::load(&rec).unwrap();
+        let mut emb = hark::Embedder::load(assets).unwrap();
+        let opts = hark::train::TrainOptions {
+            cross_validate: false,
+            ..Default::default()
+        };
+        Arc::new(hark::train::train(&mut emb, &ds, None, &opts, &|_, _| {}).unwrap())
+    }
+
+    /// Stream `i`'s audio: the speech shifted, scaled, some at 8 kHz; its rate and chunk size.
+    fn variant(speech: &[f32], i: usize) -> (Vec<f32>, u32, usize) {
+        let mut x = vec![0.0; i * 1237];
+        x.extend(speech.iter().map(|s| s * (0.7 + 0.05 * i as f32)));
+        match i % 3 {
+            0 => (x, 16000, 160),
+            1 => (x, 16000, 1024),
+            _ => (x.into_iter().step_by(2).collect(), 8000, 240),
+        }
+    }
+
+    /// What a fresh pipeline of its own detects in `x`, pushed in the same chunks, and the CPU
+    /// seconds its pushes took.
+    fn alone(
+        assets: &Assets,
+        head: &Arc<Head>,
+        (x, rate, chunk): &(Vec<f32>, u32, usize),
+    ) -> (Vec<Detection>, f64) {
+        let mut p = Pipeline::load(assets, head.clone(), *rate, None).unwrap();
+        let cpu = cpu_seconds();
+        let mut out = Vec::new();
+        for c in x.chunks(*chunk) {
+            p.push(c, &mut |d| out.push(d)).unwrap();
+        }
+        (out, cpu_seconds() - cpu)
+    }
+
+    /// CPU seconds this process has used (user + system).
+    fn cpu_seconds() -> f64 {
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+
+    /// Resident memory of this process, in bytes.
+    fn rss() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+    }
+
+    #[test]
+    fn concurrent_streams_detect_what_their_own_pipelines_detect_and_cost_little() {
+        let (head, speech, targets) = fixture();
+        let _serial = SERIAL.lock();
+        let assets = assets();
+        let n = 10;
+        let inputs: Vec<_> = (0..n).map(|i| variant(speech, i)).collect();
+        let (expected, alone_cpu): (Vec<_>, Vec<f64>) =
+            inputs.iter().map(|v| alone(&assets, head, v)).unzip();
+        assert!(expected[0].len() >= targets - 1, "{:?}", expected[0]);
+        assert!(expected.iter().all(|e| !e.is_empty()), "{expected:?}");
+
+        let engine = Arc::new(Engine::new(assets.clone(), head.clone()));
+        let streams: Vec<Stream> = (0..n).map(|_| engine.open().unwrap()).collect();
+        let (cpu, wall) = (cpu_seconds(), std::time::Instant::now());
+        let got: Vec<Vec<Detection>> = std::thread::scope(|s| {
+            let threads: Vec<_> = streams
+                .into_iter()
+                .zip(&inputs)
+                .map(|(mut stream, (x, rate, chunk))| {
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        for c in x.chunks(*chunk) {
+                            out.extend(stream.push(c, *rate).unwrap());
+                        }
+                        out
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let (cpu, wall) = (cpu_seconds() - cpu, wall.elapsed().as_secs_f64());
+        for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(
+                g, e,
+                "stream {i}: the engine and a pipeline of its own differ"
+            );
+        }
+        let audio = speech.len() as f64 / 16000.0;
+        eprintln!(
+            "engine: {n} streams x {audio:.1} s of speech in {wall:.2} s wall, {cpu:.2} s CPU: \
+             {:.4} CPU s per audio s per stream ({:.2}% of a core)",
+            cpu / (audio * n as f64),
+            100.0 * cpu / (audio * n as f64)
+        );
+        let alone_cpu: f64 = alone_cpu.iter().sum();
+        eprintln!(
+            "engine: the same streams one after another, each with a pipeline of its own: \
+             {alone_cpu:.2} s CPU, {:.4} CPU s per audio s",
+            alone_cpu / (audio * n as f64)
+        );
+    }
+
+    #[test]
+    fn a_reload_restarts_each_stream_with_the_new_head_and_select_filters_words() {
+        let (head, speech, _) = fixture();
+        let _serial = SERIAL.lock();
+        let engine = Arc::new(Engine::new(assets(), head.clone()));
+        let mut stream = engine.open().unwrap();
+        let first = stream.push(speech, 16000).unwrap();
+        assert!(!first.is_empty());
+        engine.reload(head.clone());
+        // The reload restarts the stream: the same audio again gives the same times.
+        assert_eq!(stream.push(speech, 16000).unwrap(), first);
+        let word = first[0].word.clone();
+        stream
+            .select(Some(vec![word.clone(), "no such word".into()]))
+            .unwrap();
+        let only: Vec<_> = first.iter().filter(|d| d.word == word).cloned().collect();
+        assert_eq!(stream.push(speech, 16000).unwrap(), only);
+        stream.select(Some(vec!["no such word".into()])).unwrap();
+        assert_eq!(stream.push(speech, 16000).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_new_stream_costs_well_under_a_megabyte() {
+        let (head, speech, _) = fixture();
+        let _serial = SERIAL.lock();
+        let engine = Arc::new(Engine::new(assets(), head.clone()));
+        // Two seconds of speech: every stream runs the base model and fills its buffers.
+        let two_seconds = &speech[..32000];
+        let start = rss();
+        let mut first = engine.open().unwrap();
+        first.push(two_seconds, 16000).unwrap();
+        let before = rss();
+        eprintln!(
+            "engine: the pool (base model loaded, {} sessions) and a first stream: {} kB",
+            first.pool.threads.len(),
+            before.saturating_sub(start) / 1024
+        );
+        // At 16 kHz, and at 48 kHz (each stream then has a resampler of its own).
+        let at_48k: Vec<f32> = two_seconds.iter().flat_map(|&s| [s; 3]).collect();
+        let mut kept = Vec::new();
+        for (samples, rate) in [(two_seconds, 16000), (&at_48k[..], 48000)] {
+            let before = rss();
+            let mut streams: Vec<Stream> = (0..100).map(|_| engine.open().unwrap()).collect();
+            for s in &mut streams {
+                s.push(samples, rate).unwrap();
+            }
+            let per_stream = rss().saturating_sub(before) / streams.len();
+            kept.push(streams);
+            eprintln!("engine: {per_stream} bytes of resident memory per open stream at {rate} Hz");
+            assert!(
+                per_stream < 1 << 20,
+                "{per_stream} bytes per stream at {rate} Hz"
+            );
+        }
     }
 }

@@ -27,12 +27,22 @@ const N_STATES: usize = 11;
 /// Blocks per call when embedding a whole signal.
 const EMBED_BATCH: usize = 64;
 
-/// The base model, in streaming form, plus the newest log-mel frames.
-pub struct Embedder {
+/// The base model in streaming form: one ONNX Runtime session and the shapes of its states.
+/// It keeps nothing of a stream between calls (that is a [`StreamState`]), so one model serves
+/// any number of streams, one call at a time.
+pub struct BaseModel {
     session: Session,
+    state_shapes: Vec<[usize; 4]>,
+    /// sha256 of the model file.
+    pub model_sha256: String,
+}
+
+/// One stream's part of the base model: the convolutions' states and the newest log-mel
+/// frames. A few kilobytes; run through a [`BaseModel`] it borrows at each block.
+#[derive(Clone)]
+pub struct StreamState {
     /// Each convolution's last 2 input rows, as the streaming model's state inputs.
     states: Vec<Vec<f32>>,
-    state_shapes: Vec<[usize; 4]>,
     /// The newest `CONTEXT_FRAMES` scaled log-mel frames, oldest first. Starts as all ones, as
     /// openWakeWord pads its buffer before 76 real frames exist.
     context: Vec<f32>,
@@ -40,14 +50,27 @@ pub struct Embedder {
     warm: bool,
     /// Embeddings from the last call of the model.
     out: Vec<f32>,
+}
+
+/// The base model with one stream's state: what a single stream (or offline embedding) uses.
+pub struct Embedder {
+    model: BaseModel,
+    state: StreamState,
     /// sha256 of the model file.
     pub model_sha256: String,
 }
 
-impl Embedder {
+impl BaseModel {
     /// Loads the base model, checking it is the expected file, and rewrites it into its
     /// streaming form.
     pub fn load(assets: &Assets) -> Result<Self> {
+        let mut models = Self::load_copies(assets, 1)?;
+        Ok(models.pop().expect("one copy loaded"))
+    }
+
+    /// Loads the base model once and makes `n` sessions of it (one per worker thread: a
+    /// session runs one call at a time).
+    pub fn load_copies(assets: &Assets, n: usize) -> Result<Vec<Self>> {
         let path = assets.embedding_model();
         let original = assets.read_embedding_model()?;
         let model_sha256 = crate::util::sha256_hex(&original);
@@ -63,22 +86,94 @@ impl Embedder {
                 model.states.len()
             )));
         }
-        let session = crate::assets::session_from_memory(assets, &path, &model.bytes)?;
-        Ok(Embedder {
-            session,
-            states: model
-                .states
+        (0..n)
+            .map(|_| {
+                Ok(BaseModel {
+                    session: crate::assets::session_from_memory(assets, &path, &model.bytes)?,
+                    state_shapes: model.states.clone(),
+                    model_sha256: model_sha256.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A stream's state at its start (the warm-up state).
+    pub fn new_state(&self) -> StreamState {
+        StreamState {
+            states: self
+                .state_shapes
                 .iter()
                 .map(|s| vec![0.0; s.iter().product()])
                 .collect(),
-            state_shapes: model.states,
             context: vec![1.0; CONTEXT_LEN],
             warm: false,
-            out: Vec::with_capacity(EMBED_BATCH * DIM),
-            model_sha256,
-        })
+            out: Vec::new(),
+        }
     }
 
+    /// Slides one block of `BLOCK_FRAMES` frames into `state` and computes the embedding of
+    /// its newest 76 frames into `out`. Runs the model on the new block alone while the states
+    /// are warm, and on the whole context after a cold start.
+    pub fn push_block(
+        &mut self,
+        state: &mut StreamState,
+        block: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let warm = state.warm;
+        state.slide(block);
+        if warm {
+            self.infer(state, Frames::Slice(block))?;
+        } else {
+            state.cold();
+            self.infer(state, Frames::Context)?;
+        }
+        state.warm = true;
+        out.copy_from_slice(&state.out[state.out.len() - DIM..]);
+        Ok(())
+    }
+
+    /// One call of the streaming model on a multiple of 8 frames; embeddings into
+    /// `state.out`, states updated.
+    fn infer(&mut self, state: &mut StreamState, frames: Frames) -> Result<()> {
+        let frames = match frames {
+            Frames::Context => &state.context[..],
+            Frames::Slice(f) => f,
+        };
+        let n = frames.len() / N_MELS;
+        debug_assert_eq!(n % BLOCK_FRAMES, 0);
+        let mut inputs: Vec<SessionInputValue> = Vec::with_capacity(1 + N_STATES);
+        inputs.push(TensorRef::from_array_view(([1usize, n, N_MELS], frames))?.into());
+        for (s, shape) in state.states.iter().zip(&self.state_shapes) {
+            inputs.push(TensorRef::from_array_view((*shape, &s[..]))?.into());
+        }
+        let inputs: [SessionInputValue; 1 + N_STATES] = match inputs.try_into() {
+            Ok(a) => a,
+            Err(_) => unreachable!("checked at load"),
+        };
+        let outputs = self.session.run(inputs).map_err(|e| Error::Model {
+            message: "base model inference failed".into(),
+            source: Some(e.into()),
+        })?;
+        let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
+        state.out.clear();
+        state.out.extend_from_slice(emb);
+        for (i, s) in state.states.iter_mut().enumerate() {
+            let (_, next) = outputs[1 + i].try_extract_tensor::<f32>()?;
+            if next.len() != s.len() {
+                return Err(Error::model(format!(
+                    "base model state {i}: {} values out, {} in",
+                    next.len(),
+                    s.len()
+                )));
+            }
+            s.copy_from_slice(next);
+        }
+        Ok(())
+    }
+}
+
+impl StreamState {
     /// Forgets the stream (back to the warm-up state).
     pub fn reset(&mut self) {
         self.context.fill(1.0);
@@ -93,21 +188,49 @@ impl Embedder {
         self.warm = false;
     }
 
-    /// Slides one block of `BLOCK_FRAMES` frames in and computes the embedding of the newest 76
-    /// frames into `out`. Runs the model on the new block alone while the states are warm, and
-    /// on the whole context after a cold start.
-    pub fn push_block(&mut self, block: &[f32], out: &mut [f32]) -> Result<()> {
-        let warm = self.warm;
-        self.slide(block);
-        if warm {
-            self.infer(Frames::Slice(block))?;
-        } else {
-            self.cold();
-            self.infer(Frames::Context)?;
+    /// Zeroes the states before a call that sees a whole window.
+    fn cold(&mut self) {
+        for s in &mut self.states {
+            s.fill(0.0);
         }
-        self.warm = true;
-        out.copy_from_slice(&self.out[self.out.len() - DIM..]);
-        Ok(())
+    }
+}
+
+impl Embedder {
+    /// Loads the base model, checking it is the expected file, and rewrites it into its
+    /// streaming form.
+    pub fn load(assets: &Assets) -> Result<Self> {
+        Ok(Self::from_model(BaseModel::load(assets)?))
+    }
+
+    /// The model with a new stream's state.
+    pub fn from_model(model: BaseModel) -> Self {
+        Embedder {
+            state: model.new_state(),
+            model_sha256: model.model_sha256.clone(),
+            model,
+        }
+    }
+
+    /// The model alone, to run other streams' states through it.
+    pub fn model_mut(&mut self) -> &mut BaseModel {
+        &mut self.model
+    }
+
+    /// Forgets the stream (back to the warm-up state).
+    pub fn reset(&mut self) {
+        self.state.reset();
+    }
+
+    /// Slides one block of `BLOCK_FRAMES` frames into the context without running the model.
+    pub fn slide(&mut self, block: &[f32]) {
+        self.state.slide(block);
+    }
+
+    /// Slides one block of `BLOCK_FRAMES` frames in and computes the embedding of the newest 76
+    /// frames into `out` (see [`BaseModel::push_block`]).
+    pub fn push_block(&mut self, block: &[f32], out: &mut [f32]) -> Result<()> {
+        self.model.push_block(&mut self.state, block, out)
     }
 
     /// Embeds arbitrary 76-frame windows (`windows.len() / WINDOW_LEN` of them), each from a
@@ -115,53 +238,15 @@ impl Embedder {
     pub fn embed_windows(&mut self, windows: &[f32]) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(windows.len() / WINDOW_LEN * DIM);
         let mut frames = vec![0.0; CONTEXT_LEN];
+        let state = &mut self.state;
         for w in windows.chunks_exact(WINDOW_LEN) {
             frames[CONTEXT_LEN - WINDOW_LEN..].copy_from_slice(w);
-            self.cold();
-            self.infer(Frames::Slice(&frames))?;
-            out.extend_from_slice(&self.out[self.out.len() - DIM..]);
+            state.cold();
+            self.model.infer(state, Frames::Slice(&frames))?;
+            out.extend_from_slice(&state.out[state.out.len() - DIM..]);
         }
-        self.warm = false;
+        state.warm = false;
         Ok(out)
-    }
-
-    /// Zeroes the states before a call that sees a whole window.
-    fn cold(&mut self) {
-        for s in &mut self.states {
-            s.fill(0.0);
-        }
-    }
-
-    /// One call of the streaming model on a multiple of 8 frames; embeddings into `self.out`,
-    /// states updated.
-    fn infer(&mut self, frames: Frames) -> Result<()> {
-        let frames = match frames {
-            Frames::Context => &self.context[..],
-            Frames::Slice(f) => f,
-        };
-        let n = frames.len() / N_MELS;
-        debug_assert_eq!(n % BLOCK_FRAMES, 0);
-        let mut inputs: Vec<SessionInputValue> = Vec::with_capacity(1 + N_STATES);
-        inputs.push(TensorRef::from_array_view(([1usize, n, N_MELS], frames))?.into());
-        for (s, shape) in self.states.iter().zip(&self.state_shapes) {
-            inputs.push(TensorRef::from_array_view((*shape, &s[..]))?.into());
-        }
-        let inputs: [SessionInputValue; 1 + N_STATES] = match inputs.try_into() {
-            Ok(a) => a,
-            Err(_) => unreachable!("checked at load"),
-        };
-        let outputs = self.session.run(inputs).map_err(|e| Error::Model {
-            message: "base model inference failed".into(),
-            source: Some(e.into()),
-        })?;
-        let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
-        self.out.clear();
-        self.out.extend_from_slice(emb);
-        for (i, s) in self.states.iter_mut().enumerate() {
-            let (_, next) = outputs[1 + i].try_extract_tensor::<f32>()?;
-            s.copy_from_slice(next);
-        }
-        Ok(())
     }
 
     /// The embedding sequence of a run of log-mel frames that starts on a block boundary,
@@ -171,19 +256,21 @@ impl Embedder {
         let mut padded = vec![1.0f32; warmup];
         padded.extend_from_slice(frames);
         let mut all = Vec::with_capacity(padded.len() / (BLOCK_FRAMES * N_MELS) * DIM);
-        self.cold();
+        let state = &mut self.state;
+        state.cold();
         for chunk in padded.chunks(EMBED_BATCH * BLOCK_FRAMES * N_MELS) {
-            self.infer(Frames::Slice(chunk))?;
-            all.extend_from_slice(&self.out);
+            self.model.infer(state, Frames::Slice(chunk))?;
+            all.extend_from_slice(&state.out);
         }
-        self.warm = false;
+        state.warm = false;
         // The first 9 embeddings cover the warm-up alone (and a cold start).
         all.drain(..warmup / (BLOCK_FRAMES * N_MELS) * DIM);
         Ok(all)
     }
 }
 
-/// What one call of the model runs on: the kept context (after a gap), or given frames.
+/// What one call of the model runs on: the stream's kept context (after a gap), or given
+/// frames.
 enum Frames<'a> {
     Context,
     Slice(&'a [f32]),
