@@ -218,7 +218,7 @@ impl Daemon {
             mut summary,
             ..
         } = self;
-        source.finish();
+        let read = source.finish();
         let result = processing.join()?;
         signals.close();
         summary.seconds = started.elapsed().as_secs_f64();
@@ -229,6 +229,7 @@ impl Daemon {
         }
         summary.peak_rss_kb = hark::util::peak_rss_kb();
         (summary.blocks, summary.gated_blocks) = result?;
+        read?;
         Ok(summary)
     }
 }

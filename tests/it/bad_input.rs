@@ -431,3 +431,32 @@ fn nan_infinite_and_huge_float_samples_are_sanitised_not_a_panic() {
         .all(|v| v.is_finite() && v.abs() <= hark::audio::wav::FLOAT_LIMIT));
     assert_eq!(samples[1000], 0.0);
 }
+
+#[test]
+fn listen_on_a_truncated_file_fails_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = some_head(tmp.path());
+    let path = tmp.path().join("cut.wav");
+    write_wav(&path, &tone(3.0));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2 + 1]).unwrap();
+    let sock = tmp.path().join("s.sock");
+    let (code, _, err) = hark(
+        &[
+            "listen",
+            "--head",
+            head.to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+            "--input",
+            path.to_str().unwrap(),
+            "--quiet",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cut.wav") && err.contains("truncated"),
+        "the file and what is wrong: {err}"
+    );
+}

@@ -18,7 +18,8 @@ pub struct FileSource {
     /// The file's sample rate.
     pub rate: u32,
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    /// Ends with the read error that cut the file short, if one did.
+    thread: JoinHandle<Result<()>>,
 }
 
 impl FileSource {
@@ -50,26 +51,31 @@ impl FileSource {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Waits for the feeding thread to end.
-    pub fn join(self) {
-        let _ = self.thread.join();
+    /// Waits for the feeding thread to end; an error if the file could not be read to its end
+    /// (truncated, say).
+    pub fn join(self) -> Result<()> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| bail!("the file reading thread panicked"))
     }
 }
 
-/// The feeding thread: reads the file in 80 ms chunks until its end or `stop`.
-fn feed(mut wav: WavStream, realtime: bool, mut filler: Filler, stop: &AtomicBool) {
+/// The feeding thread: reads the file in 80 ms chunks until its end or `stop`. A read error
+/// ends the feed (what was read is processed) and is returned.
+fn feed(mut wav: WavStream, realtime: bool, mut filler: Filler, stop: &AtomicBool) -> Result<()> {
     let rate = wav.rate;
     let step = (rate as usize * 80 / 1000).max(1);
     let t0 = Instant::now();
     let mut buf = Vec::with_capacity(step);
     let mut done = 0usize;
+    let mut result = Ok(());
     loop {
         buf.clear();
         match wav.read_into(step, &mut buf) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                eprintln!("hark: error: {e:#}");
+                result = Err(e.into());
                 break;
             }
         }
@@ -86,9 +92,10 @@ fn feed(mut wav: WavStream, realtime: bool, mut filler: Filler, stop: &AtomicBoo
             }
             filler.flush();
         } else if !filler.push_blocking(&buf) {
-            return;
+            return result;
         }
         done += buf.len();
     }
     filler.send_rest();
+    result
 }

@@ -62,10 +62,14 @@ impl Source {
         }
     }
 
-    /// Stops the source and waits for it (a hung stream at most 1 s).
-    pub fn finish(self) {
+    /// Stops the source and waits for it (a hung stream at most 1 s); an error if a file could
+    /// not be read to its end.
+    pub fn finish(self) -> Result<()> {
         match self {
-            Source::Microphone(r) => r.finish(),
+            Source::Microphone(r) => {
+                r.finish();
+                Ok(())
+            }
             Source::File(f) => f.join(),
         }
     }
