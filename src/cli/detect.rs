@@ -1,6 +1,7 @@
 //! `hark detect`: runs WAV files through the detection pipeline and prints every detection.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,24 +13,35 @@ use hark::pipeline::frontend::SAMPLE_RATE;
 use hark::pipeline::head::Head;
 use hark::pipeline::Pipeline;
 
-/// `hark detect`: one line (text or JSON) per detection, file by file.
+/// `hark detect`: one line (text or JSON) per detection, file by file. A reader that goes away
+/// (`hark detect ... | head -1`) ends the command quietly.
 pub fn run(f: &DetectFlags, assets: &Assets) -> Result<()> {
     let emb = Embedder::load(assets)?;
     let head = Arc::new(Head::load(&f.head, &emb.model_sha256)?);
     let settings = f.threshold.map(|t| head.detector.clone().with_threshold(t));
     let mut pipeline = Pipeline::new(emb, head, SAMPLE_RATE, settings)?;
+    let mut out = std::io::stdout().lock();
     for file in &f.files {
         for d in &detect_wav(&mut pipeline, file)? {
-            if f.json {
-                println!("{}", crate::daemon::sinks::event_json(d, Some(file), None));
+            let written = if f.json {
+                writeln!(
+                    out,
+                    "{}",
+                    crate::daemon::sinks::event_json(d, Some(file), None)
+                )
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{}: {} at {:.2} s (score {:.3})",
                     file.display(),
                     d.word,
                     d.time,
                     d.score
-                );
+                )
+            };
+            match written.and_then(|_| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                r => r.context("cannot write to stdout")?,
             }
         }
     }

@@ -460,3 +460,37 @@ fn listen_on_a_truncated_file_fails_and_says_so() {
         "the file and what is wrong: {err}"
     );
 }
+
+#[test]
+fn detect_into_a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = some_head(tmp.path());
+    let mut x = Vec::new();
+    for k in 0..6 {
+        x.extend(std::iter::repeat_n(0.0, 16000));
+        let f = if k % 2 == 0 { 0.2 } else { 0.5 };
+        x.extend((0..8000).map(|i| (i as f32 * f).sin() * 8000.0));
+    }
+    let wav = tmp.path().join("tones.wav");
+    write_wav(&wav, &x);
+    let args = [
+        "detect",
+        "--head",
+        head.to_str().unwrap(),
+        wav.to_str().unwrap(),
+    ];
+    let (code, out, err) = hark(&args, &root());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() >= 1, "the file fires: {out}");
+    let mut child = std::process::Command::new(common::hark_bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "exit {:?}: {err}", done.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
