@@ -92,7 +92,7 @@ pub struct DetectFlags {
     #[arg(long, default_value = DEFAULT_HEAD)]
     pub head: PathBuf,
     /// Override every word's threshold.
-    #[arg(long)]
+    #[arg(long, value_parser = super::knobs::score)]
     pub threshold: Option<f32>,
     /// One JSON object per line and detection.
     #[arg(long)]
@@ -228,7 +228,7 @@ pub struct EvalFlags {
     #[arg(long)]
     quick: bool,
     /// Also report these thresholds (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::knobs::score)]
     sweep: Vec<f32>,
     /// Print every false accept and where it landed.
     #[arg(long)]

@@ -2,6 +2,7 @@
 //! give.
 
 use anyhow::{bail, Result};
+use clap::builder::RangedU64ValueParser;
 use hark::train::TrainOptions;
 
 /// Training knobs (defaults are the benchmark's choice).
@@ -9,28 +10,28 @@ use hark::train::TrainOptions;
 #[command(next_help_heading = "Design knobs (defaults are the benchmark's choice; see README)")]
 pub struct Knobs {
     /// Consecutive embeddings per feature.
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=16))]
     context: Option<usize>,
     /// Hidden units (0 = linear softmax).
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1024))]
     hidden: Option<usize>,
     /// Augmented copies per take.
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=50))]
     augment: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100000))]
     epochs: Option<usize>,
     /// Default detection threshold written into the head.
-    #[arg(long = "default-threshold")]
+    #[arg(long = "default-threshold", value_parser = score)]
     default_threshold: Option<f32>,
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=50))]
     smoothing: Option<usize>,
     /// "none" weights per source: take halves, altered takes, background, bank, unknown.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = weight)]
     source_weights: Option<Vec<f32>>,
-    #[arg(long)]
+    #[arg(long, value_parser = weight)]
     l2: Option<f32>,
     /// Template check slack (negative disables).
-    #[arg(long)]
+    #[arg(long, value_parser = finite)]
     template_slack: Option<f32>,
     /// Do not use reversed takes as negatives.
     #[arg(long)]
@@ -41,24 +42,24 @@ pub struct Knobs {
     #[arg(long)]
     bank_max: Option<usize>,
     /// Quantile of held-out similarities for the template gate.
-    #[arg(long)]
+    #[arg(long, value_parser = score)]
     template_quantile: Option<f32>,
     /// Templates from clean takes only.
     #[arg(long)]
     clean_templates: bool,
     /// Speed perturbation range for augmented takes (e.g. 0.1 = +-10%).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     speed: Option<f32>,
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 40.0))]
     gain_db: Option<f32>,
     /// Windows a passed template check holds for.
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1000))]
     template_hold: Option<usize>,
     /// Hard-negative mining: keep this many hardest bank windows (and as many random).
     #[arg(long)]
     mine: Option<usize>,
     /// Spliced half-take negatives per take.
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=20))]
     chimeras: Option<usize>,
 }
 
@@ -95,4 +96,46 @@ impl Knobs {
         }
         Ok(o)
     }
+}
+
+/// A float flag's value, or why it cannot be one.
+fn float(s: &str) -> Result<f32, String> {
+    s.trim()
+        .parse::<f32>()
+        .map_err(|_| format!("{s:?} is not a number"))
+}
+
+/// A finite number.
+pub fn finite(s: &str) -> Result<f32, String> {
+    float(s).and_then(|v| {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not a finite number"))
+        }
+    })
+}
+
+/// A finite number from `lo` to `hi`.
+fn between(s: &str, lo: f32, hi: f32) -> Result<f32, String> {
+    finite(s).and_then(|v| {
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not between {lo} and {hi}"))
+        }
+    })
+}
+
+/// A score or share: a number from 0 to 1.
+pub fn score(s: &str) -> Result<f32, String> {
+    between(s, 0.0, 1.0)
+}
+
+/// A weight: a finite number, 0 or more.
+fn weight(s: &str) -> Result<f32, String> {
+    finite(s).and_then(|v| match v >= 0.0 {
+        true => Ok(v),
+        false => Err(format!("{v} is negative")),
+    })
 }

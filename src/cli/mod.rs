@@ -22,7 +22,15 @@ use flags::{Cli, Command};
 use hark::assets::Assets;
 
 pub fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("hark: error: {}", one_line(&e.to_string()));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(), // --help, --version
+    };
+    if let Err(e) = run(cli) {
         eprintln!("hark: error: {e:#}");
         std::process::exit(1);
     }
@@ -43,4 +51,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bank => bank::run(&assets()?),
         Command::Eval(f) => eval::run(&f.options()?, &assets()?),
     }
+}
+
+/// A clap error as one line: its text up to the usage, without the `error: ` prefix.
+fn one_line(clap_error: &str) -> String {
+    clap_error
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
 }

@@ -15,7 +15,38 @@ pub struct DetectorSettings {
     pub refractory: f32,
 }
 
+/// Windows averaged, at most.
+pub const MAX_SMOOTHING: usize = 50;
+/// Refractory seconds, at most.
+pub const MAX_REFRACTORY: f32 = 60.0;
+
 impl DetectorSettings {
+    /// Checks the settings make sense for `words` words; the reason if not.
+    pub fn check(&self, words: usize) -> std::result::Result<(), String> {
+        if self.thresholds.len() != words {
+            return Err(format!(
+                "detector has {} thresholds for {words} words",
+                self.thresholds.len()
+            ));
+        }
+        if let Some(t) = self.thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            return Err(format!("detector threshold {t} is not between 0 and 1"));
+        }
+        if !(1..=MAX_SMOOTHING).contains(&self.smoothing) {
+            return Err(format!(
+                "detector smoothing {} is not between 1 and {MAX_SMOOTHING} windows",
+                self.smoothing
+            ));
+        }
+        if !(0.0..=MAX_REFRACTORY).contains(&self.refractory) {
+            return Err(format!(
+                "detector refractory time {} is not between 0 and {MAX_REFRACTORY} s",
+                self.refractory
+            ));
+        }
+        Ok(())
+    }
+
     /// These settings with every word's threshold set to `threshold`.
     pub fn with_threshold(mut self, threshold: f32) -> Self {
         self.thresholds.fill(threshold);

@@ -32,6 +32,24 @@ impl Layer {
     }
 }
 
+/// Consecutive embeddings per feature, at most.
+pub const MAX_CONTEXT: usize = 16;
+
+/// Labels must be distinct, non-empty and printable.
+fn check_labels(labels: &[String]) -> std::result::Result<(), String> {
+    for (i, l) in labels.iter().enumerate() {
+        if l.is_empty() || l.chars().any(char::is_control) {
+            return Err(format!(
+                "head label {l:?} is empty or holds a control character"
+            ));
+        }
+        if labels[..i].contains(l) {
+            return Err(format!("head has the label {l:?} twice"));
+        }
+    }
+    Ok(())
+}
+
 /// What training measured (takes per word, cross-validation figures): `hark train` and `hark
 /// demo` print the figures, and the head file keeps them as a record.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -93,8 +111,18 @@ impl Head {
         if n == 0 {
             return bad("head has no labels".into());
         }
+        check_labels(&self.labels).map_err(Error::Data)?;
+        if !(1..=MAX_CONTEXT).contains(&self.context) {
+            return bad(format!(
+                "head context {} is not between 1 and {MAX_CONTEXT}",
+                self.context
+            ));
+        }
+        if !self.all_finite() {
+            return bad("head holds a number that is not finite (NaN or infinite)".into());
+        }
         let d = self.feature_dim();
-        if self.context == 0 || self.mean.len() != d || self.inv_std.len() != d {
+        if self.mean.len() != d || self.inv_std.len() != d {
             return bad("head feature standardisation has the wrong size".into());
         }
         let mut inputs = d;
@@ -113,6 +141,7 @@ impl Head {
                 n + 1
             ));
         }
+        self.detector.check(n).map_err(Error::Data)?;
         if self.templates.len() != n
             || self.template_min.len() != n
             || self.detector.thresholds.len() != n
@@ -123,6 +152,22 @@ impl Head {
             return bad("head has a template of the wrong dimension".into());
         }
         Ok(())
+    }
+
+    /// Are all the head's numbers finite?
+    fn all_finite(&self) -> bool {
+        let layers = self
+            .layers
+            .iter()
+            .flat_map(|l| l.weights.iter().chain(&l.bias));
+        let templates = self.templates.iter().flatten().flatten();
+        self.mean
+            .iter()
+            .chain(&self.inv_std)
+            .chain(&self.template_min)
+            .chain(layers)
+            .chain(templates)
+            .all(|v| v.is_finite())
     }
 
     /// Reads a head file, refusing it with a clear error if it is damaged or was made for another
@@ -154,8 +199,14 @@ impl Head {
         Ok(head)
     }
 
-    /// Writes the head atomically (temporary file, then rename).
+    /// Writes the head atomically (temporary file, then rename); a head that would not load is
+    /// refused, so a bad one never replaces a good one.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.validate().map_err(|e| Error::Invalid {
+            path: path.into(),
+            reason: "refusing to write an invalid head".into(),
+            source: Some(e.into()),
+        })?;
         let json = serde_json::to_vec(self).map_err(|e| Error::Data(e.to_string()))?;
         crate::util::write_atomic(path, &json)
     }
@@ -359,7 +410,7 @@ mod tests {
         let mismatch = "do not match its 2 labels";
         let mut h = head();
         h.detector.thresholds.push(0.5);
-        assert!(refused(h).contains(mismatch));
+        assert!(refused(h).contains("3 thresholds for 2 words"));
         let mut h = head();
         h.template_min.pop();
         assert!(refused(h).contains(mismatch));
@@ -397,8 +448,33 @@ mod tests {
         );
         let mut damaged = head();
         damaged.template_min.pop();
-        damaged.save(&path).unwrap();
+        let e = damaged.save(&path).unwrap_err().to_string();
+        assert!(e.contains("refusing to write an invalid head"), "{e}");
+        std::fs::write(&path, serde_json::to_vec(&damaged).unwrap()).unwrap();
         let e = with_sources(&Head::load(&path, "base").unwrap_err());
         assert!(e.contains("h.head: invalid head: head's templates"), "{e}");
+    }
+
+    #[test]
+    fn values_that_make_no_sense_are_refused() {
+        let cases: [(fn(&mut Head), &str); 8] = [
+            (|h| h.detector.smoothing = 1_000_000_000_000, "smoothing"),
+            (|h| h.detector.smoothing = 0, "smoothing"),
+            (|h| h.detector.thresholds[0] = 1.5, "threshold 1.5"),
+            (|h| h.detector.thresholds[1] = -0.1, "threshold -0.1"),
+            (|h| h.detector.refractory = -1.0, "refractory"),
+            (|h| h.labels[1] = "lantern".into(), "twice"),
+            (|h| h.labels[0] = "a\u{1b}[31m".into(), "control"),
+            (|h| h.context = usize::MAX / 2, "context"),
+        ];
+        for (damage, needle) in cases {
+            let mut h = head();
+            damage(&mut h);
+            let e = refused(h);
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        let mut h = head();
+        h.mean[3] = f32::NAN;
+        assert!(refused(h).contains("not finite"));
     }
 }

@@ -494,3 +494,46 @@ fn detect_into_a_closed_pipe_ends_quietly() {
     assert!(done.status.success(), "exit {:?}: {err}", done.status);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn flag_values_that_make_no_sense_are_refused_and_the_head_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = some_head(tmp.path());
+    let before = std::fs::read(&head).unwrap();
+    let wav = tmp.path().join("t.wav");
+    write_wav(&wav, &tone(1.0));
+    let (h, w) = (head.to_str().unwrap(), wav.to_str().unwrap());
+    for t in ["nan", "inf", "1.5", "-0.2"] {
+        let flag = format!("--threshold={t}");
+        fails_with(&["detect", "--head", h, &flag, w], &["--threshold", t]);
+    }
+    let rec = tmp.path().join("rec");
+    let r = rec.to_str().unwrap();
+    for (flag, value) in [
+        ("--context", "0"),
+        ("--context", "100000000000"),
+        ("--smoothing", "0"),
+        ("--default-threshold", "nan"),
+        ("--template-quantile", "7"),
+        ("--speed", "3"),
+        ("--l2", "-1"),
+    ] {
+        let given = format!("{flag}={value}");
+        let args = [
+            "train",
+            "--no-cv",
+            "--no-bank",
+            "--data",
+            r,
+            "--out",
+            h,
+            &given,
+        ];
+        fails_with(&args, &[flag, value]);
+    }
+    assert_eq!(
+        std::fs::read(&head).unwrap(),
+        before,
+        "the head is untouched"
+    );
+}
