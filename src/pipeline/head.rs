@@ -457,7 +457,8 @@ mod tests {
 
     #[test]
     fn values_that_make_no_sense_are_refused() {
-        let cases: [(fn(&mut Head), &str); 8] = [
+        type Damage = fn(&mut Head);
+        let cases: [(Damage, &str); 8] = [
             (|h| h.detector.smoothing = 1_000_000_000_000, "smoothing"),
             (|h| h.detector.smoothing = 0, "smoothing"),
             (|h| h.detector.thresholds[0] = 1.5, "threshold 1.5"),
