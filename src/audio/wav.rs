@@ -18,7 +18,7 @@ pub struct WavStream {
     /// Multiplier to int16 scale; None for float samples.
     int_scale: Option<f64>,
     pub rate: u32,
-    /// Frames in the file according to its header.
+    /// Frames in the file according to its header, at most what the file's size can hold.
     pub frames: u32,
 }
 
@@ -31,7 +31,8 @@ impl WavStream {
         if meta.is_dir() {
             return Err(invalid("is a directory, not a WAV file".into()));
         }
-        if meta.len() == 0 {
+        // A FIFO or a device has no length to check; it is read as it comes.
+        if meta.is_file() && meta.len() == 0 {
             return Err(invalid("file is empty (0 bytes), not a WAV file".into()));
         }
         let reader = hound::WavReader::open(path).map_err(|e| invalid(header_problem(e)))?;
@@ -57,7 +58,12 @@ impl WavStream {
                 )))
             }
         };
-        let frames = reader.duration();
+        // A header may claim more than the file holds: never trust it beyond the file's size.
+        let bytes_per_frame = channels as u64 * spec.bits_per_sample.div_ceil(8) as u64;
+        let frames = match meta.is_file() {
+            true => (reader.duration() as u64).min(meta.len() / bytes_per_frame) as u32,
+            false => reader.duration(),
+        };
         Ok(WavStream {
             reader,
             path: path.to_path_buf(),
@@ -145,7 +151,8 @@ fn sample_problem(e: hound::Error) -> String {
 /// channels down to mono. Every error names the file and what is wrong with it.
 pub fn read(path: &Path) -> Result<Audio> {
     let mut st = WavStream::open(path)?;
-    let mut samples = Vec::with_capacity(st.frames as usize);
+    // Reserved from the header's count only up to a bound: a header can lie.
+    let mut samples = Vec::with_capacity((st.frames as usize).min(1 << 24));
     while st.read_into(1 << 16, &mut samples)? > 0 {}
     if samples.is_empty() {
         return Err(Error::invalid(

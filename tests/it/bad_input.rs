@@ -537,3 +537,81 @@ fn flag_values_that_make_no_sense_are_refused_and_the_head_is_kept() {
         "the head is untouched"
     );
 }
+
+/// A 16 kHz mono 8-bit WAV header whose data chunk claims `claimed` bytes, then `real` bytes.
+fn lying_wav(claimed: u32, real: usize) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&claimed.saturating_add(36).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&8u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&claimed.to_le_bytes());
+    b.extend((0..real).map(|i| (128.0 + 60.0 * (i as f32 * 0.3).sin()) as u8));
+    b
+}
+
+#[test]
+fn a_header_that_claims_gigabytes_is_not_trusted_and_a_fifo_is_read() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let head = some_head(tmp.path());
+    let liar = tmp.path().join("liar.wav");
+    std::fs::write(&liar, lying_wav(0xFFFF_FFF0, 16000)).unwrap();
+    // 4 GiB of address space: enough for hark, not for the 16 GiB the header asks for.
+    let mut cmd = std::process::Command::new(common::hark_bin());
+    cmd.args([
+        "detect",
+        "--head",
+        head.to_str().unwrap(),
+        liar.to_str().unwrap(),
+    ]);
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clear error, not an abort: {err}"
+    );
+    assert!(
+        err.contains("liar.wav") && err.contains("truncated"),
+        "{err}"
+    );
+
+    // A FIFO is not "empty": it is read as it comes.
+    let fifo = tmp.path().join("pipe.wav");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let good = lying_wav(16000, 16000);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, good).unwrap())
+    };
+    let (code, _, err) = hark(
+        &[
+            "detect",
+            "--head",
+            head.to_str().unwrap(),
+            fifo.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    writer.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+}
