@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::io::{BufReader, ErrorKind};
+use std::io::{BufReader, ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,9 +262,27 @@ fn frame_error(shared: &Shared, sock: &TcpStream, peer: SocketAddr, e: FrameErro
         _ => {
             log.warn(&format!("wyoming: client {peer} closed: {e}"));
             let _ = write_event(&mut &*sock, &error_event(&e.to_string(), e.code()));
+            return close_after_error(sock);
         }
     }
     let _ = sock.shutdown(Shutdown::Both);
+}
+
+/// Closes a connection that has just been sent an `error` event, reading (and dropping) what
+/// the client still sends for up to a second and a megabyte first: closing with unread bytes
+/// would reset the connection, and the client could lose the error event.
+fn close_after_error(sock: &TcpStream) {
+    let _ = sock.shutdown(Shutdown::Write);
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+    let started = std::time::Instant::now();
+    let (mut buf, mut total) = ([0u8; 4096], 0);
+    while total < (1 << 20) && started.elapsed() < Duration::from_secs(1) {
+        match (&*sock).read(&mut buf) {
+            Ok(n) if n > 0 => total += n,
+            _ => break,
+        }
+    }
+    let _ = sock.shutdown(Shutdown::Read);
 }
 
 /// A connection's stream of the engine, opened at its first use (a `describe` alone costs no
