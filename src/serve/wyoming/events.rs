@@ -36,6 +36,8 @@ pub struct Connection<S: WakeStream> {
     stream: S,
     /// A detection since the last `detect` or `audio-start`.
     detected: bool,
+    /// Seconds of audio received since the last `detect` or `audio-start`.
+    seconds: f64,
     /// Reused buffer of converted samples.
     mono: Vec<f32>,
 }
@@ -46,6 +48,7 @@ impl<S: WakeStream> Connection<S> {
         Connection {
             stream,
             detected: false,
+            seconds: 0.0,
             mono: Vec::new(),
         }
     }
@@ -66,11 +69,11 @@ impl<S: WakeStream> Connection<S> {
             "ping" => return Ok(vec![Event::new("pong", json!({"text": data.get("text")}))]),
             "detect" => {
                 self.stream.select(names(data.get("names"))?)?;
-                self.detected = false;
+                (self.detected, self.seconds) = (false, 0.0);
             }
             "audio-start" => {
-                self.stream.restart(field(data, "rate", 1, 384_000)?)?;
-                self.detected = false;
+                self.stream.restart(rate(data)?)?;
+                (self.detected, self.seconds) = (false, 0.0);
             }
             "audio-chunk" => return self.chunk(event),
             "audio-stop" if !self.detected => {
@@ -81,18 +84,21 @@ impl<S: WakeStream> Connection<S> {
         Ok(Vec::new())
     }
 
-    /// An audio chunk: converted to mono, pushed, and its detections as events.
+    /// An audio chunk: converted to mono, pushed, and its detections as events, stamped with
+    /// the audio received up to the end of this chunk (the engine's own stream time starts over
+    /// when a reload swaps the head in, this count does not).
     fn chunk(&mut self, event: &Event) -> Result<Vec<Event>> {
-        let rate = field(&event.data, "rate", 1, 384_000)?;
+        let rate = rate(&event.data)?;
         let width = field(&event.data, "width", 1, 4)? as usize;
         let channels = field(&event.data, "channels", 1, 64)? as usize;
         to_mono(&event.payload, width, channels, &mut self.mono)?;
         let detections = self.stream.push(&self.mono, rate)?;
+        self.seconds += self.mono.len() as f64 / rate as f64;
         self.detected |= !detections.is_empty();
+        let ms = (self.seconds * 1000.0).round() as u64;
         Ok(detections
             .iter()
             .map(|d| {
-                let ms = (d.time * 1000.0).round().max(0.0) as u64;
                 Event::new(
                     "detection",
                     json!({"name": d.word, "timestamp": ms, "speaker": null}),
@@ -148,6 +154,21 @@ fn names(v: Option<&Value>) -> Result<Option<Vec<String>>> {
             .ok_or_else(|| anyhow::anyhow!("detect: `names` {v:?} is not a list of strings")),
         Some(other) => anyhow::bail!("detect: `names` {other} is not a list of strings"),
     }
+}
+
+/// The sample rates a client may send: the usual ones. (Any other would need a resampler of
+/// unbounded size: its FFT length follows the rate's ratio to 16 kHz.)
+const RATES: [u32; 11] = [
+    8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
+];
+
+/// The `rate` of the data, one of [`RATES`].
+fn rate(data: &serde_json::Map<String, Value>) -> Result<u32> {
+    let r = field(data, "rate", 1, u32::MAX as u64)?;
+    if !RATES.contains(&r) {
+        anyhow::bail!("`rate` {r} is not one of {RATES:?}");
+    }
+    Ok(r)
 }
 
 /// An integer field of the data, required, within `lo..=hi`.
@@ -276,10 +297,15 @@ mod tests {
             &[],
         ));
         assert_eq!(c.stream.restarts, vec![22050]);
-        let out = c.handle(&chunk(&[1000, 0]));
+        assert!(c.handle(&chunk(&[0; 1600])).is_empty());
+        let out = c.handle(&chunk(&[1000; 160]));
         assert_eq!(out[0].kind, "detection");
         assert_eq!(out[0].data["name"], json!("lantern"));
-        assert_eq!(out[0].data["timestamp"], json!(1235));
+        assert_eq!(
+            out[0].data["timestamp"],
+            json!(110),
+            "ms of audio up to this chunk"
+        );
         // still listening; a detection since the start: no not-detected
         assert!(c.handle(&chunk(&[0, 0])).is_empty());
         assert!(c.handle(&ev("audio-stop", json!({}), &[])).is_empty());
@@ -313,6 +339,12 @@ mod tests {
                 &[0; 6],
             ),
             ev("audio-start", json!({"rate": -5}), &[]),
+            ev("audio-start", json!({"rate": 16001}), &[]),
+            ev(
+                "audio-chunk",
+                json!({"rate": 383_999, "width": 2, "channels": 1}),
+                &[0; 2],
+            ),
         ] {
             let out = c.handle(&bad);
             assert_eq!(out[0].kind, "error", "{bad:?}");

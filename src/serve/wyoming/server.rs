@@ -25,6 +25,9 @@ use hark::pipeline::detector::Detection;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Stack of a connection thread.
 const STACK: usize = 1 << 20;
+/// The kernel's send buffer of a connection: far more than the answers ever need, and a client
+/// that does not read can hold no more than this of the server's memory.
+const SEND_BUFFER: libc::c_int = 64 << 10;
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -177,6 +180,7 @@ fn admit(
     sock.set_write_timeout(Some(WRITE_TIMEOUT))?;
     sock.set_read_timeout(Some(shared.opts.idle_timeout))?;
     let _ = sock.set_nodelay(true);
+    set_send_buffer(&sock);
     {
         let mut open = shared.open.lock().unwrap();
         if open.len() >= shared.opts.max_connections {
@@ -207,6 +211,22 @@ fn admit(
     spawned.context("cannot start a connection thread")
 }
 
+/// Fixes the socket's send buffer at [`SEND_BUFFER`] (instead of letting it grow to megabytes).
+fn set_send_buffer(sock: &TcpStream) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(sock);
+    let size = SEND_BUFFER;
+    // SAFETY: a valid socket, and a pointer to an int with its length.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Reads events and answers them until the client closes, times out or sends a bad frame.
 fn serve_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
     let Ok(read_half) = sock.try_clone() else {
@@ -232,16 +252,31 @@ fn serve_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
                 _ => 0,
             };
             if let Err(e) = write_event(&mut writer, &out) {
-                if !shared.stop.load(Ordering::SeqCst) {
-                    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    log.warn(&format!(
-                        "wyoming: client {peer} dropped: cannot write: {e}"
-                    ));
-                }
-                return;
+                return write_failed(shared, peer, &e);
             }
         }
     }
+}
+
+/// An answer that could not be written: the client is dropped (unless the server is stopping).
+fn write_failed(shared: &Shared, peer: SocketAddr, e: &std::io::Error) {
+    if shared.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+    let why = match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!(
+                "it has not read its events for {} s",
+                WRITE_TIMEOUT.as_secs()
+            )
+        }
+        _ => e.to_string(),
+    };
+    let log = &shared.log;
+    log.warn(&format!(
+        "wyoming: client {peer} dropped: cannot write: {why}"
+    ));
 }
 
 /// A frame that could not be read: an idle or vanished client is closed quietly; a bad frame
