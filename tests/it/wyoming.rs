@@ -190,6 +190,16 @@ fn describe_and_home_assistant_runs_detect_the_asked_word_or_say_not_detected() 
     let (lantern, spans) = speech("lantern", &["lantern"]);
     let events = client(&["ha", &port, lantern.to_str().unwrap(), "lantern", "4"]);
     assert_detected(&events, "lantern", spans[0]);
+    // The same at 48 kHz, 32-bit, stereo: converted to 16 kHz mono.
+    let args = [
+        "ha",
+        &port,
+        lantern.to_str().unwrap(),
+        "lantern",
+        "4",
+        "48000x4x2",
+    ];
+    assert_detected(&client(&args), "lantern", spans[0]);
     // Another word asked for: the same audio gives nothing, and audio-stop -> not-detected.
     let events = client(&["stop", &port, lantern.to_str().unwrap(), "violin", "4"]);
     assert!(detections(&events).is_empty(), "{events:?}");
@@ -199,7 +209,7 @@ fn describe_and_home_assistant_runs_detect_the_asked_word_or_say_not_detected() 
     assert_eq!(events[0]["type"], "not-detected", "{events:?}");
     let log = s.stop();
     assert!(
-        log.contains("stopped after") && log.contains("1 detection(s)"),
+        log.contains("stopped after") && log.contains("2 detection(s)"),
         "{log}"
     );
 }
@@ -397,4 +407,44 @@ fn sighup_reloads_the_words_and_keeps_them_on_a_broken_head() {
         log.contains("reload failed") && log.contains("live.head"),
         "{log}"
     );
+}
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_dropped() {
+    let s = Serve::start("deaf", &heads().0, "");
+    let mut deaf = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let handle = deaf.try_clone().unwrap();
+    // A small receive buffer, so that the kernel cannot take in megabytes for the deaf client.
+    let small: libc::c_int = 4096;
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&deaf),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &small as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    // Pings (4 kB pongs) and never a read: once the buffers are full the server's write times
+    // out (10 s) and the client is dropped.
+    let text = "x".repeat(4000);
+    let ping = format!("{{\"type\":\"ping\",\"data\":{{\"text\":\"{text}\"}}}}\n").repeat(100);
+    let writer = std::thread::spawn(move || while deaf.write_all(ping.as_bytes()).is_ok() {});
+    let t = Instant::now();
+    while !std::fs::read_to_string(&s.log)
+        .unwrap()
+        .contains("cannot write")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the deaf client was not dropped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Others are served all along.
+    assert_eq!(described_words(s.port), synth::WORDS);
+    let _ = handle.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    let log = s.stop();
+    assert!(log.contains("1 dropped"), "{log}");
 }

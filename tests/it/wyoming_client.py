@@ -3,9 +3,10 @@
     wyoming_client.py describe PORT
         prints {"type": "info", "words": [...], "phrases": [...], "installed": bool}, the info
         parsed by Info.from_event.
-    wyoming_client.py MODE PORT AUDIO.raw NAME,NAME|- [SPEED]
-        streams 16 kHz s16le mono AUDIO (paced SPEED times real time, default 1) and prints every
-        event received as {"type", "data", "sent_ms"} (sent_ms: audio sent when it arrived).
+    wyoming_client.py MODE PORT AUDIO.raw NAME,NAME|- [SPEED [RATExWIDTHxCHANNELS]]
+        streams 16 kHz s16le mono AUDIO (paced SPEED times real time, default 1; sent as another
+        format if asked, e.g. 48000x4x2) and prints every event received as
+        {"type", "data", "sent_ms"} (sent_ms: audio sent when it arrived).
         MODE: "ha"        as Home Assistant: detect, audio-start, 10 ms chunks, no audio-stop;
                           closes on the first detection;
               "stop"      as "ha", then audio-stop, and waits for the answer;
@@ -13,6 +14,7 @@
                           after each detection sends detect again on the same connection.
 """
 
+import array
 import asyncio
 import json
 import sys
@@ -47,10 +49,24 @@ async def describe(port):
         )
 
 
-async def stream(mode, port, audio, names, speed):
-    chunk_samples = 1024 if mode == "satellite" else RATE // 100
-    pcm = open(audio, "rb").read()
-    step = chunk_samples * 2
+def convert(pcm, rate, width, channels):
+    """16 kHz s16le mono to `rate` (a multiple of 16 kHz, each sample repeated), `width`
+    bytes, `channels` copies."""
+    samples = array.array("h")
+    samples.frombytes(pcm)
+    out = bytearray()
+    for s in samples:
+        v = s << (8 * (width - 2)) if width >= 2 else s >> 8
+        out += v.to_bytes(width, "little", signed=True) * channels * (rate // RATE)
+    return bytes(out)
+
+
+async def stream(mode, port, audio, names, speed, fmt):
+    rate, width, channels = fmt
+    chunk_samples = 1024 if mode == "satellite" else rate // 100
+    pcm = convert(open(audio, "rb").read(), rate, width, channels)
+    frame = width * channels
+    step = chunk_samples * frame
     sent = {"ms": 0}
     done = asyncio.Event()
     async with AsyncTcpClient("127.0.0.1", port) as client:
@@ -74,15 +90,15 @@ async def stream(mode, port, audio, names, speed):
         task = asyncio.create_task(reader())
         await client.write_event(Detect(names=names).event())
         if mode != "satellite":
-            await client.write_event(AudioStart(rate=RATE, width=2, channels=1).event())
+            await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
         for i in range(0, len(pcm), step):
             if done.is_set():
                 break
-            chunk = AudioChunk(rate=RATE, width=2, channels=1, audio=pcm[i : i + step],
-                               timestamp=sent["ms"])
+            chunk = AudioChunk(rate=rate, width=width, channels=channels,
+                               audio=pcm[i : i + step], timestamp=sent["ms"])
             await client.write_event(chunk.event())
-            sent["ms"] = (i + step) * 1000 // (2 * RATE)
-            await asyncio.sleep(chunk_samples / RATE / speed)
+            sent["ms"] = (i + step) * 1000 // (frame * rate)
+            await asyncio.sleep(chunk_samples / rate / speed)
         if mode == "stop" and not done.is_set():
             await client.write_event(AudioStop().event())
         if mode == "satellite":
@@ -102,7 +118,8 @@ def main():
         return
     names = None if sys.argv[4] == "-" else sys.argv[4].split(",")
     speed = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
-    asyncio.run(stream(mode, port, sys.argv[3], names, speed))
+    fmt = tuple(int(v) for v in sys.argv[6].split("x")) if len(sys.argv) > 6 else (RATE, 2, 1)
+    asyncio.run(stream(mode, port, sys.argv[3], names, speed, fmt))
 
 
 if __name__ == "__main__":
