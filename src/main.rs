@@ -3,8 +3,6 @@
 
 mod cli;
 mod daemon;
-// The engine of `hark serve`, whose front ends (Wyoming, MQTT) are being built (issue 9).
-#[allow(dead_code)]
 mod serve;
 
 fn main() {

@@ -10,6 +10,7 @@ use super::bench::BenchOptions;
 use super::knobs::Knobs;
 use super::train::Train;
 use crate::daemon::{ListenOptions, Overrides};
+use crate::serve::ServeOptions;
 use hark::eval::EvalOptions;
 
 /// Default place of the trained head.
@@ -44,6 +45,10 @@ pub enum Command {
     /// The daemon: listen on the microphone (or a WAV file) and announce each word heard, on
     /// stdout, a Unix socket and an optional command hook.
     Listen(ListenFlags),
+    /// Serve wake words to clients that send their own audio: Home Assistant and
+    /// wyoming-satellite over the Wyoming protocol, Rhasspy over Hermes (MQTT). Opens no
+    /// microphone.
+    Serve(ServeFlags),
     /// Record takes of a word from the microphone into recordings/<word>/ (guided, with a
     /// countdown and level meter). `hark record _background_ --seconds 10` records room noise.
     Record(RecordFlags),
@@ -155,6 +160,48 @@ impl ListenFlags {
             stdout: !self.quiet,
         }
     }
+}
+
+// `hark serve`.
+#[derive(Args)]
+pub struct ServeFlags {
+    /// Config file [default: config/hark.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The trained head (overrides `head`).
+    #[arg(long)]
+    head: Option<PathBuf>,
+    /// Where the Wyoming server listens (overrides `wyoming.uri`; default tcp://127.0.0.1:10400).
+    #[arg(long, value_name = "tcp://HOST:PORT")]
+    wyoming: Option<String>,
+    /// The MQTT broker of a Rhasspy (Hermes) setup (overrides `mqtt.uri`).
+    #[arg(long, value_name = "mqtt://[USER:PASS@]HOST:PORT")]
+    mqtt: Option<String>,
+    /// A Hermes site to hear (repeatable; overrides `mqtt.sites`; default: every site).
+    #[arg(long = "site", value_name = "ID")]
+    sites: Vec<String>,
+}
+
+impl ServeFlags {
+    /// The server's options; `models` is the global `--models` flag.
+    pub fn options(self, models: Option<PathBuf>) -> ServeOptions {
+        ServeOptions {
+            config_path: self.config.or_else(default_config),
+            overrides: Overrides {
+                head: self.head,
+                models,
+                ..Overrides::default()
+            },
+            wyoming: self.wyoming,
+            mqtt: self.mqtt,
+            sites: self.sites,
+        }
+    }
+}
+
+/// The default config file, when it exists.
+fn default_config() -> Option<PathBuf> {
+    Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file())
 }
 
 // `hark record`: its flags are its settings.

@@ -16,6 +16,7 @@ mod knobs;
 mod listen;
 mod progress;
 mod record;
+mod serve;
 mod train;
 
 use flags::{Cli, Command};
@@ -45,6 +46,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(f) => detect::run(&f, &assets()?),
         Command::Demo(f) => demo::run(&f.dir, &assets()?),
         Command::Listen(f) => listen::run(f.options(cli.models.clone())),
+        Command::Serve(f) => serve::run(&f.options(cli.models.clone())),
         Command::Record(f) => record::record(&f.data, &f.word, f.count, f.seconds, &f.device),
         Command::Devices => devices::run(),
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),

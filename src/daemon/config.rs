@@ -29,6 +29,41 @@ pub struct Config {
     pub log_level: String,
     /// Skip the base model while the room is quiet (the quiet-room gate).
     pub quiet_gate: bool,
+    pub wyoming: WyomingConfig,
+}
+
+/// `hark serve`'s Wyoming server (Home Assistant, wyoming-satellite).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WyomingConfig {
+    /// Where to listen: `tcp://HOST:PORT`.
+    pub uri: String,
+    /// Connections served at once; more are refused with an `error` event.
+    pub max_connections: usize,
+    /// Seconds a client may send nothing before it is closed.
+    pub idle_timeout: f32,
+}
+
+impl Default for WyomingConfig {
+    fn default() -> Self {
+        WyomingConfig {
+            uri: "tcp://127.0.0.1:10400".into(),
+            max_connections: 64,
+            idle_timeout: 60.0,
+        }
+    }
+}
+
+/// The `HOST:PORT` of a `tcp://HOST:PORT` URI (`key` names where it came from in the error).
+pub fn tcp_address(uri: &str, key: &str) -> Result<String> {
+    let hostport = uri.strip_prefix("tcp://").unwrap_or_default();
+    let port = hostport
+        .rsplit_once(':')
+        .map(|(h, p)| (h, p.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() && !hostport.contains('/') => Ok(hostport.into()),
+        _ => bail!("{key}: {uri:?} is not a URI like tcp://127.0.0.1:10400"),
+    }
 }
 
 /// The Unix socket that clients read events from.
@@ -133,6 +168,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             log_level: "info".into(),
             quiet_gate: true,
+            wyoming: WyomingConfig::default(),
         }
     }
 }
@@ -191,6 +227,25 @@ impl Config {
             bail!(
                 "key `hook.timeout`: {} is not between 0 and 3600 seconds",
                 self.hook.timeout
+            );
+        }
+        self.validate_wyoming()
+    }
+
+    /// Checks the `[wyoming]` section.
+    fn validate_wyoming(&self) -> Result<()> {
+        let w = &self.wyoming;
+        tcp_address(&w.uri, "key `wyoming.uri`")?;
+        if !(1..=100_000).contains(&w.max_connections) {
+            bail!(
+                "key `wyoming.max_connections`: {} is not between 1 and 100000",
+                w.max_connections
+            );
+        }
+        if !(1.0..=86_400.0).contains(&w.idle_timeout) {
+            bail!(
+                "key `wyoming.idle_timeout`: {} is not between 1 and 86400 seconds",
+                w.idle_timeout
             );
         }
         Ok(())
@@ -301,5 +356,25 @@ mod tests {
             );
             assert!(e.contains("f.toml") && e.contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn the_wyoming_section_is_checked() {
+        for (text, key) in [
+            ("uri = \"http://x:1\"", "wyoming.uri"),
+            ("uri = \"tcp://x\"", "wyoming.uri"),
+            ("uri = \"tcp://:10400\"", "wyoming.uri"),
+            ("uri = \"tcp://x:70000\"", "wyoming.uri"),
+            ("max_connections = 0", "wyoming.max_connections"),
+            ("idle_timeout = 0.5", "wyoming.idle_timeout"),
+        ] {
+            let e = format!(
+                "{:#}",
+                Config::parse(&format!("[wyoming]\n{text}\n"), "f.toml").unwrap_err()
+            );
+            assert!(e.contains(key) && e.contains("f.toml"), "{text}: {e}");
+        }
+        let c = Config::parse("[wyoming]\nuri = \"tcp://[::1]:10500\"\n", "f.toml").unwrap();
+        assert_eq!(tcp_address(&c.wyoming.uri, "k").unwrap(), "[::1]:10500");
     }
 }

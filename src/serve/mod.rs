@@ -2,7 +2,160 @@
 //! wyoming-satellite over Wyoming, Rhasspy over Hermes/MQTT), many streams in one process.
 //!
 //! - [`engine`]: the streams and what they share (the base model, the head);
+//! - [`wyoming`]: the Wyoming server;
 //! - [`hermes`]: the Hermes (MQTT) front end, for Rhasspy: a stream per site.
+//!
+//! [`serve`] loads the config and the head, starts the servers and waits for signals (from
+//! [`crate::daemon::signals`]): SIGHUP reloads the head for every stream (keeping the old one if
+//! the new one is invalid), SIGINT/SIGTERM close every connection and end with a [`Summary`].
 
 pub mod engine;
 pub mod hermes;
+pub mod wyoming;
+
+use anyhow::{Context, Result};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::daemon::config::{tcp_address, Config};
+use crate::daemon::signals::{Control, SignalThread};
+use crate::daemon::{Log, Overrides};
+use engine::Engine;
+use hark::assets::Assets;
+use hark::pipeline::head::Head;
+use wyoming::frame::Limits;
+use wyoming::server::{Counts, Server, ServerOptions};
+
+/// What to serve and with which settings.
+pub struct ServeOptions {
+    /// The config file (re-read on SIGHUP), or None for the defaults.
+    pub config_path: Option<PathBuf>,
+    /// `--head` and `--models`.
+    pub overrides: Overrides,
+    /// `--wyoming tcp://HOST:PORT` (overrides `wyoming.uri`).
+    pub wyoming: Option<String>,
+    /// `--mqtt mqtt://...` (overrides `mqtt.uri`).
+    pub mqtt: Option<String>,
+    /// `--site ID`... (overrides `mqtt.sites` when given).
+    pub sites: Vec<String>,
+}
+
+/// What the server did, printed when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub seconds: f64,
+    pub counts: Counts,
+    /// The process's peak resident memory (kB), where the system reports it.
+    pub peak_rss_kb: Option<u64>,
+}
+
+/// Runs `hark serve` until SIGINT/SIGTERM.
+pub fn serve(opts: &ServeOptions) -> Result<Summary> {
+    let started = Instant::now();
+    let cfg = load_config(opts)?;
+    let log = Log::new(&cfg.log_level);
+    let assets = Assets::locate(
+        (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
+    )?;
+    let base_sha = hark::util::sha256_hex(&assets.read_embedding_model()?);
+    let head = Arc::new(Head::load(&cfg.head, &base_sha)?);
+    if !cfg.thresholds.is_empty() || cfg.refractory > 0.0 {
+        log.warn("hark serve uses the head's own thresholds and refractory time; the config's `thresholds` and `refractory` are not applied");
+    }
+    let engine = Arc::new(Engine::new(assets, head));
+    // One stream now: a base model that does not load is an error at start, not per client.
+    drop(engine.open()?);
+    let addr = tcp_address(&cfg.wyoming.uri, "wyoming uri")?;
+    let listener = TcpListener::bind(&addr)
+        .with_context(|| format!("cannot listen on {}", cfg.wyoming.uri))?;
+    let (signals, control) = SignalThread::spawn()?;
+    let hermes = start_hermes(&cfg, &engine, log)?;
+    let server = Server::start(engine.clone(), listener, server_options(&cfg), log)?;
+    log.info(&format!(
+        "wyoming: listening on tcp://{} (no authentication), words: {}",
+        server.local_addr(),
+        engine.words().join(", ")
+    ));
+    for msg in control.iter() {
+        match msg {
+            Control::Stop(sig) => {
+                log.info(&format!("signal {sig}: stopping"));
+                break;
+            }
+            Control::Reload => reload(opts, &engine, &base_sha, &log),
+        }
+    }
+    let counts = server.stop();
+    if let Some(h) = hermes {
+        h.stop();
+        h.join();
+    }
+    signals.close();
+    Ok(Summary {
+        seconds: started.elapsed().as_secs_f64(),
+        counts,
+        peak_rss_kb: hark::util::peak_rss_kb(),
+    })
+}
+
+/// The config file (or the defaults) with the command line's overrides.
+fn load_config(opts: &ServeOptions) -> Result<Config> {
+    let base = match &opts.config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut c = opts.overrides.apply(base);
+    if let Some(uri) = &opts.wyoming {
+        tcp_address(uri, "--wyoming")?;
+        c.wyoming.uri = uri.clone();
+    }
+    if let Some(uri) = &opts.mqtt {
+        c.mqtt.uri = uri.clone();
+    }
+    if !opts.sites.is_empty() {
+        c.mqtt.sites = opts.sites.clone();
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+/// The Hermes (MQTT) front end, when a broker is configured.
+fn start_hermes(cfg: &Config, engine: &Arc<Engine>, log: Log) -> Result<Option<hermes::Hermes>> {
+    let Some(opts) = cfg.mqtt.hermes()? else {
+        return Ok(None);
+    };
+    log.info(&format!(
+        "mqtt: hearing {} on {}",
+        match opts.sites.is_empty() {
+            true => "every site".to_string(),
+            false => format!("sites {}", opts.sites.join(", ")),
+        },
+        opts.broker.address()
+    ));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    Ok(Some(hermes::start(engine.clone(), opts, stop, log)?))
+}
+
+/// The server's settings from the config.
+fn server_options(cfg: &Config) -> ServerOptions {
+    ServerOptions {
+        max_connections: cfg.wyoming.max_connections,
+        idle_timeout: Duration::from_secs_f32(cfg.wyoming.idle_timeout),
+        limits: Limits::default(),
+    }
+}
+
+/// SIGHUP: reads the config and the head again and swaps the head in for every stream; keeps
+/// the running head if either is invalid.
+fn reload(opts: &ServeOptions, engine: &Engine, base_sha: &str, log: &Log) {
+    let loaded = load_config(opts).and_then(|c| Ok(Head::load(&c.head, base_sha)?));
+    match loaded {
+        Ok(head) => {
+            log.info(&format!("reloaded: words {}", head.labels.join(", ")));
+            engine.reload(Arc::new(head));
+        }
+        Err(e) => log.error(&format!("reload failed, keeping the running head: {e:#}")),
+    }
+}

@@ -9,3 +9,4 @@ mod daemon;
 mod end_to_end;
 mod frontend_reference;
 mod library;
+mod wyoming;

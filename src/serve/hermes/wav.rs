@@ -152,7 +152,8 @@ fn decode(f: Format, data: &[u8]) -> Result<Frame> {
     })
 }
 
-/// A WAV payload of 16-bit PCM (what Rhasspy's audio servers send); for tests and tools.
+/// A WAV payload of 16-bit PCM (what Rhasspy's audio servers send), for the tests.
+#[cfg(test)]
 pub fn encode_16(samples: &[i16], rate: u32, channels: u16) -> Vec<u8> {
     let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut out = Vec::with_capacity(44 + data.len());
@@ -167,6 +168,7 @@ pub fn encode_16(samples: &[i16], rate: u32, channels: u16) -> Vec<u8> {
 }
 
 /// A 16-byte `fmt ` chunk, header included.
+#[cfg(test)]
 fn fmt_chunk(tag: u16, channels: u16, rate: u32, bits: u16) -> Vec<u8> {
     let align = channels * bits / 8;
     let mut c = b"fmt ".to_vec();

@@ -1,0 +1,9 @@
+//! The Wyoming protocol (Home Assistant, wyoming-satellite): hark as a wake-word service.
+//!
+//! - [`frame`]: reading and writing one event (pure code over byte streams, every length capped);
+//! - [`events`]: one connection's state, the events a wake-word service answers;
+//! - [`server`]: the TCP server, a thread per connection, timeouts and a maximum of connections.
+
+pub mod events;
+pub mod frame;
+pub mod server;
