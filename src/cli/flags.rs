@@ -60,6 +60,11 @@ pub enum Command {
     Bank,
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).
     Eval(EvalFlags),
+    /// Print a shell completion script: `hark completions bash > ~/.local/share/bash-completion/completions/hark`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 // `hark train`.

@@ -52,6 +52,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
         Command::Eval(f) => eval::run(&f.options()?, &assets()?),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "hark", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -182,3 +182,20 @@ fn a_head_only_fires_for_its_own_words() {
     assert!(found.iter().all(|f| f.word != synth::WORDS[2]));
     let _ = Path::new("");
 }
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = hark(&["completions", shell], &crate::common::root());
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in ["train", "listen", "serve", "wyoming", "completions"] {
+            assert!(out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, _, err) = hark(&["completions", "tcsh"], &crate::common::root());
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("hark: error:") && err.contains("tcsh"),
+        "{err}"
+    );
+}

@@ -8,12 +8,12 @@
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::events::{error_event, Connection, WakeStream};
 use super::frame::{read_event, write_event, FrameError, Limits};
@@ -233,7 +233,6 @@ fn serve_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
         return;
     };
     let mut reader = BufReader::with_capacity(16 << 10, read_half);
-    let mut writer = &sock;
     let mut conn = Connection::new(EngineStream::new(shared.engine.clone()));
     let log = &shared.log;
     loop {
@@ -251,10 +250,41 @@ fn serve_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
                 }
                 _ => 0,
             };
-            if let Err(e) = write_event(&mut writer, &out) {
+            if let Err(e) = write_event(&mut Deadline::new(&sock, WRITE_TIMEOUT), &out) {
                 return write_failed(shared, peer, &e);
             }
         }
+    }
+}
+
+/// A writer that gives a whole event [`WRITE_TIMEOUT`], not each write call: a client that
+/// takes a trickle of bytes now and then cannot hold its connection thread for ever.
+struct Deadline<'a> {
+    sock: &'a TcpStream,
+    end: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    fn new(sock: &'a TcpStream, limit: Duration) -> Self {
+        Deadline {
+            sock,
+            end: Instant::now() + limit,
+        }
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        self.sock.set_write_timeout(Some(left))?;
+        (&mut &*self.sock).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
