@@ -186,8 +186,7 @@ impl Default for SocketConfig {
 impl Config {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let cfg: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
         cfg.validate().with_context(|| origin.to_string())?;
         Ok(cfg)
     }
@@ -275,6 +274,26 @@ impl Config {
             _ => PathBuf::from(format!("/tmp/hark-{}.sock", unsafe { libc::getuid() })),
         }
     }
+}
+
+/// A TOML error as one line: where (file, line, column) and what (`key`: message).
+fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before.len() - start + 1;
+        let source: String = text[start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
+        format!(" line {line}, column {column} (`{}`):", source.trim())
+    });
+    let message = e.message().lines().collect::<Vec<_>>().join(" ");
+    anyhow::anyhow!("{origin}:{} {message}", at.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -376,5 +395,18 @@ mod tests {
         }
         let c = Config::parse("[wyoming]\nuri = \"tcp://[::1]:10500\"\n", "f.toml").unwrap();
         assert_eq!(tcp_address(&c.wyoming.uri, "k").unwrap(), "[::1]:10500");
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_with_the_file_line_and_source() {
+        for text in [
+            "device = 3\n",
+            "[socket]\nmode = 600\nbogus = 1\n",
+            "x = \n",
+        ] {
+            let e = format!("{:#}", Config::parse(text, "h.toml").unwrap_err());
+            assert!(!e.contains('\n'), "one line: {e:?}");
+            assert!(e.starts_with("h.toml: line ") && e.contains("(`"), "{e}");
+        }
     }
 }
