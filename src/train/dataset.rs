@@ -87,6 +87,24 @@ pub fn load_take(path: &Path) -> Result<Take> {
     })
 }
 
+/// A word folder's name, which becomes a label: it must be UTF-8 and printable (a name with
+/// control characters would reach terminals raw; two names that are not UTF-8 would collapse
+/// into one label). The error shows the name escaped.
+fn word_name(folder: &Path) -> Result<String> {
+    let raw = folder.file_name().unwrap_or_default();
+    let Some(name) = raw.to_str() else {
+        return Err(Error::Data(format!(
+            "{folder:?}: a word folder's name must be UTF-8 text; rename it"
+        )));
+    };
+    if name.chars().any(char::is_control) {
+        return Err(Error::Data(format!(
+            "{folder:?}: a word folder's name must not hold control characters; rename it"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 impl Dataset {
     /// Loads and validates `dir`.
     pub fn load(dir: &Path) -> Result<Dataset> {
@@ -101,7 +119,7 @@ impl Dataset {
             .collect();
         entries.sort();
         for sub in entries {
-            let name = sub.file_name().unwrap().to_string_lossy().into_owned();
+            let name = word_name(&sub)?;
             if name.starts_with('.') {
                 continue;
             }
@@ -182,5 +200,27 @@ mod tests {
         assert!((3200..=3200 + 960 + 320).contains(&t.len()), "{}", t.len());
         assert!(trim(&vec![0.0; 16000]).is_none());
         assert!(trim(&vec![3.0; 16000]).is_none(), "tiny hiss is silence");
+    }
+
+    #[test]
+    fn folder_names_with_control_characters_or_not_utf8_are_refused_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let names: [&std::ffi::OsStr; 2] = [
+            std::ffi::OsStr::new("red\u{1b}[31mword"),
+            std::ffi::OsStr::from_bytes(b"caf\xe9"),
+        ];
+        for name in names {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            let Err(e) = Dataset::load(dir.path()) else {
+                panic!("a bad folder name was accepted");
+            };
+            let e = e.to_string();
+            assert!(e.contains("rename it"), "{e}");
+            assert!(
+                !e.contains('\u{1b}') && !e.contains('\u{fffd}'),
+                "escaped: {e:?}"
+            );
+        }
     }
 }
