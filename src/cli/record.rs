@@ -3,7 +3,7 @@
 //! takes with the reason and asks again; writes 16 kHz mono 16-bit WAV files and never
 //! overwrites an existing take.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,11 +116,15 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
 /// Records `count` takes of `word` into `data/word/`, or `seconds` of room noise for
 /// `_background_`.
 pub fn record(data: &Path, word: &str, count: usize, seconds: f32, device: &str) -> Result<()> {
-    if word.is_empty() || word.contains('/') || word.starts_with('.') {
+    if word.is_empty()
+        || word.contains('/')
+        || word.starts_with('.')
+        || word.chars().any(char::is_control)
+    {
         bail!("{word:?} is not a usable word name (it becomes a folder name)");
     }
+    // The folder is made with the first saved take, so a failed recording leaves none behind.
     let dir = data.join(word);
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let mut err = std::io::stderr();
     if word == hark::train::dataset::BACKGROUND {
         let _ = writeln!(

@@ -615,3 +615,29 @@ fn a_header_that_claims_gigabytes_is_not_trusted_and_a_fifo_is_read() {
     writer.join().unwrap();
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn a_recording_that_cannot_open_its_device_leaves_no_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("recordings");
+    let (code, _, err) = hark(
+        &[
+            "record",
+            "lantern",
+            "--data",
+            data.to_str().unwrap(),
+            "--device",
+            "no-such-device-anywhere",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("hark: error:") && err.contains("no-such-device-anywhere"),
+        "{err}"
+    );
+    assert!(
+        !data.join("lantern").exists(),
+        "no empty word folder is left"
+    );
+}
