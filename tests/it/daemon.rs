@@ -158,6 +158,10 @@ fn sighup_swaps_the_head_keeps_it_on_a_broken_one_and_sigterm_exits_cleanly() {
         stderr.contains("stopped after"),
         "one-line summary: {stderr}"
     );
+    assert!(
+        stderr.contains(" 0 dropped sample(s)"),
+        "stopping drops nothing that was due: {stderr}"
+    );
     let peak_mb: f64 = stderr
         .split("peak memory ")
         .nth(1)

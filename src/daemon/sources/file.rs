@@ -87,6 +87,9 @@ fn feed(mut wav: WavStream, realtime: bool, mut filler: Filler, stop: &AtomicBoo
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
+            if stop.load(Ordering::Relaxed) {
+                break; // stopped while waiting: these samples were never due
+            }
             for &v in &buf {
                 filler.push_frame(v);
             }
