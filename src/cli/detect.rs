@@ -49,13 +49,30 @@ pub fn run(f: &DetectFlags, assets: &Assets) -> Result<()> {
 }
 
 /// Runs the WAV file `path` through `pipeline` as a new stream at the file's rate, and returns
-/// the detections.
+/// the detections. The file is read 80 ms at a time (the chunks `detect_signal` would use), so
+/// hours of audio take no more memory than seconds.
 pub fn detect_wav(pipeline: &mut Pipeline, path: &Path) -> Result<Vec<Detection>> {
-    let audio = hark::audio::wav::read(path)?;
-    pipeline.restart(audio.rate)?;
-    Ok(hark::pipeline::detect_signal(
-        pipeline,
-        &audio.samples,
-        audio.rate,
-    )?)
+    let mut wav = hark::audio::wav::WavStream::open(path)?;
+    pipeline.restart(wav.rate)?;
+    let chunk = (wav.rate as usize * 80 / 1000).max(1);
+    let mut samples = Vec::with_capacity(chunk);
+    let mut out = Vec::new();
+    let mut total = 0;
+    loop {
+        samples.clear();
+        let n = wav.read_into(chunk, &mut samples)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        pipeline.push(&samples, &mut |d| out.push(d))?;
+    }
+    if total == 0 {
+        anyhow::bail!(
+            "{}: contains no audio samples (zero length)",
+            path.display()
+        );
+    }
+    pipeline.finish(&mut |d| out.push(d))?;
+    Ok(out)
 }
