@@ -11,6 +11,10 @@ use std::process::Command;
 
 use hark::pipeline::frontend::SAMPLE_RATE;
 
+mod peer_streams;
+mod streams;
+mod wyoming_load;
+
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub data: PathBuf,
@@ -23,6 +27,11 @@ pub struct BenchOptions {
     /// Seeds of the accuracy benchmark used for the latency figure.
     pub latency_seeds: u64,
     pub hark: PathBuf,
+    /// `--streams`: the numbers of Wyoming clients for the many-streams benchmark (empty: the
+    /// single-stream figures instead).
+    pub streams: Vec<usize>,
+    /// `--quick`: the short check.
+    pub quick: bool,
 }
 
 /// CPU seconds and peak RSS of a finished child process.
@@ -198,6 +207,9 @@ struct Figures {
 
 /// `hark bench`: the cost benchmark's table (from [`bench::run`]) and how long it took.
 pub fn report(o: &BenchOptions, assets: &hark::assets::Assets) -> Result<()> {
+    if !o.streams.is_empty() {
+        return report_streams(o, assets);
+    }
     let t0 = std::time::Instant::now();
     for line in run(assets, o)? {
         println!("{line}");
@@ -207,6 +219,21 @@ pub fn report(o: &BenchOptions, assets: &hark::assets::Assets) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `hark bench --streams`: many Wyoming clients on one `hark serve` (see [`streams`]).
+fn report_streams(o: &BenchOptions, assets: &hark::assets::Assets) -> Result<()> {
+    let dir = tempfile_dir()?;
+    let recordings = dir.join("recordings");
+    hark::audio::synth::write_recordings(&recordings, hark::audio::synth::VOICE)?;
+    let hark = Hark {
+        exe: o.hark.clone(),
+        models: std::fs::canonicalize(&assets.dir)?,
+        dir: dir.clone(),
+    };
+    let res = streams::report(o, &dir, &hark);
+    let _ = std::fs::remove_dir_all(&dir);
+    res
 }
 
 /// Runs every figure; returns the table as Markdown lines.

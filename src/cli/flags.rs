@@ -240,9 +240,14 @@ pub struct BenchFlags {
     /// Skip openWakeWord.
     #[arg(long)]
     no_peer: bool,
-    /// A quick check that the benchmark works (short audio, no peer, one latency seed).
+    /// A quick check that the benchmark works (short audio, no peer, one latency seed; with
+    /// --streams: 2 streams of 20 s, no peer).
     #[arg(long)]
     quick: bool,
+    /// Many satellites on one `hark serve`: for each N, N Wyoming clients streaming in real
+    /// time (e.g. --streams 1,10,100,300), beside openWakeWord with N models.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=5000))]
+    streams: Vec<u16>,
 }
 
 impl BenchFlags {
@@ -256,6 +261,12 @@ impl BenchFlags {
             peer: !self.no_peer && !quick,
             latency_seeds: if quick { 1 } else { 4 },
             hark: std::env::current_exe()?,
+            streams: match (quick, self.streams.is_empty()) {
+                (_, true) => vec![],
+                (true, false) => vec![2],
+                (false, false) => self.streams.iter().map(|&n| n as usize).collect(),
+            },
+            quick,
         })
     }
 }

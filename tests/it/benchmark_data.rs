@@ -66,3 +66,50 @@ fn the_cost_benchmark_runs_in_quick_mode_and_prints_every_figure() {
         assert!(line.chars().any(|c| c.is_ascii_digit()), "{line}");
     }
 }
+
+#[test]
+fn the_many_streams_benchmark_runs_in_quick_mode_and_detects_the_words() {
+    if common::shared_data().is_none() {
+        eprintln!("SKIPPED: ../shared/data is absent; the many-streams benchmark did not run");
+        return;
+    }
+    let t = std::time::Instant::now();
+    let (code, out, err) = common::hark(&["bench", "--streams", "2", "--quick"], &common::root());
+    assert_eq!(code, 0, "{err}");
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+    for heading in [
+        "hark CPU per stream",
+        "hark latency p50 / p95",
+        "hark words detected",
+        "hark peak RSS",
+        "hark kept up",
+        "openWakeWord CPU per stream",
+    ] {
+        assert!(out.contains(heading), "no {heading:?} column in:\n{out}");
+    }
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("| 2 |"))
+        .unwrap_or_else(|| panic!("no row for 2 streams in:\n{out}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // cells: "", streams, CPU, p50 / p95, detected, false, RSS, kept up, peer...
+    assert!(cells[2].contains("% of a core"), "CPU: {row}");
+    assert!(cells[3].matches(" ms").count() == 2, "latency: {row}");
+    let (detected, targets) = cells[4]
+        .split_once(" / ")
+        .map(|(d, rest)| {
+            (
+                d.parse::<usize>().unwrap(),
+                rest.split(' ').next().unwrap().parse::<usize>().unwrap(),
+            )
+        })
+        .unwrap_or_else(|| panic!("detected: {row}"));
+    assert!(targets >= 8, "{row}");
+    assert!(detected * 4 >= targets * 3, "too few words detected: {row}");
+    assert!(cells[6].ends_with(" MB"), "peak RSS: {row}");
+    assert_eq!(
+        cells[7], "yes",
+        "did not keep up with 2 streams: {row}\n{err}"
+    );
+    assert!(out.contains("largest N that kept up: hark 2"), "{out}");
+}

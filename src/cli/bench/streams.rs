@@ -1,0 +1,415 @@
+//! `hark bench --streams N[,N...]`: many satellites on one `hark serve`. For each N, the real
+//! binary serves N Wyoming clients of this process (see [`super::wyoming_load`]), each
+//! streaming the custom words and other speech over the benchmark's speech-in-noise bed in real
+//! time; then openWakeWord 0.5.1 with one `Model` per stream in one Python process (see
+//! [`super::peer_streams`]) on the same audio. The server's CPU time comes from
+//! `/proc/<pid>/stat` over the streaming alone, its peak RSS from its `VmHWM`.
+
+use anyhow::{bail, Context, Result};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::peer_streams::{self, PeerRow};
+use super::wyoming_load::{self, Feed, LoadResult};
+use super::{BenchOptions, Hark};
+use hark::audio::synth;
+use hark::pipeline::frontend::SAMPLE_RATE;
+
+/// Gain of the digits-over-noise bed under the custom words (about -10 dB).
+const BED_GAIN: f32 = 0.3;
+/// Seconds after a word's end where a client's audio may begin (inside the 1 s gap).
+const CUT_AFTER_WORD: f64 = 0.7;
+/// The latency (p95) above which a row did not keep up, seconds.
+const KEEP_UP_P95: f64 = 1.0;
+
+/// The audio every client sends (rotated to its own start), and what it says when.
+pub(super) struct StreamAudio {
+    /// Twice over, so that every rotation is one slice.
+    pub doubled: Vec<i16>,
+    /// One copy's length, samples.
+    pub len: usize,
+    /// Where each custom word lies in one copy: (word, start, end), seconds.
+    pub words: Vec<(String, f64, f64)>,
+    /// Sample offsets where a client may begin (in a gap between words).
+    pub cuts: Vec<usize>,
+}
+
+impl StreamAudio {
+    /// About `seconds` of the custom words and other words (new takes, 1 s apart) over the
+    /// accuracy benchmark's digits and noise bed.
+    fn prepare(data: &Path, seconds: f64) -> Result<StreamAudio> {
+        let rounds = (seconds / 10.3).ceil().max(1.0) as usize;
+        let (mut x, said) = synth::stream(synth::VOICE, rounds)?;
+        let bed = hark::eval::speech_stream(data, 11, (x.len() / 16000 / 2).max(5))?;
+        for (v, b) in x.iter_mut().zip(bed.iter().cycle()) {
+            *v += BED_GAIN * b;
+        }
+        let sr = SAMPLE_RATE as f64;
+        let pcm: Vec<i16> = x
+            .iter()
+            .map(|v| v.clamp(-32768.0, 32767.0) as i16)
+            .collect();
+        let len = pcm.len();
+        let words = said
+            .iter()
+            .filter(|s| s.target)
+            .map(|s| (s.text.clone(), s.start, s.end))
+            .collect();
+        let mut cuts = vec![0];
+        cuts.extend(
+            said.iter()
+                .map(|s| ((s.end + CUT_AFTER_WORD) * sr) as usize),
+        );
+        cuts.retain(|&c| c < len);
+        let doubled = [pcm.as_slice(), pcm.as_slice()].concat();
+        Ok(StreamAudio {
+            doubled,
+            len,
+            words,
+            cuts,
+        })
+    }
+
+    /// The audio's length, seconds.
+    pub fn seconds(&self) -> f64 {
+        self.len as f64 / SAMPLE_RATE as f64
+    }
+
+    /// Where client `i` of `n` begins: the cuts taken in turn, spread over the stream.
+    pub fn offsets(&self, n: usize) -> Vec<usize> {
+        let step = (self.cuts.len() / n.max(1)).max(1);
+        (0..n)
+            .map(|i| self.cuts[(i * step + i / self.cuts.len()) % self.cuts.len()])
+            .collect()
+    }
+
+    /// The custom words as a client that begins at sample `offset` hears them: (word, start,
+    /// end) in its own audio time.
+    fn words_from(&self, offset: usize) -> Vec<(String, f64, f64)> {
+        let (o, l) = (
+            offset as f64 / SAMPLE_RATE as f64,
+            self.len as f64 / SAMPLE_RATE as f64,
+        );
+        let shift = |t: f64| if t >= o { t - o } else { t + l - o };
+        self.words
+            .iter()
+            .map(|(w, s, e)| (w.clone(), shift(*s), shift(*e)))
+            .collect()
+    }
+}
+
+/// One row of hark's side.
+struct HarkRow {
+    n: usize,
+    /// Server CPU seconds per second of audio per stream.
+    cpu: f64,
+    /// Latencies of the words detected, seconds, sorted.
+    latencies: Vec<f64>,
+    targets: usize,
+    /// Detections that match no word said.
+    false_alarms: usize,
+    peak_mb: f64,
+    /// Clients that failed, and the first failure.
+    failed: usize,
+    first_error: Option<String>,
+    /// The load generator's own worst lateness, seconds.
+    max_lag: f64,
+}
+
+impl HarkRow {
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let n = self.latencies.len();
+        (n > 0).then(|| self.latencies[((n - 1) as f64 * q).round() as usize])
+    }
+
+    /// Did the server keep up: every client served, detections arriving, p95 under 1 s?
+    fn kept_up(&self) -> bool {
+        self.failed == 0
+            && self.latencies.len() * 2 >= self.targets
+            && self.quantile(0.95).is_some_and(|p| p <= KEEP_UP_P95)
+    }
+}
+
+/// Runs the benchmark for every N in `o.streams` and prints its table.
+pub fn report(o: &BenchOptions, dir: &Path, hark: &Hark) -> Result<()> {
+    let t0 = Instant::now();
+    let seconds = if o.quick { 20.0 } else { 60.0 };
+    let audio = StreamAudio::prepare(&o.data, seconds)?;
+    let head = dir.join("bench.head");
+    hark.train(&dir.join("recordings"), &head)?;
+    let mut rows = Vec::new();
+    let mut peers: Vec<Option<PeerRow>> = Vec::new();
+    for &n in &o.streams {
+        eprintln!(
+            "bench: {n} stream(s) on hark serve, {:.0} s of audio each",
+            audio.seconds()
+        );
+        let row = run_hark(hark, &head, &audio, n)?;
+        eprintln!("bench: {}", summary(&row));
+        rows.push(row);
+        let peer_ok = peers
+            .iter()
+            .all(|p| p.as_ref().is_some_and(|p| p.kept_up()));
+        peers.push(if o.peer && peer_ok {
+            eprintln!("bench: {n} openWakeWord Model(s) in one Python process");
+            Some(peer_streams::run(&hark.models, dir, &audio, n)?)
+        } else {
+            None
+        });
+    }
+    for line in table(&rows, &peers, o.peer) {
+        println!("{line}");
+    }
+    println!(
+        "\n({:.0} s of audio per stream in 10 ms chunks for hark, 80 ms for openWakeWord; measured in {:.0} s)",
+        audio.seconds(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A `hark serve` child on a free loopback port, killed if dropped while running.
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `hark serve` with room for `n` connections; waits until it listens.
+    fn start(hark: &Hark, head: &Path, n: usize) -> Result<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let cfg = hark.dir.join(format!("serve-{n}.toml"));
+        let text = format!(
+            "[wyoming]\nuri = \"tcp://127.0.0.1:{port}\"\nmax_connections = {}\n",
+            n + 8
+        );
+        std::fs::write(&cfg, text).with_context(|| format!("cannot write {}", cfg.display()))?;
+        let log = hark.dir.join(format!("serve-{n}.log"));
+        let child = Command::new(&hark.exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--head")
+            .arg(head)
+            .arg("--models")
+            .arg(&hark.models)
+            .current_dir(&hark.dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot run {}", hark.exe.display()))?;
+        let mut s = Server { child, port, log };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if s.child.try_wait()?.is_some() || t.elapsed() > Duration::from_secs(60) {
+                bail!("hark serve did not listen on port {port}: {}", s.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(s)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the exit status must be 0.
+    fn stop(mut self) -> Result<()> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("hark serve exited with {status}: {}", self.log_text());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's user + system CPU seconds so far, from `/proc/<pid>/stat`.
+pub(super) fn proc_cpu(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let s = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let after = s.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command's `)`.
+    let (Some(u), Some(st)) = (ticks(11), ticks(12)) else {
+        bail!("{path}: no utime/stime fields");
+    };
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((u + st) / hz)
+}
+
+/// A process's peak resident set (`VmHWM`), MB.
+pub(super) fn proc_hwm_mb(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/status");
+    let s = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .with_context(|| format!("{path}: no VmHWM line"))
+}
+
+/// Serves `n` real-time clients from one `hark serve` and measures it.
+fn run_hark(hark: &Hark, head: &Path, audio: &StreamAudio, n: usize) -> Result<HarkRow> {
+    let server = Server::start(hark, head, n)?;
+    let pid = server.child.id();
+    let offsets = audio.offsets(n);
+    let cpu0 = proc_cpu(pid)?;
+    let feed = Feed {
+        samples: &audio.doubled,
+        offsets: &offsets,
+        len: audio.len,
+    };
+    let load = wyoming_load::run(server.port, &feed)?;
+    let cpu = proc_cpu(pid)? - cpu0;
+    let peak_mb = proc_hwm_mb(pid)?;
+    server.stop()?;
+    Ok(score(n, audio, &offsets, &load, cpu, peak_mb))
+}
+
+/// Matches each client's detections to the words it was sent.
+fn score(
+    n: usize,
+    audio: &StreamAudio,
+    offsets: &[usize],
+    load: &LoadResult,
+    cpu: f64,
+    peak_mb: f64,
+) -> HarkRow {
+    let mut latencies = Vec::new();
+    let (mut targets, mut matched) = (0, 0);
+    for (i, heard) in load.heard.iter().enumerate() {
+        let words = audio.words_from(offsets[i]);
+        targets += words.len();
+        for (w, s, e) in &words {
+            let hit = heard
+                .iter()
+                .find(|h| &h.word == w && hark::eval::hits(h.audio_time, *s, *e));
+            if let Some(h) = hit {
+                matched += 1;
+                latencies.push(h.arrived - (load.starts[i] + e));
+            }
+        }
+    }
+    let total: usize = load.heard.iter().map(Vec::len).sum();
+    latencies.sort_by(f64::total_cmp);
+    let failed = load.errors.iter().flatten().count();
+    HarkRow {
+        n,
+        cpu: cpu / audio.seconds() / n as f64,
+        latencies,
+        targets,
+        false_alarms: total.saturating_sub(matched),
+        peak_mb,
+        failed,
+        first_error: load.errors.iter().flatten().next().cloned(),
+        max_lag: load.max_lag,
+    }
+}
+
+/// One line on a hark row, for the progress log.
+fn summary(r: &HarkRow) -> String {
+    format!(
+        "{} stream(s): {} of {} words detected, CPU {:.4} per stream, peak RSS {:.1} MB, load generator lag {:.0} ms{}",
+        r.n,
+        r.latencies.len(),
+        r.targets,
+        r.cpu,
+        r.peak_mb,
+        r.max_lag * 1000.0,
+        r.first_error.as_ref().map_or(String::new(), |e| format!("; {} client(s) failed, first: {e}", r.failed))
+    )
+}
+
+/// Milliseconds, or `-`.
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{:.0} ms", v * 1000.0))
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// One row of the table: hark's cells, then openWakeWord's (`p`; `peer`: was it asked for).
+fn row_line(r: &HarkRow, p: Option<&PeerRow>, peer: bool) -> String {
+    let pct = 100.0 * r.latencies.len() as f64 / r.targets.max(1) as f64;
+    let peer_cells = match p {
+        Some(p) => format!(
+            "{:.4} ({:.2}% of a core) | {} | {:.1} MB | {}",
+            p.cpu,
+            p.cpu * 100.0,
+            ms(Some(p.delay_p95)),
+            p.peak_mb,
+            yes(p.kept_up())
+        ),
+        None if peer => "- | - | - | not run (a smaller N did not keep up)".to_string(),
+        None => "- | - | - | not run (--quick or --no-peer)".to_string(),
+    };
+    format!(
+        "| {} | {:.4} ({:.2}% of a core) | {} / {} | {} / {} ({pct:.0}%) | {} | {:.1} MB | {} | {peer_cells} |",
+        r.n,
+        r.cpu,
+        r.cpu * 100.0,
+        ms(r.quantile(0.5)),
+        ms(r.quantile(0.95)),
+        r.latencies.len(),
+        r.targets,
+        r.false_alarms,
+        r.peak_mb,
+        yes(r.kept_up()),
+    )
+}
+
+/// The table: one row per N, hark beside openWakeWord, then the targets and the largest N
+/// that kept up.
+fn table(rows: &[HarkRow], peers: &[Option<PeerRow>], peer: bool) -> Vec<String> {
+    let mut t = vec![
+        "| streams | hark CPU per stream | hark latency p50 / p95 | hark words detected | hark false detections | hark peak RSS | hark kept up | openWakeWord CPU per stream | openWakeWord delay p95 | openWakeWord peak RSS | openWakeWord kept up |".to_string(),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".to_string(),
+    ];
+    for (r, p) in rows.iter().zip(peers) {
+        t.push(row_line(r, p.as_ref(), peer));
+    }
+    t.push("| target (100 streams) | <= 0.0050 (0.5% of a core) | p95 <= 300 ms | all | | <= 150 MB | | | | | |".to_string());
+    let largest = |v: Vec<usize>| v.last().map_or("none".to_string(), |n| n.to_string());
+    let hark_n = rows.iter().filter(|r| r.kept_up()).map(|r| r.n).collect();
+    let peer_n = peers
+        .iter()
+        .flatten()
+        .filter(|p| p.kept_up())
+        .map(|p| p.n)
+        .collect();
+    let peer_largest = if peer {
+        largest(peer_n)
+    } else {
+        "not run".to_string()
+    };
+    t.push(String::new());
+    t.push(format!(
+        "largest N that kept up: hark {}, openWakeWord {peer_largest}",
+        largest(hark_n)
+    ));
+    if let Some(r) = rows.iter().find(|r| r.max_lag > 0.1) {
+        t.push(format!(
+            "note: at {} streams this benchmark's own clients ran up to {:.0} ms late",
+            r.n,
+            r.max_lag * 1000.0
+        ));
+    }
+    t
+}
