@@ -111,6 +111,8 @@ pub struct MqttConfig {
     /// User name and password, when the URI has none.
     pub username: String,
     pub password: String,
+    /// `hark listen`: the site id its own microphone's detections are published for.
+    pub site_id: String,
 }
 
 impl Default for MqttConfig {
@@ -121,8 +123,14 @@ impl Default for MqttConfig {
             max_sites: crate::serve::hermes::MAX_SITES,
             username: String::new(),
             password: String::new(),
+            site_id: "default".into(),
         }
     }
+}
+
+/// Can `s` be a Hermes site id (and so part of a topic)?
+fn is_site_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.contains(['/', '+', '#']) && !s.contains(char::is_control)
 }
 
 impl MqttConfig {
@@ -144,9 +152,15 @@ impl MqttConfig {
             );
         }
         for s in &self.sites {
-            if s.is_empty() || s.len() > 128 || s.contains(['/', '+', '#']) {
+            if !is_site_id(s) {
                 bail!("key `mqtt.sites`: {s:?} is not a site id (1-128 characters, no / + #)");
             }
+        }
+        if !is_site_id(&self.site_id) {
+            bail!(
+                "key `mqtt.site_id`: {:?} is not a site id (1-128 characters, no / + #)",
+                self.site_id
+            );
         }
         let mut o = HermesOptions::new(broker);
         o.sites = self.sites.clone();

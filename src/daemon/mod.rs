@@ -3,7 +3,8 @@
 //! - [`sources`]: where samples come from, the microphone ([`sources::microphone`], kept open
 //!   through device loss by [`recovery`]) or a WAV file ([`sources::file`]);
 //! - [`processing`]: the thread that runs the pipeline on those samples;
-//! - [`sinks`]: where events go (stdout, the Unix socket, the hook), one [`sinks::Sink`] each;
+//! - [`sinks`]: where events go (stdout, the Unix socket, the hook, MQTT), one [`sinks::Sink`]
+//!   each;
 //! - [`signals`]: SIGINT/SIGTERM stop cleanly, SIGHUP reloads the config and the head without
 //!   stopping capture (keeping the old ones if the new ones are invalid);
 //! - [`run`]: the [`run::Daemon`] that starts the parts, runs the main loop (events, signals,

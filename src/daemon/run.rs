@@ -56,7 +56,7 @@ impl Daemon {
         let base_sha = embedder.model_sha256.clone();
         let (head, settings) = load_head(&cfg, &base_sha)?;
         log.debug(&describe_head(&cfg, &head, &settings));
-        let sinks = sinks::open(&cfg, opts.stdout)?;
+        let sinks = sinks::open(&cfg, opts.stdout, log)?;
         let (signals, control) = SignalThread::spawn()?;
         let Pool {
             full_tx,

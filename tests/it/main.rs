@@ -8,5 +8,6 @@ mod common;
 mod daemon;
 mod end_to_end;
 mod frontend_reference;
+mod hermes;
 mod library;
 mod wyoming;

@@ -3,6 +3,7 @@
 //! a Unix socket, the command hook. A new sink is a file here with a type implementing [`Sink`],
 //! added in [`open`].
 
+pub mod hermes;
 pub mod hook;
 pub mod socket;
 pub mod stdout;
@@ -40,8 +41,8 @@ pub trait Sink {
 }
 
 /// The sinks the config asks for, in the order each event reaches them: stdout (if `stdout`),
-/// the socket (if enabled; bound now), the hook.
-pub fn open(cfg: &Config, stdout: bool) -> Result<Vec<Box<dyn Sink>>> {
+/// the socket (if enabled; bound now), the hook, MQTT (if `[mqtt] uri` is set).
+pub fn open(cfg: &Config, stdout: bool, log: crate::daemon::Log) -> Result<Vec<Box<dyn Sink>>> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if stdout {
         sinks.push(Box::new(stdout::Stdout::start()));
@@ -53,6 +54,13 @@ pub fn open(cfg: &Config, stdout: bool) -> Result<Vec<Box<dyn Sink>>> {
         )?));
     }
     sinks.push(Box::new(hook::Hook::new(&cfg.hook)));
+    if let Some(opts) = cfg.mqtt.hermes()? {
+        sinks.push(Box::new(hermes::Hermes::start(
+            &opts.broker,
+            &cfg.mqtt.site_id,
+            log,
+        )?));
+    }
     Ok(sinks)
 }
 

@@ -177,17 +177,22 @@ pub fn start(
 
 /// rumqttc's options for `opts`.
 fn mqtt_options(opts: &HermesOptions) -> MqttOptions {
-    let id = if opts.client_id.is_empty() {
+    client_options(&opts.broker, &opts.client_id)
+}
+
+/// rumqttc's options for a client of `broker` (a random client id when `client_id` is empty).
+pub fn client_options(broker: &Broker, client_id: &str) -> MqttOptions {
+    let id = if client_id.is_empty() {
         format!("hark-{:08x}", rand::random::<u32>())
     } else {
-        opts.client_id.clone()
+        client_id.to_string()
     };
-    let mut o = MqttOptions::new(id, opts.broker.host.clone(), opts.broker.port);
+    let mut o = MqttOptions::new(id, broker.host.clone(), broker.port);
     o.set_keep_alive(Duration::from_secs(30));
     // Frames over the cap still arrive, to be refused with a clear message by `wav::parse`.
     o.set_max_packet_size(2 * wav::MAX_FRAME_BYTES, messages::MAX_CONTROL_BYTES);
-    if let Some(u) = &opts.broker.username {
-        o.set_credentials(u.clone(), opts.broker.password.clone().unwrap_or_default());
+    if let Some(u) = &broker.username {
+        o.set_credentials(u.clone(), broker.password.clone().unwrap_or_default());
     }
     o
 }

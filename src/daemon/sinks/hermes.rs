@@ -1,0 +1,107 @@
+//! The Hermes sink: `hark listen` publishes each detection of its own microphone as
+//! `hermes/hotword/<word>/detected` for its site (`[mqtt] site_id`), as Rhasspy's wake-word
+//! services do. The broker connection runs on its own thread and reconnects with back-off; an
+//! event that cannot be queued for the broker is dropped and counted, never waited for.
+
+use anyhow::Result;
+use rumqttc::{Client, Connection, QoS, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::Sink;
+use crate::daemon::{Log, Summary};
+use crate::serve::hermes::messages::{detected, Detected};
+use crate::serve::hermes::{client_options, Broker};
+use hark::pipeline::detector::Detection;
+
+/// Publishes detections to an MQTT broker.
+pub struct Hermes {
+    client: Client,
+    site: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    dropped: u64,
+}
+
+impl Hermes {
+    /// Starts the broker connection for `site`.
+    pub fn start(broker: &Broker, site: &str, log: Log) -> Result<Hermes> {
+        let (client, connection) = Client::new(client_options(broker, ""), 64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let address = broker.address();
+        let thread = std::thread::Builder::new()
+            .name("hark-mqtt".into())
+            .spawn(move || drive(connection, &flag, &address, log))?;
+        Ok(Hermes {
+            client,
+            site: site.to_string(),
+            stop,
+            thread: Some(thread),
+            dropped: 0,
+        })
+    }
+}
+
+/// Drives the connection until `stop`: rumqttc reconnects on the next poll after an error,
+/// which this spaces out 1, 2, 4 ... 30 s.
+fn drive(mut connection: Connection, stop: &AtomicBool, address: &str, log: Log) {
+    let mut backoff = Duration::from_secs(1);
+    while !stop.load(Ordering::SeqCst) {
+        match connection.recv_timeout(Duration::from_millis(300)) {
+            Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                log.info(&format!("mqtt: connected to {address}"));
+                backoff = Duration::from_secs(1);
+            }
+            Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Err(e)) => {
+                log.warn(&format!(
+                    "mqtt: {address}: {e}; retrying in {} s",
+                    backoff.as_secs()
+                ));
+                let end = std::time::Instant::now() + backoff;
+                while std::time::Instant::now() < end && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+impl Sink for Hermes {
+    fn event(&mut self, d: &Detection, _json: &str) -> Result<()> {
+        let payload = serde_json::to_vec(&Detected::new(&d.word, d.threshold, &self.site))?;
+        if self
+            .client
+            .try_publish(detected(&d.word), QoS::AtMostOnce, false, payload)
+            .is_err()
+        {
+            self.dropped += 1;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!("hotword events on MQTT for site {}", self.site))
+    }
+
+    fn finish(&mut self, _summary: &mut Summary) {
+        // Give queued events a moment to reach the broker, then close.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.client.try_disconnect();
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if self.dropped > 0 {
+            eprintln!(
+                "hark: warning: mqtt: {} event(s) could not be queued for the broker",
+                self.dropped
+            );
+        }
+    }
+}
