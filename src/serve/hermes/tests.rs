@@ -1,6 +1,7 @@
 //! The Hermes front end end to end, with Debian's mosquitto started here on a free loopback
 //! port, `mosquitto_sub`/`mosquitto_pub` as Rhasspy's side and a second rumqttc client as the
-//! satellite's audio server. (A unit test, because `hark serve` is not yet there to run.)
+//! satellite's audio server. A unit test: it drives the front end in this process, so it can
+//! kill and restart the broker under it and check each rule on its own.
 
 use super::*;
 use crossbeam_channel::{unbounded, Receiver};
