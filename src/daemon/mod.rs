@@ -187,8 +187,9 @@ fn describe_head(cfg: &Config, head: &Head, s: &DetectorSettings) -> String {
     )
 }
 
-/// The head and detector settings a config asks for.
-fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSettings)> {
+/// The head and detector settings a config asks for (its `thresholds` and `refractory` over the
+/// head's own).
+pub(crate) fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSettings)> {
     let head = Head::load(&cfg.head, base_sha)?;
     let mut s = head.detector.clone();
     for (w, t) in &cfg.thresholds {

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 
 use hark::assets::Assets;
-use hark::pipeline::detector::Detection;
+use hark::pipeline::detector::{Detection, DetectorSettings};
 use hark::pipeline::embedding::{BaseModel, StreamState};
 use hark::pipeline::frontend::SAMPLE_RATE;
 use hark::pipeline::head::Head;
@@ -27,19 +27,20 @@ const MAX_WORKERS: usize = 8;
 /// What all streams share.
 pub struct Engine {
     assets: Assets,
-    /// The head, with a generation that grows on every reload.
-    head: RwLock<(u64, Arc<Head>)>,
+    /// The head and its detector settings, with a generation that grows on every reload.
+    head: RwLock<(u64, Arc<Head>, DetectorSettings)>,
     /// The workers, started by the first [`Engine::open`] (loading the base model can fail,
     /// `new` cannot).
     pool: Mutex<Option<Arc<Pool>>>,
 }
 
 impl Engine {
-    /// An engine for `head`, with the base model from `assets` (loaded at the first open).
-    pub fn new(assets: Assets, head: Arc<Head>) -> Engine {
+    /// An engine for `head` with `settings` (the head's own, or the config's over them), with
+    /// the base model from `assets` (loaded at the first open).
+    pub fn new(assets: Assets, head: Arc<Head>, settings: DetectorSettings) -> Engine {
         Engine {
             assets,
-            head: RwLock::new((0, head)),
+            head: RwLock::new((0, head, settings)),
             pool: Mutex::new(None),
         }
     }
@@ -54,17 +55,18 @@ impl Engine {
         self.head().labels.clone()
     }
 
-    /// Swaps the head for every stream; each takes it up at its next push, from a fresh start.
-    pub fn reload(&self, head: Arc<Head>) {
+    /// Swaps the head (and its settings) for every stream; each takes it up at its next push,
+    /// from a fresh start.
+    pub fn reload(&self, head: Arc<Head>, settings: DetectorSettings) {
         let mut h = self.head.write().unwrap();
-        *h = (h.0 + 1, head);
+        *h = (h.0 + 1, head, settings);
     }
 
     /// A new stream with every word selected.
     pub fn open(self: &Arc<Self>) -> Result<Stream> {
         let pool = self.pool()?;
-        let (generation, head) = self.head.read().unwrap().clone();
-        let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, None)?;
+        let (generation, head, settings) = self.head.read().unwrap().clone();
+        let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, Some(settings))?;
         Ok(Stream {
             pipeline: Some(Box::new(pipeline)),
             engine: self.clone(),
@@ -216,12 +218,12 @@ impl Stream {
 
     /// Switches to the engine's newest head if there is one; true if it did.
     fn take_up_reload(&mut self) -> Result<bool> {
-        let (generation, head) = self.engine.head.read().unwrap().clone();
+        let (generation, head, settings) = self.engine.head.read().unwrap().clone();
         if generation == self.generation {
             return Ok(false);
         }
         self.generation = generation;
-        self.pipeline()?.replace_head(head, None);
+        self.pipeline()?.replace_head(head, Some(settings));
         Ok(true)
     }
 }
@@ -324,7 +326,11 @@ mod tests {
         assert!(expected[0].len() >= targets - 1, "{:?}", expected[0]);
         assert!(expected.iter().all(|e| !e.is_empty()), "{expected:?}");
 
-        let engine = Arc::new(Engine::new(assets.clone(), head.clone()));
+        let engine = Arc::new(Engine::new(
+            assets.clone(),
+            head.clone(),
+            head.detector.clone(),
+        ));
         let streams: Vec<Stream> = (0..n).map(|_| engine.open().unwrap()).collect();
         let (cpu, wall) = (cpu_seconds(), std::time::Instant::now());
         let got: Vec<Vec<Detection>> = std::thread::scope(|s| {
@@ -369,11 +375,11 @@ mod tests {
     fn a_reload_restarts_each_stream_with_the_new_head_and_select_filters_words() {
         let (head, speech, _) = fixture();
         let _serial = SERIAL.lock();
-        let engine = Arc::new(Engine::new(assets(), head.clone()));
+        let engine = Arc::new(Engine::new(assets(), head.clone(), head.detector.clone()));
         let mut stream = engine.open().unwrap();
         let first = stream.push(speech, 16000).unwrap();
         assert!(!first.is_empty());
-        engine.reload(head.clone());
+        engine.reload(head.clone(), head.detector.clone());
         // The reload restarts the stream: the same audio again gives the same times.
         assert_eq!(stream.push(speech, 16000).unwrap(), first);
         let word = first[0].word.clone();
@@ -390,7 +396,7 @@ mod tests {
     fn a_new_stream_costs_well_under_a_megabyte() {
         let (head, speech, _) = fixture();
         let _serial = SERIAL.lock();
-        let engine = Arc::new(Engine::new(assets(), head.clone()));
+        let engine = Arc::new(Engine::new(assets(), head.clone(), head.detector.clone()));
         // Two seconds of speech: every stream runs the base model and fills its buffers.
         let two_seconds = &speech[..32000];
         let start = rss();

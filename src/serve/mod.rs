@@ -24,7 +24,6 @@ use crate::daemon::signals::{Control, SignalThread};
 use crate::daemon::{Log, Overrides};
 use engine::Engine;
 use hark::assets::Assets;
-use hark::pipeline::head::Head;
 use wyoming::frame::Limits;
 use wyoming::server::{Counts, Server, ServerOptions};
 
@@ -60,11 +59,8 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
         (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
     )?;
     let base_sha = hark::util::sha256_hex(&assets.read_embedding_model()?);
-    let head = Arc::new(Head::load(&cfg.head, &base_sha)?);
-    if !cfg.thresholds.is_empty() || cfg.refractory > 0.0 {
-        log.warn("hark serve uses the head's own thresholds and refractory time; the config's `thresholds` and `refractory` are not applied");
-    }
-    let engine = Arc::new(Engine::new(assets, head));
+    let (head, settings) = crate::daemon::load_head(&cfg, &base_sha)?;
+    let engine = Arc::new(Engine::new(assets, head, settings));
     // One stream now: a base model that does not load is an error at start, not per client.
     drop(engine.open()?);
     let addr = tcp_address(&cfg.wyoming.uri, "wyoming uri")?;
@@ -150,11 +146,11 @@ fn server_options(cfg: &Config) -> ServerOptions {
 /// SIGHUP: reads the config and the head again and swaps the head in for every stream; keeps
 /// the running head if either is invalid.
 fn reload(opts: &ServeOptions, engine: &Engine, base_sha: &str, log: &Log) {
-    let loaded = load_config(opts).and_then(|c| Ok(Head::load(&c.head, base_sha)?));
+    let loaded = load_config(opts).and_then(|c| crate::daemon::load_head(&c, base_sha));
     match loaded {
-        Ok(head) => {
+        Ok((head, settings)) => {
             log.info(&format!("reloaded: words {}", head.labels.join(", ")));
-            engine.reload(Arc::new(head));
+            engine.reload(head, settings);
         }
         Err(e) => log.error(&format!("reload failed, keeping the running head: {e:#}")),
     }

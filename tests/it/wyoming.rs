@@ -448,3 +448,28 @@ fn a_client_that_does_not_read_its_answers_is_dropped() {
     let log = s.stop();
     assert!(log.contains("1 dropped"), "{log}");
 }
+
+#[test]
+fn the_config_thresholds_apply_to_serve_and_a_word_the_head_lacks_is_refused() {
+    let d = scratch();
+    let cfg = d.join("thresholds.toml");
+    std::fs::write(&cfg, "[thresholds]\nmarmalade = 0.5\n").unwrap();
+    let head = &heads().0;
+    let (code, _, err) = common::hark(
+        &[
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--head",
+            head.to_str().unwrap(),
+            "--wyoming",
+            "tcp://127.0.0.1:1",
+        ],
+        &root(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("thresholds.marmalade") && err.contains("has no word"),
+        "{err}"
+    );
+}

@@ -190,7 +190,8 @@ fn engine() -> Arc<Engine> {
         ..Default::default()
     };
     let head = hark::train::train(&mut emb, &ds, None, &opts, &|_, _| {}).unwrap();
-    Arc::new(Engine::new(assets, Arc::new(head)))
+    let settings = head.detector.clone();
+    Arc::new(Engine::new(assets, Arc::new(head), settings))
 }
 
 /// "lantern" between a second and a half of faint noise.
