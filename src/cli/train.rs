@@ -54,6 +54,9 @@ pub fn fit(
 
 /// Each word's takes and threshold, what the head was trained against, and its fit figures.
 fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
+    for note in &ds.notes {
+        println!("  note: {note}");
+    }
     for ((w, takes), th) in ds.words.iter().zip(&head.detector.thresholds) {
         println!("  {w:<16} {} takes  threshold {th:.2}", takes.len());
     }

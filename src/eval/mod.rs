@@ -350,6 +350,7 @@ impl CrossSpeaker {
             words: vec![(DIGITS[digit].to_string(), takes)],
             background: background.to_vec(),
             unknown: vec![],
+            notes: vec![],
         };
         let mut items = Vec::new();
         for &s in &speakers[2..] {

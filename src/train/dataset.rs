@@ -29,7 +29,14 @@ pub struct Dataset {
     pub words: Vec<(String, Vec<Take>)>,
     pub background: Vec<Vec<f32>>,
     pub unknown: Vec<Take>,
+    /// What loading left out, for the user (a background clip cut at its limit, say).
+    pub notes: Vec<String>,
 }
+
+/// Seconds of each background clip used (a longer one is cut there, with a note).
+pub const MAX_BACKGROUND_SECONDS: f32 = 600.0;
+/// The longest take file read, silence included (a take holds one word).
+pub const MAX_TAKE_FILE_SECONDS: f32 = 60.0;
 
 fn wav_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -68,6 +75,15 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
 
 /// Reads one take: 16 kHz, trimmed, and checked (not silent, not too short or long).
 pub fn load_take(path: &Path) -> Result<Take> {
+    let head = crate::audio::wav::WavStream::open(path)?;
+    let file_seconds = head.frames as f32 / head.rate as f32;
+    if file_seconds > MAX_TAKE_FILE_SECONDS {
+        return Err(Error::invalid(
+            path,
+            format!("take file is {file_seconds:.0} s long; a take should hold one word (at most {MAX_TAKE_FILE_SECONDS} s of file)"),
+        ));
+    }
+    drop(head);
     let samples = crate::audio::wav::read_16k(path)?;
     let trimmed = trim(&samples)
         .ok_or_else(|| Error::invalid(path, "take is silent (nothing above -60 dBFS)"))?;
@@ -143,7 +159,13 @@ impl Dataset {
         match name.as_str() {
             BACKGROUND => {
                 for f in files {
-                    let s = crate::audio::wav::read_16k(&f)?;
+                    let (s, cut) = crate::audio::wav::read_16k_at_most(&f, MAX_BACKGROUND_SECONDS)?;
+                    if cut {
+                        self.notes.push(format!(
+                            "{}: only its first {MAX_BACKGROUND_SECONDS:.0} s are used",
+                            f.display()
+                        ));
+                    }
                     if s.len() < SAMPLE_RATE as usize / 4 {
                         return Err(Error::invalid(
                             f,
@@ -222,5 +244,46 @@ mod tests {
                 "escaped: {e:?}"
             );
         }
+    }
+
+    /// A 8 kHz 16-bit WAV of `seconds` of a quiet tone.
+    fn long_wav(path: &Path, seconds: f32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..(8000.0 * seconds) as usize {
+            w.write_sample(((i as f32 * 0.1).sin() * 3000.0) as i16)
+                .unwrap();
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn long_background_clips_are_cut_with_a_note_and_long_take_files_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        long_wav(&dir.path().join(BACKGROUND).join("tv.wav"), 700.0);
+        for i in 0..MIN_TAKES {
+            long_wav(&dir.path().join("w").join(format!("{i}.wav")), 1.0);
+        }
+        let Ok(ds) = Dataset::load(dir.path()) else {
+            panic!("the dataset loads");
+        };
+        let cap = (MAX_BACKGROUND_SECONDS * SAMPLE_RATE as f32) as usize;
+        assert!(
+            ds.background[0].len().abs_diff(cap) < 100,
+            "{}",
+            ds.background[0].len()
+        );
+        assert!(ds.notes[0].contains("tv.wav") && ds.notes[0].contains("600 s"));
+        long_wav(&dir.path().join("w").join("long.wav"), 90.0);
+        let Err(e) = Dataset::load(dir.path()) else {
+            panic!("a 90 s take file was accepted");
+        };
+        assert!(e.to_string().contains("take file is 90 s long"), "{e}");
     }
 }
