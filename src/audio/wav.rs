@@ -1,5 +1,6 @@
 //! Reading WAV files (any format hound reads) into mono samples in int16 scale.
 
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -11,8 +12,9 @@ pub struct Audio {
 }
 
 /// A WAV file read in chunks: mono samples in int16 scale, so a long file never sits in memory.
-pub struct WavStream {
-    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+/// `R` is where the bytes come from: a file by default, any reader via [`WavStream::from_reader`].
+pub struct WavStream<R: Read = BufReader<std::fs::File>> {
+    reader: hound::WavReader<R>,
     path: PathBuf,
     channels: usize,
     /// Multiplier to int16 scale; None for float samples.
@@ -35,7 +37,18 @@ impl WavStream {
         if meta.is_file() && meta.len() == 0 {
             return Err(invalid("file is empty (0 bytes), not a WAV file".into()));
         }
-        let reader = hound::WavReader::open(path).map_err(|e| invalid(header_problem(e)))?;
+        let file = std::fs::File::open(path).map_err(Error::io(path, "cannot open"))?;
+        let size = meta.is_file().then_some(meta.len());
+        WavStream::from_reader(BufReader::new(file), path, size)
+    }
+}
+
+impl<R: Read> WavStream<R> {
+    /// Checks a WAV header read from `reader` (bytes in memory, a pipe...); `path` names it in
+    /// errors, `size` is its length in bytes when known (a header never counts beyond it).
+    pub fn from_reader(reader: R, path: &Path, size: Option<u64>) -> Result<WavStream<R>> {
+        let invalid = |reason: String| Error::invalid(path, reason);
+        let reader = hound::WavReader::new(reader).map_err(|e| invalid(header_problem(e)))?;
         let spec = reader.spec();
         let channels = spec.channels as usize;
         if channels == 0 {
@@ -60,9 +73,9 @@ impl WavStream {
         };
         // A header may claim more than the file holds: never trust it beyond the file's size.
         let bytes_per_frame = channels as u64 * spec.bits_per_sample.div_ceil(8) as u64;
-        let frames = match meta.is_file() {
-            true => (reader.duration() as u64).min(meta.len() / bytes_per_frame) as u32,
-            false => reader.duration(),
+        let frames = match size {
+            Some(len) => (reader.duration() as u64).min(len / bytes_per_frame) as u32,
+            None => reader.duration(),
         };
         Ok(WavStream {
             reader,
@@ -294,5 +307,27 @@ mod tests {
             assert!(err < tol, "{bits}-bit {ch} ch: error {err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_header_read_from_memory_is_trusted_only_as_far_as_its_bytes() {
+        // 8-bit mono whose data chunk claims 4 GiB but holds 4 bytes (tests/fuzz/corpus/wav/).
+        let mut b = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x01\0".to_vec();
+        b.extend_from_slice(&16000u32.to_le_bytes());
+        b.extend_from_slice(&16000u32.to_le_bytes());
+        b.extend_from_slice(b"\x01\0\x08\0data\xf0\xff\xff\xff\x80\x80\x80\x80");
+        let mut st = WavStream::from_reader(&b[..], Path::new("m.wav"), Some(b.len() as u64));
+        let st = st.as_mut().unwrap();
+        assert!(st.frames as usize <= b.len());
+        let mut out = Vec::new();
+        let err = loop {
+            match st.read_into(1 << 16, &mut out) {
+                Ok(0) => panic!("a 4-byte data chunk read as complete"),
+                Ok(_) => continue,
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("m.wav") && err.contains("truncated"), "{err}");
+        assert_eq!(out, [0.0; 4]);
     }
 }

@@ -170,20 +170,32 @@ impl Head {
             .all(|v| v.is_finite())
     }
 
+    /// Parses a head's JSON from `reader` and validates it (not against a base model or front
+    /// end: [`Head::load`] does that); `path` names it in errors.
+    pub fn parse(reader: impl std::io::Read, path: &Path) -> Result<Head> {
+        let refused = |reason: &str, source: crate::error::Cause| Error::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+            source: Some(source),
+        };
+        let head: Head = serde_json::from_reader(reader)
+            .map_err(|e| refused("not a valid hark head file", e.into()))?;
+        head.validate()
+            .map_err(|e| refused("invalid head", e.into()))?;
+        Ok(head)
+    }
+
     /// Reads a head file, refusing it with a clear error if it is damaged or was made for another
     /// base model or front end.
     pub fn load(path: &Path, base_model_sha256: &str) -> Result<Head> {
         // Parsed from a buffered reader: the file's text never sits in memory whole.
         let file = std::fs::File::open(path).map_err(Error::io(path, "cannot read head file"))?;
+        let head = Head::parse(std::io::BufReader::new(file), path)?;
         let refused = |reason: String, source: Option<crate::error::Cause>| Error::Invalid {
             path: path.into(),
             reason,
             source,
         };
-        let head: Head = serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| refused("not a valid hark head file".into(), Some(e.into())))?;
-        head.validate()
-            .map_err(|e| refused("invalid head".into(), Some(e.into())))?;
         if head.base_model_sha256 != base_model_sha256 {
             return Err(refused(format!(
                 "head was trained on base model sha256 {}, but the loaded base model is {}; retrain with `hark train`",

@@ -3,8 +3,9 @@
 //! mono samples at int16 scale.
 //!
 //! Accepted: PCM (format 1, or WAVE_FORMAT_EXTENSIBLE with a PCM sub-format) at 8, 16, 24 or 32
-//! bits, 32-bit IEEE float (format 3), 1 to 16 channels (averaged to mono), any rate from 1000 to
-//! 384000 Hz. Every declared size is checked against what the payload holds.
+//! bits, 32-bit IEEE float (format 3; NaN and infinities become silence, huge values are
+//! clipped), 1 to 16 channels (averaged to mono), any rate from 1000 to 384000 Hz. Every declared
+//! size is checked against what the payload holds.
 
 use anyhow::{bail, Result};
 
@@ -139,7 +140,7 @@ fn decode(f: Format, data: &[u8]) -> Result<Frame> {
             (2, _) => i16::from_le_bytes([s[0], s[1]]) as f32,
             (3, _) => (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 256.0,
             (_, false) => i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 65536.0,
-            (_, true) => f32::from_le_bytes([s[0], s[1], s[2], s[3]]) * 32768.0,
+            (_, true) => sane(f32::from_le_bytes([s[0], s[1], s[2], s[3]]) * 32768.0),
         }
     };
     let samples = data
@@ -150,6 +151,17 @@ fn decode(f: Format, data: &[u8]) -> Result<Frame> {
         rate: f.rate,
         samples,
     })
+}
+
+/// A float sample made safe for the resampler, as hark's WAV reader does: NaN and infinities
+/// become silence, magnitudes beyond [`FLOAT_LIMIT`](hark::audio::wav::FLOAT_LIMIT) are clipped.
+fn sane(v: f32) -> f32 {
+    use hark::audio::wav::FLOAT_LIMIT;
+    if v.is_finite() {
+        v.clamp(-FLOAT_LIMIT, FLOAT_LIMIT)
+    } else {
+        0.0
+    }
 }
 
 /// A WAV payload of 16-bit PCM (what Rhasspy's audio servers send), for the tests.
@@ -248,6 +260,18 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!((f.rate, f.samples), (44100, vec![16384.0]));
+    }
+
+    /// Found by `tests/fuzz` (hermes_wav, corpus/hermes_wav/float_nan_inf.wav): NaN, Inf and
+    /// 1e35 float samples came out as they were and would have reached the resampler.
+    #[test]
+    fn float_nan_inf_and_huge_samples_are_made_safe() {
+        // 1e35 * 32768 overflows f32 (infinite, so silence); -1e30 is clipped.
+        let data = [0.5f32, f32::NAN, f32::INFINITY, 1e35, -1e30];
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f = parse(&riff(&[fmt(3, 1, 44100, 32), (b"data", bytes)])).unwrap();
+        let limit = hark::audio::wav::FLOAT_LIMIT;
+        assert_eq!(f.samples, vec![16384.0, 0.0, 0.0, 0.0, -limit]);
     }
 
     #[test]
