@@ -28,16 +28,25 @@ struct Backoff {
     retry_at: Option<Instant>,
 }
 
-impl Backoff {
-    /// The wait before reopening a device after `failures` failures in a row: 1, 2, 4 ... 30 s.
-    fn wait(failures: u32) -> Duration {
-        Duration::from_secs((1u64 << failures.saturating_sub(1).min(5)).min(30))
-    }
+/// The wait before the next attempt after `failures` failures in a row: 1, 2, 4 ... 30 s. The
+/// one back-off of hark: the microphone, and the MQTT connections of `listen` and `serve`.
+pub(crate) fn backoff_wait(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.saturating_sub(1).min(5)).min(30))
+}
 
+/// Sleeps `d`, or less once `stop` is set.
+pub(crate) fn sleep_unless(stop: &std::sync::atomic::AtomicBool, d: Duration) {
+    let end = Instant::now() + d;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Backoff {
     /// Counts one more failure and schedules the next attempt; returns the wait.
     fn failed(&mut self) -> Duration {
         self.failures += 1;
-        let wait = Self::wait(self.failures);
+        let wait = backoff_wait(self.failures);
         self.retry_at = Some(Instant::now() + wait);
         wait
     }
@@ -248,7 +257,7 @@ mod tests {
 
     #[test]
     fn the_back_off_doubles_from_one_second_up_to_thirty() {
-        let waits: Vec<u64> = (1..=8).map(|f| Backoff::wait(f).as_secs()).collect();
+        let waits: Vec<u64> = (1..=8).map(|f| backoff_wait(f).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 }

@@ -218,10 +218,14 @@ impl Stream {
 
     /// Switches to the engine's newest head if there is one; true if it did.
     fn take_up_reload(&mut self) -> Result<bool> {
-        let (generation, head, settings) = self.engine.head.read().unwrap().clone();
-        if generation == self.generation {
-            return Ok(false);
-        }
+        let (generation, head, settings) = {
+            let current = self.engine.head.read().unwrap();
+            // Checked on every push: clone the head and settings only when they changed.
+            if current.0 == self.generation {
+                return Ok(false);
+            }
+            current.clone()
+        };
         self.generation = generation;
         self.pipeline()?.replace_head(head, Some(settings));
         Ok(true)

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Sink;
+use crate::daemon::recovery::{backoff_wait, sleep_unless};
 use crate::daemon::{Log, Summary};
 use crate::serve::hermes::messages::{detected, Detected};
 use crate::serve::hermes::{client_options, Broker};
@@ -22,6 +23,8 @@ pub struct Hermes {
     site: String,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Events handed to the client, and those it could not queue.
+    sent: u64,
     dropped: u64,
 }
 
@@ -40,6 +43,7 @@ impl Hermes {
             site: site.to_string(),
             stop,
             thread: Some(thread),
+            sent: 0,
             dropped: 0,
         })
     }
@@ -48,25 +52,23 @@ impl Hermes {
 /// Drives the connection until `stop`: rumqttc reconnects on the next poll after an error,
 /// which this spaces out 1, 2, 4 ... 30 s.
 fn drive(mut connection: Connection, stop: &AtomicBool, address: &str, log: Log) {
-    let mut backoff = Duration::from_secs(1);
+    let mut failures = 0;
     while !stop.load(Ordering::SeqCst) {
         match connection.recv_timeout(Duration::from_millis(300)) {
             Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
                 log.info(&format!("mqtt: connected to {address}"));
-                backoff = Duration::from_secs(1);
+                failures = 0;
             }
             Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
             Ok(Err(e)) => {
+                failures += 1;
+                let wait = backoff_wait(failures);
                 log.warn(&format!(
                     "mqtt: {address}: {e}; retrying in {} s",
-                    backoff.as_secs()
+                    wait.as_secs()
                 ));
-                let end = std::time::Instant::now() + backoff;
-                while std::time::Instant::now() < end && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                sleep_unless(stop, wait);
             }
         }
     }
@@ -75,6 +77,7 @@ fn drive(mut connection: Connection, stop: &AtomicBool, address: &str, log: Log)
 impl Sink for Hermes {
     fn event(&mut self, d: &Detection, _json: &str) -> Result<()> {
         let payload = serde_json::to_vec(&Detected::new(&d.word, d.threshold, &self.site))?;
+        self.sent += 1;
         if self
             .client
             .try_publish(detected(&d.word), QoS::AtMostOnce, false, payload)
@@ -91,7 +94,9 @@ impl Sink for Hermes {
 
     fn finish(&mut self, _summary: &mut Summary) {
         // Give queued events a moment to reach the broker, then close.
-        std::thread::sleep(Duration::from_millis(200));
+        if self.sent > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let _ = self.client.try_disconnect();
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {

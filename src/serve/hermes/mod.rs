@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::daemon::recovery::{backoff_wait, sleep_unless};
 use crate::daemon::Log;
 use crate::serve::engine::Engine;
 use messages::{GetHotwords, Hotwords, Toggle};
@@ -31,8 +32,6 @@ use sites::{Shared, Sites};
 
 /// The default cap on how many sites one process hears.
 pub const MAX_SITES: usize = 64;
-/// The longest wait between two attempts to reach the broker.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Where the broker is and how to log in.
 #[derive(Clone, Debug, PartialEq)]
@@ -203,8 +202,8 @@ struct EventLoop {
     opts: HermesOptions,
     stop: Arc<AtomicBool>,
     sites: Sites,
-    /// The next wait before retrying the broker.
-    backoff: Duration,
+    /// Failed connection attempts in a row (for the back-off).
+    failures: u32,
     /// Is the broker connection up?
     connected: bool,
 }
@@ -217,7 +216,7 @@ impl EventLoop {
             opts,
             stop,
             sites,
-            backoff: Duration::from_secs(1),
+            failures: 0,
             connected: false,
         }
     }
@@ -243,13 +242,14 @@ impl EventLoop {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     self.connected = false;
+                    self.failures += 1;
+                    let wait = backoff_wait(self.failures);
                     log.warn(&format!(
                         "MQTT broker {}: {e}; retrying in {} s",
                         self.opts.broker.address(),
-                        self.backoff.as_secs()
+                        wait.as_secs()
                     ));
-                    self.wait(self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    sleep_unless(&self.stop, wait);
                 }
             }
         }
@@ -260,18 +260,10 @@ impl EventLoop {
         log.info("MQTT: stopped");
     }
 
-    /// Sleeps `d`, or less if asked to stop.
-    fn wait(&self, d: Duration) {
-        let end = std::time::Instant::now() + d;
-        while !self.stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// (Re)connected: subscribe (the session is clean each time).
     fn connected(&mut self) {
         self.connected = true;
-        self.backoff = Duration::from_secs(1);
+        self.failures = 0;
         let mut topics: Vec<String> = if self.opts.sites.is_empty() {
             vec![messages::AUDIO_FRAME_ALL.to_string()]
         } else {
