@@ -11,6 +11,12 @@ pub fn assets() -> hark::assets::Assets {
     hark::assets::Assets::locate(Some(&root().join("models"))).expect("models/ (run .ci/setup)")
 }
 
+/// A loopback port free a moment ago, for a service a test starts.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").port()
+}
+
 pub fn hark_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hark"))
 }

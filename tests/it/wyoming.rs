@@ -13,14 +13,14 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// This module's scratch folder.
-fn scratch() -> PathBuf {
+pub(crate) fn scratch() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wyoming");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 /// A head on all three demo words, and one on violin alone; trained once for the module.
-fn heads() -> &'static (PathBuf, PathBuf) {
+pub(crate) fn heads() -> &'static (PathBuf, PathBuf) {
     static HEADS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     HEADS.get_or_init(|| {
         let d = scratch();
@@ -44,7 +44,7 @@ fn heads() -> &'static (PathBuf, PathBuf) {
 
 /// Speech of `words` over faint noise (1 s before, 1.5 s after each), as 16 kHz s16le in a raw
 /// file; returns it and each word's (start, end) in ms.
-fn speech(name: &str, words: &[&str]) -> (PathBuf, Vec<(u64, u64)>) {
+pub(crate) fn speech(name: &str, words: &[&str]) -> (PathBuf, Vec<(u64, u64)>) {
     let mut x = synth::noise(1.0, 60.0, 3);
     let mut spans = Vec::new();
     for w in words {
@@ -65,15 +65,15 @@ fn speech(name: &str, words: &[&str]) -> (PathBuf, Vec<(u64, u64)>) {
 }
 
 /// A running `hark serve` on a free loopback port, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
 impl Serve {
     /// Starts `hark serve --head head` with `[wyoming]` keys `extra`; waits until it listens.
-    fn start(name: &str, head: &Path, extra: &str) -> Serve {
+    pub(crate) fn start(name: &str, head: &Path, extra: &str) -> Serve {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -109,7 +109,7 @@ impl Serve {
     }
 
     /// SIGTERM; asserts it exits 0; returns its stderr.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         self.signal(libc::SIGTERM);
         let status = self.child.wait().unwrap();
         let text = std::fs::read_to_string(&self.log).unwrap();
