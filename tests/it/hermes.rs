@@ -1,80 +1,29 @@
-//! `hark listen` publishing its own detections to a real MQTT broker (Debian's mosquitto,
-//! started here on a free loopback port) as Rhasspy's Hermes hotword events.
+//! Rhasspy's Hermes protocol through the binary, with a real MQTT broker (Debian's mosquitto,
+//! started here on a free loopback port; helpers in tests/it/mosquitto.rs): `hark listen`
+//! publishing its own detections, and `hark serve --mqtt` hearing a site's audio frames sent
+//! with `mosquitto_pub`, obeying toggleOff/toggleOn and reconnecting after the broker is killed
+//! and restarted.
 
-use crate::common::{hark_bin, root, write_wav};
+use crate::common::{free_port, hark_bin, root, write_wav};
+use crate::mosquitto::{publish, Mosquitto, Sub};
+use crate::wyoming::{heads, Serve};
 use hark::audio::synth;
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A broker of our own, killed on drop.
-struct Mosquitto(Child);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn mosquitto(dir: &std::path::Path) -> (Mosquitto, u16) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-    )
-    .unwrap();
-    let child = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto (run .ci/setup)");
-    let m = Mosquitto(child);
-    let t = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (m, port)
-}
 
 #[test]
 fn listen_publishes_its_detections_as_hermes_hotword_events_for_its_site() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (_broker, port) = mosquitto(dir);
-    let rec = dir.join("rec");
-    synth::write_recordings(&rec, synth::VOICE).unwrap();
-    let head = dir.join("h.head");
-    crate::common::train_head(&rec, &head, &[]);
+    let port = free_port();
+    let _broker = Mosquitto::start(dir, port);
+    let head = &heads().0;
     let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
     let wav = dir.join("stream.wav");
     write_wav(&wav, &stream);
-    let mut sub = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-v",
-            "-t",
-            "hermes/hotword/#",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mosquitto_sub");
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = Sub::start(port, &["hermes/hotword/#"]);
     let cfg = dir.join("hark.toml");
     std::fs::write(
         &cfg,
@@ -95,26 +44,143 @@ fn listen_publishes_its_detections_as_hermes_hotword_events_for_its_site() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!events.is_empty(), "the stream fires: {stderr}");
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = sub.kill();
-    let _ = sub.wait();
-    let lines: Vec<String> = BufReader::new(sub.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect();
+    let mut lines = Vec::new();
+    while let Some(d) = sub.detection(Duration::from_millis(1500)) {
+        lines.push(d);
+    }
     assert_eq!(
         lines.len(),
         events.len(),
         "one hotword message per event: {lines:?}"
     );
-    for (line, e) in lines.iter().zip(&events) {
-        let (topic, payload) = line.split_once(' ').unwrap();
+    for ((topic_word, payload), e) in lines.iter().zip(&events) {
         let word = e["word"].as_str().unwrap();
-        assert_eq!(topic, format!("hermes/hotword/{word}/detected"));
+        assert_eq!(topic_word, word);
         let p: serde_json::Value = serde_json::from_str(payload).unwrap();
         assert_eq!(p["siteId"], "kitchen");
         assert_eq!(p["modelId"], word);
         assert_eq!(p["modelType"], "personal");
         assert!(p["sessionId"].is_null());
     }
+}
+
+/// "lantern" between a second and a second and a half of faint noise, as WAV files of 1024
+/// samples each (Hermes audio frames) in `dir`.
+fn lantern_frames(dir: &Path) -> Vec<PathBuf> {
+    let mut x = synth::noise(1.0, 60.0, 5);
+    x.extend(crate::common::say("lantern", synth::VOICE, 150, 45));
+    x.extend(synth::noise(1.5, 60.0, 6));
+    x.chunks(1024)
+        .enumerate()
+        .map(|(i, c)| {
+            let f = dir.join(format!("frame-{i:03}.wav"));
+            write_wav(&f, c);
+            f
+        })
+        .collect()
+}
+
+/// `hark serve --mqtt` and what the test sends it.
+struct Rhasspy {
+    dir: tempfile::TempDir,
+    port: u16,
+    frames: Vec<PathBuf>,
+}
+
+const WAIT: Duration = Duration::from_secs(6);
+
+impl Rhasspy {
+    /// Publishes `frames` for `site` with mosquitto_pub, one process per frame.
+    fn send(&self, site: &str, frames: &[PathBuf]) {
+        let topic = format!("hermes/audioServer/{site}/audioFrame");
+        for f in frames {
+            publish(self.port, &topic, "", Some(f));
+        }
+    }
+
+    /// Says "lantern" at `site`; returns the detection that `sub` hears within `wait`.
+    fn say(&self, sub: &Sub, site: &str, wait: Duration) -> Option<(String, Value)> {
+        self.send(site, &self.frames);
+        let (word, p) = sub.detection(wait)?;
+        Some((word, serde_json::from_str(&p).unwrap()))
+    }
+
+    fn toggle(&self, on: bool, site: &str, reason: &str) {
+        let topic = format!("hermes/hotword/toggle{}", if on { "On" } else { "Off" });
+        let body = format!(r#"{{"siteId":"{site}","reason":"{reason}"}}"#);
+        publish(self.port, &topic, &body, None);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Waits until hark's log says it connected to the broker `n` times.
+fn wait_connected(log: &Path, n: usize, within: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches("MQTT: connected to").count() >= n {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < within, "not connected {n} time(s): {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts a Hermes hotword payload for lantern at kitchen, with every field Rhasspy reads.
+fn assert_hotword(d: Option<(String, Value)>, what: &str) {
+    let (word, p) = d.unwrap_or_else(|| panic!("no detection: {what}"));
+    assert_eq!(word, "lantern", "{p}");
+    assert_eq!(
+        (&p["modelId"], &p["siteId"], &p["modelType"]),
+        (&"lantern".into(), &"kitchen".into(), &"personal".into()),
+        "{p}"
+    );
+    assert!(
+        p["modelVersion"].is_string() && p["currentSensitivity"].is_number(),
+        "{p}"
+    );
+    for k in ["sessionId", "sendAudioCaptured", "lang", "customEntities"] {
+        assert!(p.get(k).is_some_and(Value::is_null), "{k}: {p}");
+    }
+}
+
+#[test]
+fn serve_hears_a_sites_frames_obeys_toggles_and_reconnects_after_the_broker_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = Mosquitto::start(dir.path(), port);
+    let frames = lantern_frames(dir.path());
+    let r = Rhasspy { dir, port, frames };
+    let uri = format!("mqtt://127.0.0.1:{port}");
+    let s = Serve::start_with(
+        "hermes",
+        &heads().0,
+        "",
+        &["--mqtt", &uri, "--site", "kitchen"],
+    );
+    wait_connected(&s.log, 1, Duration::from_secs(20));
+    let sub = Sub::start(port, &["hermes/hotword/+/detected"]);
+    assert_hotword(r.say(&sub, "kitchen", WAIT), "kitchen");
+    let attic = r.say(&sub, "attic", Duration::from_secs(2));
+    assert!(attic.is_none(), "attic is not heard: {attic:?}");
+    r.toggle(false, "kitchen", "dialogueSession");
+    let quiet = r.say(&sub, "kitchen", Duration::from_secs(3));
+    assert!(quiet.is_none(), "toggled off: {quiet:?}");
+    r.toggle(true, "kitchen", "");
+    assert_hotword(r.say(&sub, "kitchen", WAIT), "toggled on again");
+    // Killed (SIGKILL) mid-stream: a third of the word's frames sent, then the broker vanishes.
+    r.send("kitchen", &r.frames[..r.frames.len() / 3]);
+    drop(sub);
+    drop(broker);
+    std::thread::sleep(Duration::from_secs(2));
+    let _broker = Mosquitto::start(r.dir.path(), port);
+    let back = wait_connected(&s.log, 2, Duration::from_secs(40));
+    let sub = Sub::start(port, &["hermes/hotword/+/detected"]);
+    assert_hotword(r.say(&sub, "kitchen", WAIT), "after the broker restarted");
+    eprintln!(
+        "hark reconnected {:.1} s after the broker restarted",
+        back.as_secs_f32()
+    );
+    let log = s.stop();
+    assert!(log.contains("retrying in"), "{log}");
 }

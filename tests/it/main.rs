@@ -10,5 +10,6 @@ mod end_to_end;
 mod frontend_reference;
 mod hermes;
 mod library;
+mod mosquitto;
 mod satellite;
 mod wyoming;

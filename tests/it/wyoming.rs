@@ -68,12 +68,17 @@ pub(crate) fn speech(name: &str, words: &[&str]) -> (PathBuf, Vec<(u64, u64)>) {
 pub(crate) struct Serve {
     child: Child,
     pub(crate) port: u16,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl Serve {
     /// Starts `hark serve --head head` with `[wyoming]` keys `extra`; waits until it listens.
     pub(crate) fn start(name: &str, head: &Path, extra: &str) -> Serve {
+        Serve::start_with(name, head, extra, &[])
+    }
+
+    /// As [`Serve::start`], with more command-line arguments.
+    pub(crate) fn start_with(name: &str, head: &Path, extra: &str, args: &[&str]) -> Serve {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -87,6 +92,7 @@ impl Serve {
         let child = Command::new(hark_bin())
             .args(["serve", "--config", cfg.to_str().unwrap()])
             .args(["--head", head.to_str().unwrap()])
+            .args(args)
             .current_dir(root())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -104,7 +110,7 @@ impl Serve {
         Serve { child, port, log }
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 

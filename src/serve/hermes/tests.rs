@@ -4,143 +4,44 @@
 //! kill and restart the broker under it and check each rule on its own.
 
 use super::*;
-use crossbeam_channel::{unbounded, Receiver};
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use hark::audio::synth;
 use messages::Detected;
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+/// The broker and its clients, shared with the integration tests.
+#[path = "../../../tests/it/mosquitto.rs"]
+mod mosquitto;
+use mosquitto::{publish, Mosquitto, Sub};
 
-/// A mosquitto broker of our own, killed on drop.
-struct Mosquitto(Child);
-
-impl Mosquitto {
-    fn start(dir: &Path, port: u16) -> Mosquitto {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        let m = Mosquitto(child);
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "mosquitto did not open port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        m
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `mosquitto_sub` on hark's output topics: (topic, payload) lines on a channel.
-struct Sub {
-    child: Child,
-    lines: Receiver<(String, String)>,
-}
-
-impl Sub {
-    fn start(port: u16) -> Sub {
-        let mut child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v"])
-            .args(["-t", "hermes/hotword/+/detected", "-t", messages::HOTWORDS])
-            .args(["-t", messages::ERROR, "-t", "test/ready"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start mosquitto_sub");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = unbounded();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(|l| l.ok()) {
-                let (t, p) = l.split_once(' ').unwrap_or((&l, ""));
-                let _ = tx.send((t.to_string(), p.to_string()));
-            }
-        });
-        let sub = Sub { child, lines };
-        // Subscribed once it hears what we publish.
-        let t = Instant::now();
-        loop {
-            pub_(port, "test/ready", "1");
-            if sub.lines.recv_timeout(Duration::from_millis(300)).is_ok() {
-                return sub;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "mosquitto_sub never subscribed"
-            );
-        }
-    }
-
-    /// The next message on `topic` (others skipped), if one comes within `wait`.
-    fn next(&self, topic: &str, wait: Duration) -> Option<String> {
-        let end = Instant::now() + wait;
-        while let Ok((t, p)) = self.lines.recv_deadline(end) {
-            if t == topic {
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    /// The next detection of any word, if one comes within `wait`.
-    fn detection(&self, wait: Duration) -> Option<Detected> {
-        let end = Instant::now() + wait;
-        while let Ok((t, p)) = self.lines.recv_deadline(end) {
-            if t.starts_with("hermes/hotword/") && t.ends_with("/detected") {
-                let d: Detected = serde_json::from_str(&p).unwrap();
-                assert_eq!(t, messages::detected(&d.model_id));
-                return Some(d);
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `mosquitto_sub` on hark's output topics.
+fn subscribe(port: u16) -> Sub {
+    let topics = [
+        "hermes/hotword/+/detected",
+        messages::HOTWORDS,
+        messages::ERROR,
+    ];
+    Sub::start(port, &topics)
 }
 
 /// `mosquitto_pub` one message.
 fn pub_(port: u16, topic: &str, message: &str) {
-    let ok = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-m",
-            message,
-        ])
-        .status()
-        .expect("run mosquitto_pub")
-        .success();
-    assert!(ok, "mosquitto_pub {topic} failed");
+    publish(port, topic, message, None)
+}
+
+/// The next message on `topic` (others skipped), if one comes within `wait`.
+fn next(sub: &Sub, topic: &str, wait: Duration) -> Option<String> {
+    sub.next_where(|t| t == topic, wait).map(|(_, p)| p)
+}
+
+/// The next detection of any word, if one comes within `wait`.
+fn detection(sub: &Sub, wait: Duration) -> Option<Detected> {
+    let (word, p) = sub.detection(wait)?;
+    let d: Detected = serde_json::from_str(&p).unwrap();
+    assert_eq!(word, d.model_id);
+    Some(d)
 }
 
 /// The satellite's audio server: a rumqttc client that keeps reconnecting.
@@ -230,7 +131,7 @@ impl Fixture {
     /// Sends the clip for `site`; returns the detection that follows, if any within `wait`.
     fn say(&self, site: &str, wait: Duration) -> Option<Detected> {
         send(&self.audio, site, &self.clip);
-        self.sub().detection(wait)
+        detection(self.sub(), wait)
     }
 
     /// Publishes a toggle and gives hark a moment to take it in.
@@ -243,12 +144,7 @@ impl Fixture {
 
 #[test]
 fn rhasspy_over_mosquitto_frames_toggles_hotwords_and_a_broker_restart() {
-    if !Path::new(MOSQUITTO).exists()
-        || Command::new("mosquitto_sub")
-            .arg("--help")
-            .output()
-            .is_err()
-    {
+    if !mosquitto::installed() {
         eprintln!(
             "SKIPPED: Debian's mosquitto and mosquitto-clients are not installed (run .ci/setup)"
         );
@@ -257,7 +153,7 @@ fn rhasspy_over_mosquitto_frames_toggles_hotwords_and_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let broker = Some(Mosquitto::start(dir.path(), port));
-    let sub = Some(Sub::start(port));
+    let sub = Some(subscribe(port));
     let stop = Arc::new(AtomicBool::new(false));
     let uri = format!("mqtt://127.0.0.1:{port}");
     let mut opts = HermesOptions::new(Broker::parse(&uri, "", "").unwrap());
@@ -307,7 +203,7 @@ fn frames_for_a_site_are_detected_with_its_site_id(f: &Fixture) {
     );
     assert!(d.session_id.is_none() && d.lang.is_none());
     assert!(
-        f.sub().detection(Duration::from_secs(1)).is_none(),
+        detection(f.sub(), Duration::from_secs(1)).is_none(),
         "one word, one detection"
     );
 }
@@ -318,7 +214,7 @@ fn hotwords_are_the_heads_words(f: &Fixture) {
         messages::GET_HOTWORDS,
         r#"{"siteId":"kitchen","id":"q1"}"#,
     );
-    let h = f.sub().next(messages::HOTWORDS, WAIT).expect("no hotwords");
+    let h = next(f.sub(), messages::HOTWORDS, WAIT).expect("no hotwords");
     let h: Hotwords = serde_json::from_str(&h).unwrap();
     let words: Vec<&str> = h.models.iter().map(|m| m.model_id.as_str()).collect();
     assert_eq!(words, synth::WORDS.to_vec());
@@ -351,10 +247,7 @@ fn a_bad_frame_is_reported(f: &Fixture) {
     f.audio
         .publish(topic, QoS::AtMostOnce, false, b"RIFF\0\0".to_vec())
         .unwrap();
-    let e = f
-        .sub()
-        .next(messages::ERROR, WAIT)
-        .expect("no error for a bad frame");
+    let e = next(f.sub(), messages::ERROR, WAIT).expect("no error for a bad frame");
     assert!(
         e.contains("shorter than a RIFF header") && e.contains("kitchen"),
         "{e}"
@@ -366,7 +259,7 @@ fn a_broker_restart_is_survived(f: &mut Fixture) {
     f.sub = None;
     f.broker = None;
     f.broker = Some(Mosquitto::start(f.dir.path(), f.port));
-    f.sub = Some(Sub::start(f.port));
+    f.sub = Some(subscribe(f.port));
     let t = Instant::now();
     let d = loop {
         if let Some(d) = f.say("kitchen", Duration::from_secs(3)) {
