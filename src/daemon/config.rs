@@ -42,6 +42,8 @@ pub struct WyomingConfig {
     pub max_connections: usize,
     /// Seconds a client may send nothing before it is closed.
     pub idle_timeout: f32,
+    /// Announce the server over zeroconf (mDNS) as `_wyoming._tcp`.
+    pub zeroconf: bool,
 }
 
 impl Default for WyomingConfig {
@@ -50,6 +52,7 @@ impl Default for WyomingConfig {
             uri: "tcp://127.0.0.1:10400".into(),
             max_connections: 64,
             idle_timeout: 60.0,
+            zeroconf: false,
         }
     }
 }

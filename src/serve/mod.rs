@@ -3,7 +3,8 @@
 //!
 //! - [`engine`]: the streams and what they share (the base model, the head);
 //! - [`wyoming`]: the Wyoming server;
-//! - [`hermes`]: the Hermes (MQTT) front end, for Rhasspy: a stream per site.
+//! - [`hermes`]: the Hermes (MQTT) front end, for Rhasspy: a stream per site;
+//! - [`zeroconf`]: the optional mDNS announcement of the Wyoming server.
 //!
 //! [`serve`] loads the config and the head, starts the servers and waits for signals (from
 //! [`crate::daemon::signals`]): SIGHUP reloads the head for every stream (keeping the old one if
@@ -12,6 +13,7 @@
 pub mod engine;
 pub mod hermes;
 pub mod wyoming;
+pub mod zeroconf;
 
 use anyhow::{Context, Result};
 use std::net::TcpListener;
@@ -74,6 +76,10 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
         server.local_addr(),
         engine.words().join(", ")
     ));
+    let announced = cfg
+        .wyoming
+        .zeroconf
+        .then(|| announce(server.local_addr(), &log));
     for msg in control.iter() {
         match msg {
             Control::Stop(sig) => {
@@ -82,6 +88,9 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
             }
             Control::Reload => reload(opts, &engine, &base_sha, &log),
         }
+    }
+    if let Some(a) = announced.flatten() {
+        a.stop();
     }
     let counts = server.stop();
     if let Some(h) = hermes {
@@ -132,6 +141,21 @@ fn start_hermes(cfg: &Config, engine: &Arc<Engine>, log: Log) -> Result<Option<h
     ));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     Ok(Some(hermes::start(engine.clone(), opts, stop, log)?))
+}
+
+/// `[wyoming] zeroconf`: announces the server; a failure is logged (clients can still be
+/// pointed at the host and port by hand).
+fn announce(addr: std::net::SocketAddr, log: &Log) -> Option<zeroconf::Announcement> {
+    match zeroconf::announce(addr) {
+        Ok(a) => {
+            log.info(&format!("zeroconf: announcing {}", a.fullname()));
+            Some(a)
+        }
+        Err(e) => {
+            log.warn(&format!("{e:#}"));
+            None
+        }
+    }
 }
 
 /// The server's settings from the config.

@@ -13,3 +13,4 @@ mod library;
 mod mosquitto;
 mod satellite;
 mod wyoming;
+mod zeroconf;

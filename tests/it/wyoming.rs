@@ -153,7 +153,7 @@ fn client(args: &[&str]) -> Vec<Value> {
 }
 
 /// The words an `info` lists, through `Info.from_event`.
-fn described_words(port: u16) -> Vec<String> {
+pub(crate) fn described_words(port: u16) -> Vec<String> {
     let info = &client(&["describe", &port.to_string()])[0];
     assert_eq!(info["program"], "hark");
     assert_eq!(info["installed"], true, "{info}");
