@@ -184,12 +184,18 @@ impl Evaluation<'_> {
             score::explain(&dets, truth, self.log);
             score::trace_misses(&head, &dets, truth, embs, self.log);
         }
+        self.sweep(&scenario, &head, embs, &case.stream);
+        Ok(())
+    }
+
+    /// Scores `stream` at each swept threshold.
+    fn sweep(&mut self, scenario: &str, head: &Arc<Head>, embs: &Timeline, stream: &Stream) {
         for &th in &self.opts.sweep {
             let settings = head.detector.clone().with_threshold(th);
-            let s = score(&decide(head.clone(), Some(settings), embs), truth, seconds);
-            self.record(&scenario, &format!("threshold {th}"), &s);
+            let dets = decide(head.clone(), Some(settings), embs);
+            let s = score(&dets, &stream.truth, stream.seconds());
+            self.record(scenario, &format!("threshold {th}"), &s);
         }
-        Ok(())
     }
 
     /// Embeds the cross-speaker stream, trains on the enrolled speakers and scores.
@@ -204,7 +210,7 @@ impl Evaluation<'_> {
         let voices = self.opts.cross_voices;
         let head = self.train_head_as(&case.enrol, seed, voices)?;
         let s = score(
-            &decide(head, None, &embs),
+            &decide(head.clone(), None, &embs),
             &case.stream.truth,
             case.stream.seconds(),
         );
@@ -219,6 +225,7 @@ impl Evaluation<'_> {
             heard.len()
         );
         self.record(&scenario, "default", &s);
+        self.sweep(&scenario, &head, &embs, &case.stream);
         Ok(())
     }
 
