@@ -77,6 +77,9 @@ pub struct Knobs {
     /// `anyone` words: template check slack (negative disables).
     #[arg(long, value_parser = finite)]
     anyone_slack: Option<f32>,
+    /// `anyone` words: default detection threshold written into the head.
+    #[arg(long, value_parser = score)]
+    anyone_threshold: Option<f32>,
     /// `anyone` words: synthetic takes said by espeak-ng voices.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
     anyone_synth: Option<usize>,
@@ -95,7 +98,7 @@ impl Knobs {
              l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold, voices => voices,
              anyone_warp => anyone_warp, anyone_speed => anyone_speed,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
-             anyone_synth => anyone_synth);
+             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold);
         if self.clean_templates {
             o.template_augmented = false;
         }

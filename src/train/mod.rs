@@ -89,6 +89,8 @@ pub struct TrainOptions {
     pub anyone_slack: f32,
     /// `anyone` words: synthetic takes (espeak-ng voices saying the word), when espeak-ng is there.
     pub anyone_synth: usize,
+    /// `anyone` words: default detection threshold instead of `threshold`.
+    pub anyone_threshold: f32,
 }
 
 impl Default for TrainOptions {
@@ -121,7 +123,8 @@ impl Default for TrainOptions {
             anyone_speed: 0.15,
             anyone_augment: 12,
             anyone_slack: 0.3,
-            anyone_synth: 0,
+            anyone_synth: 20,
+            anyone_threshold: 0.4,
         }
     }
 }
@@ -160,7 +163,13 @@ fn head_from(
             .collect(),
         template_min,
         detector: DetectorSettings {
-            thresholds: vec![opts.threshold; labels.len()],
+            thresholds: voices
+                .iter()
+                .map(|v| match v {
+                    Voices::Mine => opts.threshold,
+                    Voices::Anyone => opts.anyone_threshold,
+                })
+                .collect(),
             smoothing: opts.smoothing,
             refractory: opts.refractory,
         },
