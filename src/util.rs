@@ -227,3 +227,23 @@ mod tests {
         assert!(super::peak_rss_kb().unwrap_or(1) > 0);
     }
 }
+
+/// A TOML error as one line: where (file, line, column, and the line's start) and what.
+pub fn toml_error_line(origin: &str, text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before.len() - start + 1;
+        let source: String = text[start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
+        format!(" line {line}, column {column} (`{}`):", source.trim())
+    });
+    let message = e.message().lines().collect::<Vec<_>>().join(" ");
+    format!("{origin}:{} {message}", at.unwrap_or_default())
+}

@@ -404,6 +404,8 @@ fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<har
             ..Default::default()
         },
         cross_speaker: false,
+        same_speaker: true,
+        cross_voices: hark::pipeline::head::Voices::Mine,
         sweep: vec![],
         write_streams: None,
         targets_per_word: 20,

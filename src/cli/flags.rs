@@ -284,9 +284,12 @@ pub struct EvalFlags {
     first_seed: u64,
     #[arg(long, default_value_t = 5)]
     takes: usize,
-    /// Skip the cross-speaker case.
+    /// Skip the cross-speaker cases.
     #[arg(long)]
     no_cross: bool,
+    /// Skip the same-speaker cases (run only the cross-speaker ones).
+    #[arg(long, conflicts_with = "no_cross")]
+    no_same: bool,
     /// Smaller streams (5 targets per word, 30 non-targets): a quick check that it works.
     #[arg(long)]
     quick: bool,
@@ -302,6 +305,9 @@ pub struct EvalFlags {
     /// Write each stream and its truth (JSON) to DIR.
     #[arg(long, value_name = "DIR")]
     write_streams: Option<PathBuf>,
+    /// Who may say the word in the cross-speaker cases.
+    #[arg(long, default_value = "anyone")]
+    cross_voices: hark::pipeline::head::Voices,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -315,12 +321,14 @@ impl EvalFlags {
             seeds: (self.first_seed..self.first_seed + self.seeds).collect(),
             takes: self.takes,
             cross_speaker: !self.no_cross,
+            same_speaker: !self.no_same,
             sweep: self.sweep,
             write_streams: self.write_streams,
             targets_per_word: if self.quick { 5 } else { 20 },
             nontargets: if self.quick { 30 } else { 120 },
             explain: self.explain,
             gate: !self.no_gate,
+            cross_voices: self.cross_voices,
         })
     }
 }

@@ -61,6 +61,28 @@ pub struct Knobs {
     /// Spliced half-take negatives per take.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=20))]
     chimeras: Option<usize>,
+    /// Who may say the words (a word's `word.toml` overrides it): `mine` (the voices that
+    /// recorded it) or `anyone`.
+    #[arg(long)]
+    voices: Option<hark::pipeline::head::Voices>,
+    /// `anyone` words: vocal-tract warp range of augmented copies (e.g. 0.15).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
+    anyone_warp: Option<f32>,
+    /// `anyone` words: speed perturbation range.
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
+    anyone_speed: Option<f32>,
+    /// `anyone` words: augmented copies per take.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
+    anyone_augment: Option<usize>,
+    /// `anyone` words: template check slack (negative disables).
+    #[arg(long, value_parser = finite)]
+    anyone_slack: Option<f32>,
+    /// `anyone` words: default detection threshold written into the head.
+    #[arg(long, value_parser = score)]
+    anyone_threshold: Option<f32>,
+    /// `anyone` words: synthetic takes said by espeak-ng voices.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
+    anyone_synth: Option<usize>,
 }
 
 impl Knobs {
@@ -73,7 +95,10 @@ impl Knobs {
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold);
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold, voices => voices,
+             anyone_warp => anyone_warp, anyone_speed => anyone_speed,
+             anyone_augment => anyone_augment, anyone_slack => anyone_slack,
+             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold);
         if self.clean_templates {
             o.template_augmented = false;
         }

@@ -57,8 +57,15 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
     for note in &ds.notes {
         println!("  note: {note}");
     }
-    for ((w, takes), th) in ds.words.iter().zip(&head.detector.thresholds) {
-        println!("  {w:<16} {} takes  threshold {th:.2}", takes.len());
+    for (i, ((w, takes), th)) in ds.words.iter().zip(&head.detector.thresholds).enumerate() {
+        let voices = match head.voices_of(i) {
+            hark::pipeline::head::Voices::Mine => "voices: mine (the voices that recorded it)",
+            hark::pipeline::head::Voices::Anyone => "voices: anyone",
+        };
+        println!(
+            "  {w:<16} {} takes  threshold {th:.2}  {voices}",
+            takes.len()
+        );
     }
     println!(
         "  background clips: {}, unknown takes: {}, synthetic negatives: {}",

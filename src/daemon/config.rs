@@ -293,24 +293,9 @@ impl Config {
     }
 }
 
-/// A TOML error as one line: where (file, line, column) and what (`key`: message).
+/// A TOML error as one line (see [`hark::util::toml_error_line`]).
 fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
-    let at = e.span().map(|span| {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.len() - start + 1;
-        let source: String = text[start..]
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(60)
-            .collect();
-        format!(" line {line}, column {column} (`{}`):", source.trim())
-    });
-    let message = e.message().lines().collect::<Vec<_>>().join(" ");
-    anyhow::anyhow!("{origin}:{} {message}", at.unwrap_or_default())
+    anyhow::anyhow!(hark::util::toml_error_line(origin, text, e))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::pipeline::detector::{Detection, DetectorSettings};
 use crate::pipeline::embedding::Embedder;
-use crate::pipeline::head::Head;
+use crate::pipeline::head::{Head, Voices};
 use crate::pipeline::Decision;
 use crate::train::dataset::{Dataset, Take};
 use crate::train::negatives::Bank;
@@ -40,8 +40,10 @@ pub struct EvalOptions {
     pub seeds: Vec<u64>,
     pub takes: usize,
     pub train: TrainOptions,
-    /// Also run the cross-speaker case.
+    /// Also run the cross-speaker cases.
     pub cross_speaker: bool,
+    /// Run the same-speaker cases.
+    pub same_speaker: bool,
     /// Extra thresholds to report (the head's default is always reported).
     pub sweep: Vec<f32>,
     /// Write each seed's stream and its truth here, for replay with `hark detect`.
@@ -53,12 +55,12 @@ pub struct EvalOptions {
     pub explain: bool,
     /// Run the quiet-room gate, as `listen` does.
     pub gate: bool,
+    /// Who may say the word in the cross-speaker cases (as `hark train --voices`).
+    pub cross_voices: Voices,
 }
 
 /// One scenario's results: per threshold label -> summed score.
 pub type Results = Vec<(String, Score)>;
-
-const CROSS_SPEAKER: &str = "cross-speaker, 1 digit, 2 enrolled speakers";
 
 /// Runs the benchmark; prints a line per seed and returns summed results per scenario.
 pub fn run(
@@ -126,15 +128,26 @@ impl Evaluation<'_> {
             "s{seed}-{}-{}-{}",
             opts.takes, opts.targets_per_word, opts.nontargets
         );
-        let embs = self
-            .model
-            .embed(&case.stream.samples, opts.gate, Some(&key))?;
-        for with_unknown in [false, true] {
-            self.same_speaker(seed, &case, &embs, with_unknown)?;
+        if opts.same_speaker {
+            let embs = self
+                .model
+                .embed(&case.stream.samples, opts.gate, Some(&key))?;
+            for with_unknown in [false, true] {
+                self.same_speaker(seed, &case, &embs, with_unknown)?;
+            }
         }
         if opts.cross_speaker {
-            let case = CrossSpeaker::draw(opts, case.targets[0], &case.enrol.background, &mut rng)?;
-            self.cross_speaker(seed, &case)?;
+            let mut speakers = SPEAKERS.to_vec();
+            speakers.shuffle(&mut rng);
+            for enrolled in [1, 2] {
+                let case = CrossSpeaker::draw(
+                    opts,
+                    (case.targets[0], &speakers, enrolled),
+                    &case.enrol.background,
+                    &mut rng,
+                )?;
+                self.cross_speaker(seed, &case)?;
+            }
         }
         Ok(())
     }
@@ -171,41 +184,64 @@ impl Evaluation<'_> {
             score::explain(&dets, truth, self.log);
             score::trace_misses(&head, &dets, truth, embs, self.log);
         }
-        for &th in &self.opts.sweep {
-            let settings = head.detector.clone().with_threshold(th);
-            let s = score(&decide(head.clone(), Some(settings), embs), truth, seconds);
-            self.record(&scenario, &format!("threshold {th}"), &s);
-        }
+        self.sweep(&scenario, &head, embs, &case.stream);
         Ok(())
     }
 
-    /// Embeds the cross-speaker stream, trains on the two enrolled speakers and scores.
+    /// Scores `stream` at each swept threshold.
+    fn sweep(&mut self, scenario: &str, head: &Arc<Head>, embs: &Timeline, stream: &Stream) {
+        for &th in &self.opts.sweep {
+            let settings = head.detector.clone().with_threshold(th);
+            let dets = decide(head.clone(), Some(settings), embs);
+            let s = score(&dets, &stream.truth, stream.seconds());
+            self.record(scenario, &format!("threshold {th}"), &s);
+        }
+    }
+
+    /// Embeds the cross-speaker stream, trains on the enrolled speakers and scores.
     fn cross_speaker(&mut self, seed: u64, case: &CrossSpeaker) -> Result<()> {
+        let key = format!(
+            "x{seed}-{}-{}-{}-{}",
+            case.enrolled, self.opts.takes, self.opts.targets_per_word, self.opts.nontargets
+        );
         let embs = self
             .model
-            .embed(&case.stream.samples, self.opts.gate, None)?;
-        let head = self.train_head(&case.enrol, seed)?;
+            .embed(&case.stream.samples, self.opts.gate, Some(&key))?;
+        let voices = self.opts.cross_voices;
+        let head = self.train_head_as(&case.enrol, seed, voices)?;
         let s = score(
-            &decide(head, None, &embs),
+            &decide(head.clone(), None, &embs),
             &case.stream.truth,
             case.stream.seconds(),
         );
-        let sp = &case.speakers;
+        let (enrolled, heard) = case.speakers.split_at(case.enrolled);
         (self.log)(&format!(
-            "seed {seed:>3} {:<31} cross-speaker ({} from {}+{} -> {}+{})       recall {:.3}  FA/non-target {:.3}  FA/h {:>6.1}",
-            "", DIGITS[case.digit], sp[0], sp[1], sp[2], sp[3], s.recall(), s.fa_per_word(), s.fa_per_hour()
+            "seed {seed:>3} {:<31} cross-speaker ({} from {} -> {}, {voices})  recall {:.3}  FA/non-target {:.3}  FA/h {:>6.1}",
+            "", DIGITS[case.digit], enrolled.join("+"), heard.join("+"), s.recall(), s.fa_per_word(), s.fa_per_hour()
         ));
-        self.record(CROSS_SPEAKER, "default", &s);
+        let scenario = format!(
+            "cross-speaker, {} enrolled -> {} others, voices {voices}",
+            case.enrolled,
+            heard.len()
+        );
+        self.record(&scenario, "default", &s);
+        self.sweep(&scenario, &head, &embs, &case.stream);
         Ok(())
     }
 
     /// Trains a head on `enrol` as `hark train --no-cv` would, with the seed and the negative
     /// bank without the enrolled words.
     fn train_head(&mut self, enrol: &Dataset, seed: u64) -> Result<Arc<Head>> {
+        self.train_head_as(enrol, seed, self.opts.train.voices)
+    }
+
+    /// [`Self::train_head`] with `voices` for every word.
+    fn train_head_as(&mut self, enrol: &Dataset, seed: u64, voices: Voices) -> Result<Arc<Head>> {
         let bank = self.bank.as_ref().map(|b| b.without(&enrol.labels()));
         let mut topts = self.opts.train.clone();
         topts.seed = seed;
         topts.cross_validate = false;
+        topts.voices = voices;
         let head = crate::train::train(
             self.model.embedder(),
             enrol,
@@ -319,48 +355,49 @@ impl SameSpeaker {
     }
 }
 
-/// One seed's cross-speaker case: one digit enrolled from two speakers and streamed as said by
-/// the other two.
+/// One seed's cross-speaker case: one digit enrolled from one or two speakers and streamed as
+/// said by the others.
 struct CrossSpeaker {
     digit: usize,
-    /// All four speakers: the first two enrolled, the last two streamed.
+    /// All four speakers: the first `enrolled` enrolled, the others streamed.
     speakers: Vec<&'static str>,
+    enrolled: usize,
     enrol: Dataset,
     stream: Stream,
 }
 
 impl CrossSpeaker {
+    /// `digit` enrolled from the first `enrolled` of `speakers` (takes at random) and streamed
+    /// as the others say it, among other digits by all four.
     fn draw(
         opts: &EvalOptions,
-        digit: usize,
+        (digit, speakers, enrolled): (usize, &[&'static str], usize),
         background: &[Vec<f32>],
         rng: &mut SmallRng,
     ) -> Result<Self> {
         let data = &opts.data;
-        let mut speakers = SPEAKERS.to_vec();
-        speakers.shuffle(rng);
-        let (enrolled, streamed) = split_takes(opts, rng);
+        let (enrolled_takes, streamed) = split_takes(opts, rng);
         let mut takes = Vec::new();
-        for &s in &speakers[..2] {
-            for &i in &enrolled {
+        for &s in &speakers[..enrolled] {
+            for &i in &enrolled_takes {
                 takes.push(load_take(data, (digit, s, i))?);
             }
         }
         let enrol = Dataset {
             words: vec![(DIGITS[digit].to_string(), takes)],
             background: background.to_vec(),
-            unknown: vec![],
-            notes: vec![],
+            ..Dataset::default()
         };
         let mut items = Vec::new();
-        for &s in &speakers[2..] {
+        for &s in &speakers[enrolled..] {
             items.extend(streamed.iter().map(|&i| target_item(data, digit, s, i)));
         }
         let others: Vec<usize> = (0..10).filter(|&x| x != digit).collect();
         let (stream, _) = Stream::with_nontargets(data, items, &others, opts.nontargets, rng)?;
         Ok(CrossSpeaker {
             digit,
-            speakers,
+            speakers: speakers.to_vec(),
+            enrolled,
             enrol,
             stream,
         })

@@ -173,6 +173,29 @@ fn finish_block(block: &mut [f32]) {
     }
 }
 
+/// Vocal-tract-length warping of finished log-mel frames (training only): band `m` takes the
+/// value the spectrum had at its centre frequency divided by `alpha`, interpolated between
+/// neighbouring bands (held at the edges). `alpha` > 1 sounds like a shorter vocal tract.
+pub fn warp_frames(frames: &mut [f32], alpha: f64) {
+    let (lo, hi) = (hz_to_mel(F_MIN), hz_to_mel(F_MAX));
+    let step = (hi - lo) / (N_MELS + 1) as f64;
+    let source: Vec<(usize, f32)> = (0..N_MELS)
+        .map(|m| {
+            let centre = mel_to_hz(lo + step * (m + 1) as f64);
+            let j = ((hz_to_mel(centre / alpha) - lo) / step - 1.0).clamp(0.0, (N_MELS - 1) as f64);
+            let k = (j.floor() as usize).min(N_MELS - 2);
+            (k, (j - k as f64) as f32)
+        })
+        .collect();
+    let mut band = [0.0f32; N_MELS];
+    for frame in frames.chunks_exact_mut(N_MELS) {
+        band.copy_from_slice(frame);
+        for (v, &(k, w)) in frame.iter_mut().zip(&source) {
+            *v = band[k] * (1.0 - w) + band[k + 1] * w;
+        }
+    }
+}
+
 fn hz_to_mel(f: f64) -> f64 {
     let f_sp = 200.0 / 3.0;
     let (min_log_hz, min_log_mel) = (1000.0, 1000.0 / f_sp);
@@ -284,6 +307,25 @@ mod tests {
             let area: f32 = w.iter().sum::<f32>() * (SAMPLE_RATE as f32 / N_FFT as f32);
             assert!((0.5..1.5).contains(&area), "area {area}");
         }
+    }
+
+    #[test]
+    fn warping_by_one_changes_nothing_and_upward_moves_energy_up() {
+        let frame: Vec<f32> = (0..N_MELS)
+            .map(|m| if m == 10 { 5.0 } else { 0.0 })
+            .collect();
+        let mut same = frame.clone();
+        warp_frames(&mut same, 1.0);
+        for (a, b) in same.iter().zip(&frame) {
+            assert!((a - b).abs() < 1e-4, "{same:?}");
+        }
+        let mut up = frame.clone();
+        warp_frames(&mut up, 1.2);
+        let peak = |x: &[f32]| (0..N_MELS).max_by(|&a, &b| x[a].total_cmp(&x[b])).unwrap();
+        assert!(peak(&up) > 10, "{up:?}");
+        let mut down = frame;
+        warp_frames(&mut down, 0.8);
+        assert!(peak(&down) < 10, "{down:?}");
     }
 
     #[test]

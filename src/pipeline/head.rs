@@ -58,6 +58,37 @@ pub struct TrainReport {
     pub figures: Vec<(String, f32)>,
 }
 
+/// Who may say a word: only the voices that enrolled it (`mine`, the default) or anyone.
+/// `anyone` words are trained with the takes' voices varied (vocal-tract length, pitch, speed)
+/// and a looser template check, so other people's voices are heard too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Voices {
+    #[default]
+    Mine,
+    Anyone,
+}
+
+impl std::str::FromStr for Voices {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mine" => Ok(Voices::Mine),
+            "anyone" => Ok(Voices::Anyone),
+            _ => Err(format!("voices must be \"mine\" or \"anyone\", not {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Voices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Voices::Mine => "mine",
+            Voices::Anyone => "anyone",
+        })
+    }
+}
+
 /// A trained head.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,12 +116,20 @@ pub struct Head {
     pub template_hold: usize,
     #[serde(default)]
     pub report: TrainReport,
+    /// Per word: who may say it (empty in heads written before it was recorded: all `mine`).
+    #[serde(default)]
+    pub voices: Vec<Voices>,
 }
 
 impl Head {
     /// Where `word` is in the head's labels (and its detector settings).
     pub fn word_index(&self, word: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == word)
+    }
+
+    /// Who may say word `w`.
+    pub fn voices_of(&self, w: usize) -> Voices {
+        self.voices.get(w).copied().unwrap_or_default()
     }
 
     /// Feature dimension.
@@ -144,9 +183,10 @@ impl Head {
         self.detector.check(n).map_err(Error::Data)?;
         if self.templates.len() != n
             || self.template_min.len() != n
+            || !(self.voices.is_empty() || self.voices.len() == n)
             || self.detector.thresholds.len() != n
         {
-            return bad(format!("head's templates, template thresholds or detector thresholds do not match its {n} labels"));
+            return bad(format!("head's templates, template thresholds, detector thresholds or voices do not match its {n} labels"));
         }
         if self.templates.iter().flatten().any(|t| t.len() != d) {
             return bad("head has a template of the wrong dimension".into());
@@ -368,6 +408,7 @@ mod tests {
                 refractory: 1.0,
             },
             template_hold: 0,
+            voices: vec![],
             report: TrainReport::default(),
         }
     }

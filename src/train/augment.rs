@@ -17,6 +17,8 @@ pub(super) struct Placed {
     pub samples: Vec<f32>,
     pub word_start: f64,
     pub word_end: f64,
+    /// Vocal-tract-length factor to warp the clip's log-mel frames by (1 = as recorded).
+    pub warp: f64,
 }
 
 /// Noise source for augmentation: random segments of the background recordings, or faint
@@ -107,9 +109,9 @@ impl Perturbation {
     };
 
     /// A random perturbation within `opts`' speed and gain ranges, 5 to 30 dB above the noise.
-    fn draw(rng: &mut SmallRng, opts: &TrainOptions) -> Perturbation {
-        let speed = if opts.speed > 0.0 {
-            rng.random_range(1.0 - opts.speed..1.0 + opts.speed)
+    fn draw(rng: &mut SmallRng, speed: f32, opts: &TrainOptions) -> Perturbation {
+        let speed = if speed > 0.0 {
+            rng.random_range(1.0 - speed..1.0 + speed)
         } else {
             1.0
         };
@@ -141,10 +143,14 @@ impl<'a> Augmenter<'a> {
     /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail;
     /// `perturbed` draws speed, gain and noise level at random (else: the clean copy).
     pub fn place(&self, rng: &mut SmallRng, sound: &[f32], perturbed: bool) -> Placed {
-        let p = if perturbed {
-            Perturbation::draw(rng, self.opts)
-        } else {
-            Perturbation::CLEAN
+        self.place_with(rng, sound, perturbed.then_some(self.opts.speed))
+    }
+
+    /// As [`Augmenter::place`], perturbed with speeds within `speeds` (+-) when it is given.
+    pub fn place_with(&self, rng: &mut SmallRng, sound: &[f32], speeds: Option<f32>) -> Placed {
+        let p = match speeds {
+            Some(range) => Perturbation::draw(rng, range, self.opts),
+            None => Perturbation::CLEAN,
         };
         let mut word = if p.speed == 1.0 {
             sound.to_vec()
@@ -165,6 +171,7 @@ impl<'a> Augmenter<'a> {
             samples,
             word_start,
             word_end: word_start + word.len() as f64 / sr as f64,
+            warp: 1.0,
         }
     }
 }

@@ -8,6 +8,7 @@ use rand::Rng;
 use super::augment::{reversed, splice, Augmenter, Placed};
 use super::examples::{Fold, Source};
 use super::TrainOptions;
+use crate::pipeline::head::Voices;
 use crate::train::dataset::Dataset;
 
 /// A clip to embed: its audio (and where the word is), and what its windows are.
@@ -36,7 +37,13 @@ impl Clip {
 
 /// Every clip of `ds`, drawn from `rng` in a fixed order: per word and take, the take's
 /// augmented copies, spliced halves and reversed copies; then the `_unknown_` takes.
-pub(super) fn make_clips(ds: &Dataset, opts: &TrainOptions, rng: &mut SmallRng) -> Vec<Clip> {
+/// `synthetic[w]` are more takes of word `w` (other voices, in every fold's training set).
+pub(super) fn make_clips(
+    ds: &Dataset,
+    synthetic: &[Vec<Vec<f32>>],
+    opts: &TrainOptions,
+    rng: &mut SmallRng,
+) -> Vec<Clip> {
     let mut maker = ClipMaker {
         augmenter: Augmenter::new(&ds.background, opts),
         opts,
@@ -48,10 +55,18 @@ pub(super) fn make_clips(ds: &Dataset, opts: &TrainOptions, rng: &mut SmallRng) 
         .iter()
         .flat_map(|(_, t)| t.iter().map(|t| reversed(&t.samples)))
         .collect();
+    let voices = ds.voices(opts.voices);
     for (ci, (_, takes)) in ds.words.iter().enumerate() {
         let partners = splice_partners(ds, ci, &reversed_takes);
         for (ti, take) in takes.iter().enumerate() {
-            maker.take(&take.samples, ci + 1, Fold::Take(ti), &partners);
+            let fold = Fold::Take(ti);
+            match voices[ci] {
+                Voices::Mine => maker.take(&take.samples, ci + 1, fold, &partners),
+                Voices::Anyone => maker.take_for_anyone(&take.samples, ci + 1, fold, &partners),
+            }
+        }
+        for take in synthetic.get(ci).into_iter().flatten() {
+            maker.synthetic_take(take, ci + 1);
         }
     }
     for (ui, take) in ds.unknown.iter().enumerate() {
@@ -90,14 +105,51 @@ impl ClipMaker<'_> {
     fn take(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
         for aug in 0..self.opts.augment.max(1) {
             let audio = self.augmenter.place(self.rng, take, aug > 0);
-            self.clips.push(Clip {
-                audio,
-                class,
-                fold,
-                clean: aug == 0,
-                source: Source::Take,
-            });
+            self.word(audio, class, fold, aug == 0);
         }
+        self.negatives_of(take, fold, partners);
+    }
+
+    /// A take of a word anyone may say: `anyone_augment` copies (the first clean), the others
+    /// as other voices would say it: a wider speed range and a warped vocal tract.
+    fn take_for_anyone(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
+        let w = self.opts.anyone_warp as f64;
+        for aug in 0..self.opts.anyone_augment.max(1) {
+            let speed = (aug > 0).then_some(self.opts.anyone_speed);
+            let mut audio = self.augmenter.place_with(self.rng, take, speed);
+            if aug > 0 && w > 0.0 {
+                audio.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
+            }
+            self.word(audio, class, fold, aug == 0);
+        }
+        self.negatives_of(take, fold, partners);
+    }
+
+    /// A synthetic take of a word anyone may say: a clean copy and one as another voice.
+    fn synthetic_take(&mut self, take: &[f32], class: usize) {
+        let clean = self.augmenter.place(self.rng, take, false);
+        self.word(clean, class, Fold::Always, false);
+        let mut other = self
+            .augmenter
+            .place_with(self.rng, take, Some(self.opts.anyone_speed));
+        let w = self.opts.anyone_warp as f64;
+        other.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
+        self.word(other, class, Fold::Always, false);
+    }
+
+    /// One copy of a take: the word's windows are its class.
+    fn word(&mut self, audio: Placed, class: usize, fold: Fold, clean: bool) {
+        self.clips.push(Clip {
+            audio,
+            class,
+            fold,
+            clean,
+            source: Source::Take,
+        });
+    }
+
+    /// The "none" clips made from a take: spliced with other sounds, and played backwards.
+    fn negatives_of(&mut self, take: &[f32], fold: Fold, partners: &[&[f32]]) {
         // Half of this take joined to half of another sound: the head must hear the whole word,
         // not a shared beginning or ending.
         for k in 0..self.opts.chimeras {
@@ -152,7 +204,7 @@ mod tests {
                 .collect(),
             background: vec![],
             unknown: (0..unknown).map(|u| take(100 + u)).collect(),
-            notes: vec![],
+            ..Default::default()
         }
     }
 
@@ -172,7 +224,7 @@ mod tests {
             chimeras: 2,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
         // Per take: 3 copies + 2 chimeras + 2 reversed; per unknown take: 2.
         assert_eq!(clips.len(), 2 * 3 * 7 + 2 * 2);
         let s = summary(&clips);
@@ -202,11 +254,11 @@ mod tests {
             reversed: false,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
         // `augment` 0 still makes the clean copy.
         assert_eq!(summary(&clips).len(), 3);
         assert!(clips.iter().all(|c| c.clean && c.class == 1));
-        let again = make_clips(&ds, &opts, &mut SmallRng::seed_from_u64(5));
+        let again = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
         assert!(clips
             .iter()
             .zip(&again)

@@ -2,7 +2,10 @@
 //! noise) and `_unknown_` (other speech). Loading validates every file and says which is wrong.
 
 use crate::{Error, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::pipeline::head::Voices;
 
 use crate::pipeline::frontend::SAMPLE_RATE;
 
@@ -31,6 +34,37 @@ pub struct Dataset {
     pub unknown: Vec<Take>,
     /// What loading left out, for the user (a background clip cut at its limit, say).
     pub notes: Vec<String>,
+    /// Words whose `word.toml` says who may say them (the others take the training default).
+    pub voices: BTreeMap<String, Voices>,
+}
+
+/// A word folder's own settings file.
+pub const WORD_SETTINGS: &str = "word.toml";
+
+/// What `<word>/word.toml` may say.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WordSettings {
+    /// `"mine"` or `"anyone"`.
+    voices: Option<Voices>,
+}
+
+/// Reads `folder/word.toml` if there is one: who may say the word.
+fn word_settings(folder: &Path) -> Result<Option<Voices>> {
+    let path = folder.join(WORD_SETTINGS);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, "cannot read")(e)),
+    };
+    let settings: WordSettings = toml::from_str(&text).map_err(|e| {
+        Error::Data(crate::util::toml_error_line(
+            &path.display().to_string(),
+            &text,
+            &e,
+        ))
+    })?;
+    Ok(settings.voices)
 }
 
 /// Seconds of each background clip used (a longer one is cut there, with a note).
@@ -196,10 +230,21 @@ impl Dataset {
                     .iter()
                     .map(|f| load_take(f))
                     .collect::<Result<Vec<_>>>()?;
+                if let Some(v) = word_settings(sub)? {
+                    self.voices.insert(name.clone(), v);
+                }
                 self.words.push((name, takes));
             }
         }
         Ok(())
+    }
+
+    /// Who may say each word, in class order: its `word.toml`, else `default`.
+    pub fn voices(&self, default: Voices) -> Vec<Voices> {
+        self.words
+            .iter()
+            .map(|(w, _)| self.voices.get(w).copied().unwrap_or(default))
+            .collect()
     }
 
     /// The words, in class order (class k + 1 is `labels()[k]`).
@@ -285,5 +330,40 @@ mod tests {
             panic!("a 90 s take file was accepted");
         };
         assert!(e.to_string().contains("take file is 90 s long"), "{e}");
+    }
+
+    #[test]
+    fn word_toml_says_who_may_say_the_word_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for w in ["a", "b"] {
+            for i in 0..MIN_TAKES {
+                long_wav(&dir.path().join(w).join(format!("{i}.wav")), 1.0);
+            }
+        }
+        let settings = dir.path().join("b").join(WORD_SETTINGS);
+        std::fs::write(&settings, "voices = \"anyone\"\n").unwrap();
+        let ds = Dataset::load(dir.path()).unwrap();
+        assert_eq!(ds.voices(Voices::Mine), vec![Voices::Mine, Voices::Anyone]);
+        assert_eq!(
+            ds.voices(Voices::Anyone),
+            vec![Voices::Anyone, Voices::Anyone]
+        );
+        for (text, says) in [
+            ("voices = \"everyone\"\n", "everyone"),
+            ("voice = \"anyone\"\n", "voice"),
+        ] {
+            std::fs::write(&settings, text).unwrap();
+            let Err(e) = Dataset::load(dir.path()) else {
+                panic!("{text:?} was accepted");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("word.toml")
+                    && e.contains("line 1")
+                    && e.contains(says)
+                    && !e.contains('\n'),
+                "{e}"
+            );
+        }
     }
 }

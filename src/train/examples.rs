@@ -8,7 +8,9 @@ use rand::SeedableRng;
 
 use super::clips::{make_clips, Clip};
 use super::TrainOptions;
-use crate::pipeline::embedding::{block_end_time, embed_signal, Embedder, DIM, WINDOW_FRAMES};
+use crate::pipeline::embedding::{
+    block_end_time, embed_signal, embed_signal_warped, Embedder, DIM, WINDOW_FRAMES,
+};
 use crate::pipeline::frontend::{BLOCK_SAMPLES, HOP, N_FFT, SAMPLE_RATE};
 use crate::train::dataset::Dataset;
 
@@ -232,12 +234,13 @@ pub fn build_examples(
     progress: &dyn Fn(u64, u64),
 ) -> Result<Examples> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let clips = make_clips(ds, opts, &mut rng);
+    let synthetic = super::voices::synthetic_takes(ds, opts)?;
+    let clips = make_clips(ds, &synthetic, opts, &mut rng);
     let total = clips.len() as u64 + 1;
     let mut ex = Examples::default();
     for (i, clip) in clips.iter().enumerate() {
         // Note: `embed_signal` computes log-mels with a new front end (and FFT plan) per clip.
-        let e = embed_signal(emb, &clip.audio.samples)?;
+        let e = embed_signal_warped(emb, &clip.audio.samples, clip.audio.warp)?;
         clip_examples(clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
@@ -332,6 +335,7 @@ mod tests {
                 samples: vec![],
                 word_start: 1.0,
                 word_end: 1.5,
+                warp: 1.0,
             },
             class,
             fold: Fold::Take(3),

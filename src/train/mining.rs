@@ -7,13 +7,14 @@ use rand::SeedableRng;
 
 use super::examples::{Examples, Source};
 use super::{head_from, TrainOptions};
+use crate::pipeline::head::Voices;
 
 /// Fits once on everything else plus `mine` random bank windows, then keeps the `mine` bank
 /// windows that head likes most plus `mine` random others. Returns the rows to train on (all
 /// rows when mining is off or the bank is small).
 pub(super) fn mine_bank(
     ex: &Examples,
-    labels: &[String],
+    words: (&[String], &[Voices]),
     base_sha: &str,
     opts: &TrainOptions,
 ) -> Vec<usize> {
@@ -30,9 +31,10 @@ pub(super) fn mine_bank(
     first.extend_from_slice(&shuffled[..opts.mine]);
     let no_templates = TrainOptions {
         template_slack: -1.0,
+        anyone_slack: -1.0,
         ..opts.clone()
     };
-    let head = head_from(ex, &first, labels, base_sha, &no_templates);
+    let head = head_from(ex, &first, words, base_sha, &no_templates);
     let scored = hardest_first(&bank, |r| {
         let p = head.probabilities(ex.features(r));
         p[1..].iter().copied().fold(0.0, f32::max)

@@ -18,6 +18,7 @@ mod mining;
 pub mod negatives;
 mod templates;
 mod validate;
+mod voices;
 
 use crate::Result;
 
@@ -25,7 +26,7 @@ pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
 
 use crate::pipeline::detector::DetectorSettings;
 use crate::pipeline::embedding::Embedder;
-use crate::pipeline::head::{Head, TrainReport};
+use crate::pipeline::head::{Head, TrainReport, Voices};
 use crate::train::dataset::Dataset;
 
 /// Training knobs (defaults are what the benchmark chose; see README's design table).
@@ -76,6 +77,20 @@ pub struct TrainOptions {
     pub bank_max: usize,
     /// Run cross-validation for the report.
     pub cross_validate: bool,
+    /// Who may say a word whose folder has no `word.toml` saying otherwise.
+    pub voices: Voices,
+    /// `anyone` words: vocal-tract-length warp range of augmented copies (factor 1/(1+w)..1+w).
+    pub anyone_warp: f32,
+    /// `anyone` words: speed perturbation range (+-) instead of `speed`.
+    pub anyone_speed: f32,
+    /// `anyone` words: augmented copies per take instead of `augment`.
+    pub anyone_augment: usize,
+    /// `anyone` words: template check slack instead of `template_slack` (negative disables).
+    pub anyone_slack: f32,
+    /// `anyone` words: synthetic takes (espeak-ng voices saying the word), when espeak-ng is there.
+    pub anyone_synth: usize,
+    /// `anyone` words: default detection threshold instead of `threshold`.
+    pub anyone_threshold: f32,
 }
 
 impl Default for TrainOptions {
@@ -103,6 +118,13 @@ impl Default for TrainOptions {
             use_bank: true,
             mine: 3000,
             cross_validate: true,
+            voices: Voices::Mine,
+            anyone_warp: 0.15,
+            anyone_speed: 0.15,
+            anyone_augment: 12,
+            anyone_slack: 0.3,
+            anyone_synth: 20,
+            anyone_threshold: 0.4,
         }
     }
 }
@@ -112,7 +134,7 @@ impl Default for TrainOptions {
 fn head_from(
     ex: &Examples,
     rows: &[usize],
-    labels: &[String],
+    (labels, voices): (&[String], &[Voices]),
     base_sha: &str,
     opts: &TrainOptions,
 ) -> Head {
@@ -120,7 +142,11 @@ fn head_from(
     let templates = templates::collect(ex, rows, &fitted, labels.len(), opts);
     let template_min = templates
         .iter()
-        .map(|ts| templates::gate(ts, opts))
+        .zip(voices)
+        .map(|(ts, v)| match v {
+            Voices::Mine => templates::gate(ts, opts.template_slack, opts),
+            Voices::Anyone => templates::gate(ts, opts.anyone_slack, opts),
+        })
         .collect();
     Head {
         format: crate::pipeline::head::FORMAT.into(),
@@ -137,12 +163,19 @@ fn head_from(
             .collect(),
         template_min,
         detector: DetectorSettings {
-            thresholds: vec![opts.threshold; labels.len()],
+            thresholds: voices
+                .iter()
+                .map(|v| match v {
+                    Voices::Mine => opts.threshold,
+                    Voices::Anyone => opts.anyone_threshold,
+                })
+                .collect(),
             smoothing: opts.smoothing,
             refractory: opts.refractory,
         },
         template_hold: opts.template_hold,
         report: TrainReport::default(),
+        voices: voices.to_vec(),
     }
 }
 
@@ -156,17 +189,19 @@ pub fn train(
     progress: &dyn Fn(u64, u64),
 ) -> Result<Head> {
     let labels = ds.labels();
+    let voices = ds.voices(opts.voices);
+    let words = (&labels[..], &voices[..]);
     let ex = build_examples(emb, ds, bank, opts, progress)?;
-    let rows = mining::mine_bank(&ex, &labels, &emb.model_sha256, opts);
+    let rows = mining::mine_bank(&ex, words, &emb.model_sha256, opts);
     let ex = ex.subset(&rows);
     let rows: Vec<usize> = (0..ex.len()).collect();
-    let mut head = head_from(&ex, &rows, &labels, &emb.model_sha256, opts);
+    let mut head = head_from(&ex, &rows, words, &emb.model_sha256, opts);
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
     let figures = &mut head.report.figures;
     figures.push(("training windows".into(), ex.len() as f32));
     if opts.cross_validate {
         let folds = validate::fold_count(ds);
-        let cv = validate::cross_validate(&ex, &labels, &emb.model_sha256, opts, folds);
+        let cv = validate::cross_validate(&ex, words, &emb.model_sha256, opts, folds);
         figures.push((
             format!("{folds}-fold cross-validated recall of held-out takes"),
             cv.recall(),
@@ -202,7 +237,7 @@ mod tests {
                 epochs: 300,
                 ..TrainOptions::default()
             };
-            let head = head_from(&ex, &all, &labels, "sha", &opts);
+            let head = head_from(&ex, &all, (&labels, &[Voices::Mine; 2]), "sha", &opts);
             assert_eq!(head.layers.len(), if hidden > 0 { 2 } else { 1 });
             assert_eq!((head.layers[0].inputs, head.feature_dim()), (DIM, DIM));
             assert_eq!(head.layers.last().unwrap().outputs, 3);

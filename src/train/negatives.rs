@@ -207,6 +207,25 @@ fn utterances(words: &[&str], rng: &mut SmallRng) -> Vec<Utterance> {
     utterances
 }
 
+/// `text` said `n` times by espeak-ng, each time in a random voice, speed and pitch drawn from
+/// `seed` (the bank's voices), on every core.
+pub(super) fn say_in_voices(text: &str, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let utterances: Vec<Utterance> = (0..n)
+        .map(|_| {
+            let (voice, speed, pitch) = random_voice(&mut rng);
+            Utterance {
+                text: text.to_string(),
+                id: 0,
+                voice,
+                speed,
+                pitch,
+            }
+        })
+        .collect();
+    synthesise(&utterances, &|_, _| {}).into_iter().collect()
+}
+
 /// Says every utterance with espeak-ng, on every core; results in the utterances' order.
 /// Reports progress as the first half of `total * 2`.
 fn synthesise(utterances: &[Utterance], progress: &dyn Fn(u64, u64)) -> Vec<Result<Vec<f32>>> {

@@ -75,9 +75,9 @@ fn quantile(sorted: &[f32], q: f32) -> f32 {
 }
 
 /// A word's template gate: the `template_quantile` of its clips' best similarities, minus
-/// `template_slack`; -1 (always passes) when the slack is negative or no take has another.
-pub(super) fn gate(templates: &[Template], opts: &TrainOptions) -> f32 {
-    if opts.template_slack < 0.0 {
+/// `slack`; -1 (always passes) when the slack is negative or no take has another.
+pub(super) fn gate(templates: &[Template], slack: f32, opts: &TrainOptions) -> f32 {
+    if slack < 0.0 {
         return -1.0;
     }
     let mut v = best_similarities(templates);
@@ -85,7 +85,7 @@ pub(super) fn gate(templates: &[Template], opts: &TrainOptions) -> f32 {
         return -1.0;
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    quantile(&v, opts.template_quantile) - opts.template_slack
+    quantile(&v, opts.template_quantile) - slack
 }
 
 #[cfg(test)]
@@ -143,13 +143,13 @@ mod tests {
     fn gate_sits_below_the_quantile_by_the_slack() {
         let ts = [template(0, 0, &[1.0, 0.0]), template(1, 1, &[0.6, 0.8])];
         let opts = TrainOptions::default();
-        let g = gate(&ts, &opts);
+        let g = gate(&ts, opts.template_slack, &opts);
         assert!((g - (0.6 - opts.template_slack)).abs() < 1e-6, "{g}");
         let off = TrainOptions {
             template_slack: -1.0,
             ..TrainOptions::default()
         };
-        assert_eq!(gate(&ts, &off), -1.0);
-        assert_eq!(gate(&ts[..1], &opts), -1.0);
+        assert_eq!(gate(&ts, off.template_slack, &off), -1.0);
+        assert_eq!(gate(&ts[..1], opts.template_slack, &opts), -1.0);
     }
 }

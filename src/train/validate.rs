@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::examples::{Examples, Fold};
 use super::{head_from, TrainOptions};
-use crate::pipeline::head::Head;
+use crate::pipeline::head::{Head, Voices};
 use crate::train::dataset::Dataset;
 
 /// What cross-validation measured.
@@ -44,7 +44,7 @@ pub(super) fn fold_count(ds: &Dataset) -> usize {
 /// Trains a head per fold without that fold's takes and scores the held-out windows.
 pub(super) fn cross_validate(
     ex: &Examples,
-    labels: &[String],
+    words: (&[String], &[Voices]),
     base_sha: &str,
     opts: &TrainOptions,
     folds: usize,
@@ -53,7 +53,7 @@ pub(super) fn cross_validate(
     for f in 0..folds {
         let (held, rows): (Vec<usize>, Vec<usize>) =
             (0..ex.len()).partition(|&r| ex.fold[r].held_out_in(f, folds));
-        let head = head_from(ex, &rows, labels, base_sha, opts);
+        let head = head_from(ex, &rows, words, base_sha, opts);
         score_held_out(ex, &head, &held, opts.threshold, &mut cv);
     }
     cv

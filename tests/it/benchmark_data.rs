@@ -17,12 +17,14 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         takes: 5,
         train: hark::train::TrainOptions::default(),
         cross_speaker: false,
+        same_speaker: true,
         sweep: vec![],
         write_streams: None,
         targets_per_word: 8,
         nontargets: 40,
         explain: false,
         gate: true,
+        cross_voices: hark::pipeline::head::Voices::Anyone,
     };
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {

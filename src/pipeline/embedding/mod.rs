@@ -293,7 +293,16 @@ pub fn logmel(samples: &[f32]) -> Vec<f32> {
 /// The embedding sequence of a whole 16 kHz signal, equal to what the streaming pipeline yields
 /// block by block (starting from the all-ones warm-up window), computed in large calls.
 pub fn embed_signal(emb: &mut Embedder, samples: &[f32]) -> Result<Vec<f32>> {
-    let frames = logmel(samples);
+    embed_signal_warped(emb, samples, 1.0)
+}
+
+/// [`embed_signal`] of the signal as a speaker with a vocal tract `alpha` times shorter would
+/// say it (the log-mel frames warped, see [`crate::pipeline::frontend::warp_frames`]).
+pub fn embed_signal_warped(emb: &mut Embedder, samples: &[f32], alpha: f64) -> Result<Vec<f32>> {
+    let mut frames = logmel(samples);
+    if alpha != 1.0 {
+        crate::pipeline::frontend::warp_frames(&mut frames, alpha);
+    }
     let whole = frames.len() / (BLOCK_FRAMES * N_MELS) * BLOCK_FRAMES * N_MELS;
     emb.embed_frames(&frames[..whole])
 }

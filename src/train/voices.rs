@@ -1,0 +1,37 @@
+//! Words anyone may say: besides the takes' own voices varied in training (see `clips`), more
+//! takes of the word said by synthetic voices.
+
+use crate::pipeline::head::Voices;
+use crate::train::dataset::{trim, Dataset};
+use crate::train::TrainOptions;
+use crate::Result;
+
+/// What a word's label says aloud: `_` and `-` are spaces.
+pub fn phrase(label: &str) -> String {
+    label.replace(['_', '-'], " ")
+}
+
+/// Per word (in class order): `opts.anyone_synth` takes said by espeak-ng voices for the words
+/// anyone may say, none for the others (or when espeak-ng is not installed).
+pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<Vec<f32>>>> {
+    let voices = ds.voices(opts.voices);
+    let wanted = opts.anyone_synth > 0 && voices.contains(&Voices::Anyone);
+    if !wanted || !crate::audio::synth::espeak_available() {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::new();
+    for (i, (word, _)) in ds.words.iter().enumerate() {
+        if voices[i] != Voices::Anyone {
+            out.push(vec![]);
+            continue;
+        }
+        let seed = word
+            .bytes()
+            .fold(opts.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+        let said = super::negatives::say_in_voices(&phrase(word), opts.anyone_synth, seed)?;
+        out.push(said.iter().filter_map(|x| trim(x)).collect());
+    }
+    Ok(out)
+}
