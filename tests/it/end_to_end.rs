@@ -72,17 +72,7 @@ fn train_and_detect(voice: &str) {
     let (stream, said) = synth::stream(voice, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
-    let (code, out, err) = hark(
-        &[
-            "detect",
-            "--head",
-            head.to_str().unwrap(),
-            "--json",
-            wav.to_str().unwrap(),
-        ],
-        &common::root(),
-    );
-    assert_eq!(code, 0, "detect failed: {err}");
+    let out = detect_json(&head, &wav);
     let found = parse_json_lines(&out);
     let (hits, fa) = tally(&found, &said);
     let targets = said.iter().filter(|s| s.target).count();
@@ -155,16 +145,7 @@ fn a_head_only_fires_for_its_own_words() {
     let (stream, said) = synth::stream(synth::VOICE, 3).unwrap();
     let wav = tmp.path().join("stream.wav");
     write_wav(&wav, &stream);
-    let (_, out, _) = hark(
-        &[
-            "detect",
-            "--head",
-            head.to_str().unwrap(),
-            "--json",
-            wav.to_str().unwrap(),
-        ],
-        &common::root(),
-    );
+    let out = detect_json(&head, &wav);
     let found = parse_json_lines(&out);
     let untrained: Vec<&Spoken> = said.iter().filter(|s| s.text == synth::WORDS[2]).collect();
     let fired_on_untrained = found
@@ -197,5 +178,85 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
     assert!(
         err.starts_with("hark: error:") && err.contains("tcsh"),
         "{err}"
+    );
+}
+
+/// `hark detect --head HEAD --json WAV`'s output, asserting it succeeds.
+fn detect_json(head: &Path, wav: &Path) -> String {
+    let (code, out, err) = hark(
+        &[
+            "detect",
+            "--head",
+            head.to_str().unwrap(),
+            "--json",
+            wav.to_str().unwrap(),
+        ],
+        &common::root(),
+    );
+    assert_eq!(code, 0, "detect failed: {err}");
+    out
+}
+
+/// Hits of `word` in `out` (detect --json lines) against what was said.
+fn hits_of(out: &str, said: &[Spoken], word: &str) -> usize {
+    let found = parse_json_lines(out);
+    said.iter()
+        .filter(|s| s.text == word)
+        .filter(|s| {
+            found
+                .iter()
+                .any(|f| f.word == word && hark::eval::hits(f.time, s.start, s.end))
+        })
+        .count()
+}
+
+#[test]
+fn a_word_for_anyone_is_recorded_in_the_head_and_heard_from_another_voice() {
+    // One voice records; another says the words. The word marked `anyone` in its word.toml
+    // must be heard from the other voice at least as often as when it is only "mine".
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = tmp.path().join("recordings");
+    synth::write_recordings(&rec, synth::VOICE).unwrap();
+    let word = synth::WORDS[0];
+    let (stream, said) = synth::stream("en-gb+f3", 3).unwrap();
+    let wav = tmp.path().join("other-voice.wav");
+    write_wav(&wav, &stream);
+    let mut heard = Vec::new();
+    for anyone in [false, true] {
+        if anyone {
+            std::fs::write(rec.join(word).join("word.toml"), "voices = \"anyone\"\n").unwrap();
+        }
+        let head = tmp.path().join(format!("{anyone}.head"));
+        let args = ["train", "--no-cv", "--data", rec.to_str().unwrap(), "--out"];
+        let (code, out, err) = hark(
+            &[&args[..], &[head.to_str().unwrap()]].concat(),
+            &common::root(),
+        );
+        assert_eq!(code, 0, "{err}");
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(word))
+            .unwrap();
+        let expect = if anyone {
+            "voices: anyone"
+        } else {
+            "voices: mine"
+        };
+        assert!(line.contains(expect), "{out}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+        let voices = json["voices"].as_array().unwrap();
+        assert_eq!(voices[0], if anyone { "anyone" } else { "mine" });
+        assert_eq!(voices[1], "mine");
+        heard.push(hits_of(&detect_json(&head, &wav), &said, word));
+    }
+    let said_n = said.iter().filter(|s| s.text == word).count();
+    eprintln!(
+        "{word} from another voice: mine {}, anyone {} of {said_n}",
+        heard[0], heard[1]
+    );
+    assert!(
+        heard[1] >= heard[0] && 2 * heard[1] >= said_n,
+        "{heard:?} of {said_n}"
     );
 }
