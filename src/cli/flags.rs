@@ -287,7 +287,8 @@ pub struct EvalFlags {
     /// Skip the cross-speaker case.
     #[arg(long)]
     no_cross: bool,
-    /// Smaller streams (5 targets per word, 30 non-targets): a quick check that it works.
+    /// Smaller streams (5 targets per word, 30 non-targets, a crowd of 200 takes): a quick
+    /// check that it works.
     #[arg(long)]
     quick: bool,
     /// Also report these thresholds (comma-separated).
@@ -302,6 +303,13 @@ pub struct EvalFlags {
     /// Write each stream and its truth (JSON) to DIR.
     #[arg(long, value_name = "DIR")]
     write_streams: Option<PathBuf>,
+    /// Skip the crowd rows (every speaker's non-target words through each same-speaker head).
+    #[arg(long)]
+    no_crowd: bool,
+    /// Draw recall against false accepts per non-target word over thresholds (a DET-style
+    /// curve, one line per scenario) into FILE.png.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -321,6 +329,15 @@ impl EvalFlags {
             nontargets: if self.quick { 30 } else { 120 },
             explain: self.explain,
             gate: !self.no_gate,
+            curve: match self.plot {
+                Some(_) => hark::eval::curve_thresholds(),
+                None => vec![],
+            },
+            crowd: match (self.no_crowd, self.quick) {
+                (true, _) => 0,
+                (false, true) => 200,
+                (false, false) => 2000,
+            },
         })
     }
 }

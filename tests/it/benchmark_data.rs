@@ -23,6 +23,8 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         nontargets: 40,
         explain: false,
         gate: true,
+        curve: vec![],
+        crowd: 0,
     };
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {
