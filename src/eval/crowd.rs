@@ -61,9 +61,9 @@ impl Crowd {
     }
 
     /// The head's false accepts on the crowd; `trained` holds the files it was trained on.
+    /// The streams are decided on threads of their own (the head's scoring is what costs).
     fn score(&self, head: &Arc<Head>, trained: &HashSet<String>) -> Score {
-        let mut total = Score::default();
-        for p in &self.parts {
+        let part_score = |p: &Part| {
             let masked: Vec<bool> = p
                 .truth
                 .iter()
@@ -73,8 +73,22 @@ impl Crowd {
                 })
                 .collect();
             let dets = decide(head.clone(), None, &p.embs);
-            total.add(&score_masked(&dets, &p.truth, &masked, p.seconds));
-        }
+            score_masked(&dets, &p.truth, &masked, p.seconds)
+        };
+        let mut total = Score::default();
+        std::thread::scope(|s| {
+            let threads: Vec<_> = self
+                .parts
+                .iter()
+                .map(|p| s.spawn(move || part_score(p)))
+                .collect();
+            for t in threads {
+                match t.join() {
+                    Ok(score) => total.add(&score),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
         total
     }
 }
