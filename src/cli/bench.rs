@@ -412,6 +412,8 @@ fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<har
         nontargets: 120,
         explain: false,
         gate: true,
+        curve: vec![],
+        crowd: 0,
     };
     let res = hark::eval::run(assets, &eo, &mut |_| {})?;
     Ok(Some(res[0].1[0].1.clone()))

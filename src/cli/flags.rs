@@ -290,7 +290,8 @@ pub struct EvalFlags {
     /// Skip the same-speaker cases (run only the cross-speaker ones).
     #[arg(long, conflicts_with = "no_cross")]
     no_same: bool,
-    /// Smaller streams (5 targets per word, 30 non-targets): a quick check that it works.
+    /// Smaller streams (5 targets per word, 30 non-targets, a crowd of 200 takes): a quick
+    /// check that it works.
     #[arg(long)]
     quick: bool,
     /// Also report these thresholds (comma-separated).
@@ -308,6 +309,13 @@ pub struct EvalFlags {
     /// Who may say the word in the cross-speaker cases.
     #[arg(long, default_value = "anyone")]
     cross_voices: hark::pipeline::head::Voices,
+    /// Skip the crowd rows (every speaker's non-target words through each same-speaker head).
+    #[arg(long)]
+    no_crowd: bool,
+    /// Draw recall against false accepts per non-target word over thresholds (a DET-style
+    /// curve, one line per scenario) into FILE.png.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
     #[command(flatten)]
     knobs: Knobs,
 }
@@ -329,6 +337,15 @@ impl EvalFlags {
             explain: self.explain,
             gate: !self.no_gate,
             cross_voices: self.cross_voices,
+            curve: match self.plot {
+                Some(_) => hark::eval::curve_thresholds(),
+                None => vec![],
+            },
+            crowd: match (self.no_crowd, self.quick) {
+                (true, _) => 0,
+                (false, true) => 200,
+                (false, false) => 2000,
+            },
         })
     }
 }

@@ -51,7 +51,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Devices => devices::run(),
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
-        Command::Eval(f) => eval::run(&f.options()?, &assets()?),
+        Command::Eval(f) => eval::run(f, &assets()?),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "hark", &mut std::io::stdout());

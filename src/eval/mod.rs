@@ -10,11 +10,16 @@
 //! Cross-speaker: enrol one digit from two speakers, detect it spoken by the other two.
 //!
 //! This file draws the cases and runs them; `streams` has the data, the streams and their
-//! embeddings; `score` the hit test and the counts.
+//! embeddings; `score` the hit test and the counts; `crowd` the crowd rows (every speaker's
+//! non-target words); `curve` the scores over thresholds; `plot` the picture of them.
 
+mod crowd;
+mod curve;
+pub mod plot;
 mod score;
 mod streams;
 
+pub use curve::{curve_label, curve_thresholds, is_curve_label};
 pub use score::{hits, score, Score, Truth, HIT_WINDOW};
 pub use streams::{check_data, speech_stream, Timeline, DIGITS, SPEAKERS};
 
@@ -57,6 +62,11 @@ pub struct EvalOptions {
     pub gate: bool,
     /// Who may say the word in the cross-speaker cases (as `hark train --voices`).
     pub cross_voices: Voices,
+    /// Thresholds scored for the DET curve (`--plot`); these rows are not in the table.
+    pub curve: Vec<f32>,
+    /// Takes in the crowd stream of every speaker's non-target words (0: no crowd rows; the
+    /// data set has 2000).
+    pub crowd: usize,
 }
 
 /// One scenario's results: per threshold label -> summed score.
@@ -77,6 +87,7 @@ pub fn run(
         bank,
         results: Vec::new(),
         log,
+        crowd: None,
     };
     for &seed in &opts.seeds {
         eval.run_seed(seed)?;
@@ -112,6 +123,8 @@ struct Evaluation<'a> {
     bank: Option<Bank>,
     results: Vec<(String, Results)>,
     log: &'a mut dyn FnMut(&str),
+    /// The crowd stream's embeddings, made on first use.
+    crowd: Option<crowd::Crowd>,
 }
 
 impl Evaluation<'_> {
@@ -174,28 +187,18 @@ impl Evaluation<'_> {
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         let s = score(&dets, truth, seconds);
         (self.log)(&format!(
-            "seed {seed:>3} {:<8} {:<22} {scenario:<38} recall {:.3}  FA/non-target {:.3}  FA/h {:>6.1}  (train {train_s:.1} s)",
+            "seed {seed:>3} {:<8} {:<22} {scenario:<38} recall {:.3}  FA/non-target {:.3}  FA/h speech {:>6.1}  (train {train_s:.1} s)",
             case.speaker,
             case.targets.iter().map(|&d| DIGITS[d]).collect::<Vec<_>>().join(","),
-            s.recall(), s.fa_per_word(), s.fa_per_hour()
+            s.recall(), s.fa_per_word(), s.fa_per_speech_hour()
         ));
         self.record(&scenario, "default", &s);
         if self.opts.explain {
             score::explain(&dets, truth, self.log);
             score::trace_misses(&head, &dets, truth, embs, self.log);
         }
-        self.sweep(&scenario, &head, embs, &case.stream);
-        Ok(())
-    }
-
-    /// Scores `stream` at each swept threshold.
-    fn sweep(&mut self, scenario: &str, head: &Arc<Head>, embs: &Timeline, stream: &Stream) {
-        for &th in &self.opts.sweep {
-            let settings = head.detector.clone().with_threshold(th);
-            let dets = decide(head.clone(), Some(settings), embs);
-            let s = score(&dets, &stream.truth, stream.seconds());
-            self.record(scenario, &format!("threshold {th}"), &s);
-        }
+        self.sweep(&scenario, &head, embs, truth, seconds);
+        self.crowd(seed, &scenario, &head, &enrol)
     }
 
     /// Embeds the cross-speaker stream, trains on the enrolled speakers and scores.
@@ -216,8 +219,8 @@ impl Evaluation<'_> {
         );
         let (enrolled, heard) = case.speakers.split_at(case.enrolled);
         (self.log)(&format!(
-            "seed {seed:>3} {:<31} cross-speaker ({} from {} -> {}, {voices})  recall {:.3}  FA/non-target {:.3}  FA/h {:>6.1}",
-            "", DIGITS[case.digit], enrolled.join("+"), heard.join("+"), s.recall(), s.fa_per_word(), s.fa_per_hour()
+            "seed {seed:>3} {:<31} cross-speaker ({} from {} -> {}, {voices})  recall {:.3}  FA/non-target {:.3}  FA/h speech {:>6.1}",
+            "", DIGITS[case.digit], enrolled.join("+"), heard.join("+"), s.recall(), s.fa_per_word(), s.fa_per_speech_hour()
         ));
         let scenario = format!(
             "cross-speaker, {} enrolled -> {} others, voices {voices}",
@@ -225,7 +228,8 @@ impl Evaluation<'_> {
             heard.len()
         );
         self.record(&scenario, "default", &s);
-        self.sweep(&scenario, &head, &embs, &case.stream);
+        let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
+        self.sweep(&scenario, &head, &embs, truth, seconds);
         Ok(())
     }
 

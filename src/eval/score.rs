@@ -15,6 +15,30 @@ pub fn hits(time: f64, start: f64, end: f64) -> bool {
     time >= start && time <= end + HIT_WINDOW
 }
 
+/// Frames of 10 ms at 16 kHz, for [`speech_seconds`].
+const SPEECH_FRAME: usize = 160;
+/// A frame is speech when its RMS is within this factor (-30 dB) of the take's loudest frame.
+const SPEECH_FLOOR: f32 = 0.0316;
+
+/// Seconds of speech in one take (16 kHz): from the first to the last 10 ms frame whose RMS is
+/// within 30 dB of the loudest frame's. The silence the take file holds before and after the
+/// word is not speech; pauses inside the word are.
+pub(super) fn speech_seconds(x: &[f32]) -> f64 {
+    let rms: Vec<f32> = x
+        .chunks(SPEECH_FRAME)
+        .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let peak = rms.iter().fold(0.0f32, |a, &v| a.max(v));
+    if peak <= 0.0 {
+        return 0.0;
+    }
+    let loud = |v: &f32| *v >= peak * SPEECH_FLOOR;
+    let first = rms.iter().position(loud).unwrap_or(0);
+    let last = rms.iter().rposition(loud).unwrap_or(0);
+    let samples = ((last + 1) * SPEECH_FRAME).min(x.len()) - first * SPEECH_FRAME;
+    samples as f64 / 16_000.0
+}
+
 /// Where a spoken take lies in the stream.
 #[derive(Clone, Debug)]
 pub struct Truth {
@@ -23,6 +47,9 @@ pub struct Truth {
     pub start: f64,
     pub end: f64,
     pub file: String,
+    /// Seconds of speech in the take: its span between the first and last loud frame (see
+    /// [`speech_seconds`]), the file's silence trimmed.
+    pub speech: f64,
 }
 
 impl Truth {
@@ -39,7 +66,11 @@ pub struct Score {
     pub hits: usize,
     pub nontargets: usize,
     pub false_accepts: usize,
+    /// Length of the stream, gaps between the takes included.
     pub seconds: f64,
+    /// Summed speech of every take in the stream, targets and non-targets: gaps and the
+    /// silence in the take files excluded.
+    pub speech_seconds: f64,
     /// Per hit: detection time minus the true end of the word (seconds).
     pub latencies: Vec<f64>,
 }
@@ -51,8 +82,13 @@ impl Score {
     pub fn fa_per_word(&self) -> f64 {
         self.false_accepts as f64 / self.nontargets.max(1) as f64
     }
+    /// False accepts per hour of stream, gaps between the takes included.
     pub fn fa_per_hour(&self) -> f64 {
         self.false_accepts as f64 / (self.seconds / 3600.0).max(1e-9)
+    }
+    /// False accepts per hour of speech: per hour of the takes' trimmed speech, gaps excluded.
+    pub fn fa_per_speech_hour(&self) -> f64 {
+        self.false_accepts as f64 / (self.speech_seconds / 3600.0).max(1e-9)
     }
     pub(super) fn add(&mut self, o: &Score) {
         self.targets += o.targets;
@@ -60,6 +96,7 @@ impl Score {
         self.nontargets += o.nontargets;
         self.false_accepts += o.false_accepts;
         self.seconds += o.seconds;
+        self.speech_seconds += o.speech_seconds;
         self.latencies.extend_from_slice(&o.latencies);
     }
 
@@ -98,6 +135,7 @@ pub fn score(dets: &[Detection], truth: &[Truth], seconds: f64) -> Score {
         targets: truth.iter().filter(|t| t.word.is_some()).count(),
         nontargets: truth.iter().filter(|t| t.word.is_none()).count(),
         seconds,
+        speech_seconds: truth.iter().map(|t| t.speech).sum(),
         ..Default::default()
     };
     for (d, m) in dets.iter().zip(match_detections(dets, truth)) {
@@ -222,21 +260,23 @@ fn score_trace(head: &Head, embs: &Timeline) -> Vec<(f64, Vec<f32>, Vec<f32>)> {
         .collect()
 }
 
+/// A detection of `word` at `time`, for tests.
+#[cfg(test)]
+pub(super) fn det(word: &str, time: f64) -> Detection {
+    Detection {
+        word: word.to_string(),
+        score: 0.9,
+        time,
+        threshold: 0.5,
+        raw_score: 0.9,
+        similarity: 0.9,
+        runner_up: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn det(word: &str, time: f64) -> Detection {
-        Detection {
-            word: word.to_string(),
-            score: 0.9,
-            time,
-            threshold: 0.5,
-            raw_score: 0.9,
-            similarity: 0.9,
-            runner_up: None,
-        }
-    }
 
     fn said(word: Option<&str>, start: f64, end: f64) -> Truth {
         Truth {
@@ -244,6 +284,7 @@ mod tests {
             start,
             end,
             file: format!("data/{start}.wav"),
+            speech: (end - start) / 2.0,
         }
     }
 
@@ -281,6 +322,9 @@ mod tests {
         assert_eq!((s.hits, s.false_accepts), (0, 2));
         assert_eq!(s.fa_per_word(), 2.0);
         assert!((s.fa_per_hour() - 2.0).abs() < 1e-9);
+        // Two takes of 0.25 s of speech each: 0.5 s, so 2 false accepts are 14400 an hour.
+        assert!((s.speech_seconds - 0.5).abs() < 1e-9);
+        assert!((s.fa_per_speech_hour() - 14400.0).abs() < 1e-6);
     }
 
     #[test]
@@ -289,6 +333,28 @@ mod tests {
         let s = score(&[det("one", 1.4), det("one", 1.9)], &truth, 10.0);
         assert_eq!((s.hits, s.false_accepts), (1, 1));
         assert_eq!(s.latencies.len(), 1);
+    }
+
+    #[test]
+    fn speech_is_the_loud_span_of_a_take_without_its_silence() {
+        // 0.2 s of faint hiss, 0.5 s of tone with a quiet 0.1 s dip inside, 0.3 s of hiss.
+        let sr = 16_000.0;
+        let x: Vec<f32> = (0..16_000)
+            .map(|i| {
+                let t = i as f32 / sr;
+                let hiss = if i % 2 == 0 { 5.0 } else { -5.0 };
+                let amp = match t {
+                    t if (0.2..0.4).contains(&t) || (0.5..0.7).contains(&t) => 8000.0,
+                    t if (0.4..0.5).contains(&t) => 400.0,
+                    _ => 0.0,
+                };
+                hiss + amp * (t * 440.0 * std::f32::consts::TAU).sin()
+            })
+            .collect();
+        let s = speech_seconds(&x);
+        assert!((s - 0.5).abs() <= 0.011, "{s}");
+        assert_eq!(speech_seconds(&[0.0; 800]), 0.0);
+        assert_eq!(speech_seconds(&[]), 0.0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
-use super::score::Truth;
+use super::score::{speech_seconds, Truth};
 use crate::pipeline::embedding::{Embedder, DIM};
 use crate::pipeline::frontend::SAMPLE_RATE;
 use crate::pipeline::Features;
@@ -78,7 +78,7 @@ pub(super) fn background(data: &Path, rng: &mut SmallRng) -> Result<Vec<Vec<f32>
 }
 
 /// Every take of `digits` by all four speakers, shuffled: the pool non-targets come from.
-fn shuffled_pool(digits: &[usize], rng: &mut SmallRng) -> Vec<Recording> {
+pub(super) fn shuffled_pool(digits: &[usize], rng: &mut SmallRng) -> Vec<Recording> {
     let mut pool: Vec<Recording> = digits
         .iter()
         .flat_map(|&d| {
@@ -117,7 +117,7 @@ impl Stream {
 
     /// Lays the takes end to end, 0.6-1.6 s apart with 1.5 s of silence after the last, over a
     /// bed of dishes, bike and cat-imitation noise at 5% of full-scale peak.
-    fn build(data: &Path, items: &[StreamItem], rng: &mut SmallRng) -> Result<Stream> {
+    pub(super) fn build(data: &Path, items: &[StreamItem], rng: &mut SmallRng) -> Result<Stream> {
         let sr = SAMPLE_RATE as f64;
         let mut out: Vec<f32> = Vec::new();
         let mut truth = Vec::new();
@@ -132,6 +132,7 @@ impl Stream {
                 start,
                 end: out.len() as f64 / sr,
                 file: path.display().to_string(),
+                speech: speech_seconds(&x),
             });
         }
         out.extend(std::iter::repeat_n(0.0, (1.5 * sr) as usize));

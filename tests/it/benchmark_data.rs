@@ -25,6 +25,8 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         explain: false,
         gate: true,
         cross_voices: hark::pipeline::head::Voices::Anyone,
+        curve: vec![],
+        crowd: 0,
     };
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {

@@ -1,0 +1,82 @@
+//! Scores at many thresholds, for `hark eval --sweep` (rows of the table) and the DET-style
+//! curve of `--plot` (points of the picture): the head scores each stream once, and one
+//! detector per threshold reads those scores, as [`Decision`](crate::pipeline::Decision) would.
+
+use crate::pipeline::detector::{Detection, Detector};
+use crate::pipeline::head::{Head, Scorer};
+
+use super::{score, Evaluation, Timeline, Truth};
+
+/// The label of a curve point in the results: the table leaves these rows out.
+pub fn curve_label(threshold: f32) -> String {
+    format!("curve {threshold}")
+}
+
+/// Is this results label a curve point?
+pub fn is_curve_label(label: &str) -> bool {
+    label.starts_with("curve ")
+}
+
+/// The thresholds `hark eval --plot` scores: fine near both ends, where the false accepts
+/// and the recall change fastest.
+pub fn curve_thresholds() -> Vec<f32> {
+    let mut t = vec![0.01, 0.02, 0.05];
+    t.extend((2..=18).map(|i| i as f32 * 0.05));
+    t.extend([0.95, 0.97, 0.98, 0.99, 0.995, 0.999]);
+    t
+}
+
+/// The detections over a stream's embeddings at each of `thresholds`, the head's other
+/// detector settings kept.
+pub(super) fn decide_at(head: &Head, embs: &Timeline, thresholds: &[f32]) -> Vec<Vec<Detection>> {
+    let mut sc = Scorer::new(head);
+    let mut detectors: Vec<Detector> = thresholds
+        .iter()
+        .map(|&t| Detector::new(head.labels.clone(), head.detector.clone().with_threshold(t)))
+        .collect();
+    let mut out = vec![Vec::new(); thresholds.len()];
+    for (time, e) in embs {
+        match e {
+            Some(e) => {
+                if !sc.push(head, e) {
+                    continue;
+                }
+            }
+            None => {
+                sc.reset();
+                sc.scores.fill(0.0);
+            }
+        }
+        for (d, o) in detectors.iter_mut().zip(&mut out) {
+            o.extend(d.push(*time, &sc.scores, &sc.similarity));
+        }
+    }
+    out
+}
+
+impl Evaluation<'_> {
+    /// Scores a scenario's stream at each `--sweep` threshold and each curve threshold and
+    /// records them under the scenario.
+    pub(super) fn sweep(
+        &mut self,
+        scenario: &str,
+        head: &Head,
+        embs: &Timeline,
+        truth: &[Truth],
+        seconds: f64,
+    ) {
+        let opts = self.opts;
+        let thresholds: Vec<f32> = opts.sweep.iter().chain(&opts.curve).copied().collect();
+        if thresholds.is_empty() {
+            return;
+        }
+        let labels = opts
+            .sweep
+            .iter()
+            .map(|t| format!("threshold {t}"))
+            .chain(opts.curve.iter().map(|&t| curve_label(t)));
+        for (label, dets) in labels.zip(decide_at(head, embs, &thresholds)) {
+            self.record(scenario, &label, &score(&dets, truth, seconds));
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The reporting parts of `hark eval`: the speech-hour figures, the crowd rows, the curve's
+//! scores and `--plot`'s picture, on a small run over the real speech in `../shared/data`
+//! (skipped with a message when it is absent).
+
+use crate::common;
+
+#[test]
+fn eval_plot_to_a_missing_folder_fails_at_once_in_one_line() {
+    let t = std::time::Instant::now();
+    let (code, out, err) = common::hark(
+        &["eval", "--plot", "/no/such/folder/det.png"],
+        &common::root(),
+    );
+    assert_ne!(code, 0, "{out}");
+    let err = err.trim();
+    assert!(
+        err.contains("/no/such/folder/det.png") && err.contains("folder does not exist"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.is_empty(), "the benchmark ran before the check: {out}");
+    assert!(t.elapsed().as_secs() < 30, "took {:?}", t.elapsed());
+}
+
+#[test]
+fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
+    let Some(data) = common::shared_data() else {
+        eprintln!("SKIPPED: ../shared/data is absent; the eval report did not run");
+        return;
+    };
+    let curve = hark::eval::curve_thresholds();
+    let opts = hark::eval::EvalOptions {
+        data,
+        seeds: vec![5],
+        takes: 5,
+        train: hark::train::TrainOptions::default(),
+        cross_speaker: true,
+        same_speaker: true,
+        // `mine` heads keep the 0.5 default that the sweep's row below is compared with.
+        cross_voices: hark::pipeline::head::Voices::Mine,
+        sweep: vec![0.5],
+        write_streams: None,
+        targets_per_word: 5,
+        nontargets: 30,
+        explain: false,
+        gate: true,
+        curve: curve.clone(),
+        crowd: 150,
+    };
+    let res = hark::eval::run(&common::assets(), &opts, &mut |l| eprintln!("{l}")).unwrap();
+    let names: Vec<&str> = res.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for (scenario, rows) in &res {
+        let default = &rows[0].1;
+        assert!(default.speech_seconds > 0.0 && default.speech_seconds < default.seconds);
+        if scenario.starts_with("crowd") {
+            // 150 takes, minus the head's 3 words (about 45) and the takes it trained on.
+            assert_eq!((rows.len(), default.targets), (1, 0), "{scenario}");
+            assert!(
+                (60..150).contains(&default.nontargets),
+                "{scenario}: {default:?}"
+            );
+            continue;
+        }
+        // The curve and the sweep score the stream once; at the default threshold they give
+        // what the head's own decision gave.
+        for label in ["threshold 0.5".to_string(), hark::eval::curve_label(0.5)] {
+            let s = &rows.iter().find(|(l, _)| *l == label).unwrap().1;
+            assert_eq!(
+                (s.hits, s.false_accepts),
+                (default.hits, default.false_accepts)
+            );
+        }
+        assert_eq!(rows.len(), 2 + curve.len(), "{scenario}");
+        let at = |t: f32| {
+            let label = hark::eval::curve_label(t);
+            rows.iter().find(|(l, _)| *l == label).unwrap().1.clone()
+        };
+        let (low, high) = (at(0.01), at(0.999));
+        assert!(low.hits >= high.hits && low.false_accepts >= high.false_accepts);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("det.png");
+    hark::eval::plot::write(&png, &res, &curve).unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&bytes[12..16], b"IHDR");
+}
