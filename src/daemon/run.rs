@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::Config;
-use super::processing::Processing;
+use super::keep_audio::{ClipStats, Clips};
+use super::processing::{Event, Processing};
 use super::signals::{Control, SignalThread};
 use super::sinks::{self, Sink};
 use super::sources::microphone::{Capture, Pool, SourceStats};
 use super::sources::Source;
 use super::{describe_config, describe_head, load_config, load_head, ListenOptions, Log, Summary};
 use hark::assets::Assets;
-use hark::pipeline::detector::Detection;
 use hark::pipeline::embedding::Embedder;
 use hark::pipeline::Pipeline;
 
@@ -35,7 +35,9 @@ pub struct Daemon {
     stats: Arc<SourceStats>,
     source: Source,
     processing: Processing,
-    events: Receiver<Detection>,
+    events: Receiver<Event>,
+    /// Clips kept and dropped, with `--keep-audio`.
+    clips: Option<Arc<ClipStats>>,
     started: Instant,
     summary: Summary,
     /// A stop signal has arrived: the source is stopped, the loop waits for the last events.
@@ -81,7 +83,18 @@ impl Daemon {
         trim_heap();
         let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
         pipeline.set_gate(cfg.quiet_gate);
-        let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx);
+        let (clips, clip_stats) = match cfg.events.keep_audio.as_os_str().is_empty() {
+            true => (None, None),
+            false => {
+                let (c, s) = Clips::start(&cfg.events, log)?;
+                log.info(&format!(
+                    "keeping each event's audio in {}",
+                    cfg.events.keep_audio.display()
+                ));
+                (Some(c), Some(s))
+            }
+        };
+        let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx, clips);
         Ok(Daemon {
             opts,
             cfg,
@@ -94,6 +107,7 @@ impl Daemon {
             source,
             processing,
             events,
+            clips: clip_stats,
             started: Instant::now(),
             summary: Summary::default(),
             stopping: false,
@@ -128,11 +142,10 @@ impl Daemon {
     }
 
     /// Hands one event to every sink.
-    fn event(&mut self, d: Detection) {
+    fn event(&mut self, ev: Event) {
         self.summary.events += 1;
-        let json = sinks::event_json(&d, None, Some(std::time::SystemTime::now()));
         for sink in &mut self.sinks {
-            if let Err(e) = sink.event(&d, &json) {
+            if let Err(e) = sink.event(&ev.detection, &ev.json) {
                 self.log.warn(&format!("{e:#}"));
             }
         }
@@ -167,9 +180,13 @@ impl Daemon {
         self.log.debug(&describe_head(&c, &h, &s));
         self.processing.replace_head(h, s);
         let cfg = &self.cfg;
-        if c.device != cfg.device || c.socket != cfg.socket || c.quiet_gate != cfg.quiet_gate {
+        if c.device != cfg.device
+            || c.socket != cfg.socket
+            || c.quiet_gate != cfg.quiet_gate
+            || c.events != cfg.events
+        {
             self.log
-                .warn("device, socket and quiet_gate changes take effect on restart");
+                .warn("device, socket, quiet_gate and events changes take effect on restart");
         }
         self.cfg.hook = c.hook.clone();
         self.cfg.thresholds = c.thresholds.clone();
@@ -214,6 +231,7 @@ impl Daemon {
             stats,
             source,
             processing,
+            clips,
             started,
             mut summary,
             ..
@@ -229,6 +247,12 @@ impl Daemon {
         }
         summary.peak_rss_kb = hark::util::peak_rss_kb();
         (summary.blocks, summary.gated_blocks) = result?;
+        summary.kept_clips = clips.map(|c| {
+            (
+                c.kept.load(Ordering::Relaxed),
+                c.dropped.load(Ordering::Relaxed),
+            )
+        });
         read?;
         Ok(summary)
     }

@@ -12,6 +12,7 @@
 //! This file draws the cases and runs them; `streams` has the data, the streams and their
 //! embeddings; `score` the hit test and the counts.
 
+pub mod feedback;
 mod score;
 mod streams;
 
@@ -349,8 +350,7 @@ impl CrossSpeaker {
         let enrol = Dataset {
             words: vec![(DIGITS[digit].to_string(), takes)],
             background: background.to_vec(),
-            unknown: vec![],
-            notes: vec![],
+            ..Dataset::default()
         };
         let mut items = Vec::new();
         for &s in &speakers[2..] {

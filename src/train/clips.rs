@@ -152,7 +152,7 @@ mod tests {
                 .collect(),
             background: vec![],
             unknown: (0..unknown).map(|u| take(100 + u)).collect(),
-            notes: vec![],
+            ..Dataset::default()
         }
     }
 
