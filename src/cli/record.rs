@@ -152,13 +152,10 @@ pub fn record(
     // The folder is made with the first saved take, so a failed recording leaves none behind.
     let dir = data.join(word);
     let mut err = std::io::stderr();
+    use hark::train::dataset::{BACKGROUND, UNKNOWN};
     match (word, seconds) {
-        (hark::train::dataset::BACKGROUND, s) => {
-            return record_stream(&dir, "room", s.unwrap_or(10.0), device)
-        }
-        (hark::train::dataset::UNKNOWN, Some(s)) => {
-            return record_stream(&dir, "stream", s, device)
-        }
+        (BACKGROUND, s) => return record_stream(&dir, "room", s.unwrap_or(10.0), device),
+        (UNKNOWN, Some(s)) => return record_stream(&dir, "stream", s, device),
         _ => {}
     }
     let window = 2.5f32;

@@ -83,17 +83,7 @@ impl Daemon {
         trim_heap();
         let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
         pipeline.set_gate(cfg.quiet_gate);
-        let (clips, clip_stats) = match cfg.events.keep_audio.as_os_str().is_empty() {
-            true => (None, None),
-            false => {
-                let (c, s) = Clips::start(&cfg.events, log)?;
-                log.info(&format!(
-                    "keeping each event's audio in {}",
-                    cfg.events.keep_audio.display()
-                ));
-                (Some(c), Some(s))
-            }
-        };
+        let (clips, clip_stats) = start_clips(&cfg, log)?.unzip();
         let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx, clips);
         Ok(Daemon {
             opts,
@@ -256,6 +246,17 @@ impl Daemon {
         read?;
         Ok(summary)
     }
+}
+
+/// With `[events] keep_audio` (or `--keep-audio`): the clip keeper and its counts.
+fn start_clips(cfg: &Config, log: Log) -> Result<Option<(Clips, Arc<ClipStats>)>> {
+    if cfg.events.keep_audio.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let kept = Clips::start(&cfg.events, log)?;
+    let dir = cfg.events.keep_audio.display();
+    log.info(&format!("keeping each event's audio in {dir}"));
+    Ok(Some(kept))
 }
 
 /// The base model, from the configured models folder or the one found automatically.

@@ -106,6 +106,12 @@ pub struct Outcome {
     pub after: Score,
     /// False triggers before that are gone after.
     pub gone: usize,
+    /// Rejected clips that hold some of a target word (it is in their 1.5 s before the event).
+    pub with_target: usize,
+    /// The control: retrained on the first data alone with another training seed, what moves
+    /// by chance; and how many of the false triggers that makes go away.
+    pub control: Score,
+    pub control_gone: usize,
 }
 
 /// Runs the loop for every seed of `opts` (its `takes`, `targets_per_word`, `nontargets`,
@@ -131,12 +137,13 @@ pub fn run(
         let embs = model.embed(&case.samples, opts.gate, None)?;
         let o = one_seed(&mut model, bank.as_ref(), opts, seed, &case, &embs)?;
         log(&format!(
-            "seed {seed:>3} {:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new)  recall {:.3} -> {:.3}",
+            "seed {seed:>3} {:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new; {} clip(s) with a target word)  recall {:.3} -> {:.3}",
             case.speaker,
             o.before.false_accepts,
             o.after.false_accepts,
             o.gone,
             o.after.false_accepts + o.gone - o.before.false_accepts,
+            o.with_target,
             o.before.recall(),
             o.after.recall()
         ));
@@ -145,7 +152,8 @@ pub fn run(
     Ok(out)
 }
 
-/// Trains, listens, rejects every false trigger into `_unknown_`, trains again, listens again.
+/// Trains, listens, rejects every false trigger into `_unknown_`, trains again, listens again;
+/// and, as a control, trains on the first data with another training seed.
 fn one_seed(
     model: &mut StreamEmbedder,
     bank: Option<&Bank>,
@@ -154,31 +162,56 @@ fn one_seed(
     case: &Case,
     embs: &Timeline,
 ) -> Result<Outcome> {
-    let mut enrol = case.enrol.clone();
-    let head = train(model.embedder(), bank, opts, seed, &enrol)?;
+    let head = train(model.embedder(), bank, opts, seed, &case.enrol)?;
     let dets = decide(head, None, embs);
     let seconds = case.samples.len() as f64 / 16_000.0;
-    let before = score(&dets, &case.truth, seconds);
     let wrong = false_triggers(&dets, &case.truth);
-    for (i, d) in wrong.iter().enumerate() {
-        let clip = crate::audio::clip::cut(&case.samples, d.time);
-        if let Some(samples) = crate::train::dataset::trim(clip) {
-            enrol.unknown.push(Take {
+    let mut enrol = case.enrol.clone();
+    enrol.unknown.extend(rejected(&wrong, &case.samples));
+    let head = train(model.embedder(), bank, opts, seed, &enrol)?;
+    let after = decide(head, None, embs);
+    let head = train(model.embedder(), bank, opts, seed ^ 0x5eed, &case.enrol)?;
+    let control = decide(head, None, embs);
+    let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
+    let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, &case.truth)));
+    Ok(Outcome {
+        before: score(&dets, &case.truth, seconds),
+        after: score(&after, &case.truth, seconds),
+        gone: gone_from(&after),
+        with_target: with_target(&wrong, &case.truth),
+        control: score(&control, &case.truth, seconds),
+        control_gone: gone_from(&control),
+    })
+}
+
+/// The clips of the false triggers `wrong`, cut from the stream as `--keep-audio` cuts them and
+/// loaded as `_unknown_` takes are (trimmed).
+fn rejected(wrong: &[Detection], samples: &[f32]) -> Vec<Take> {
+    wrong
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let samples = crate::train::dataset::trim(crate::audio::clip::cut(samples, d.time))?;
+            Some(Take {
                 path: PathBuf::from(format!("rejected-{i}.wav")),
                 samples,
-            });
-        }
-    }
-    let head = train(model.embedder(), bank, opts, seed, &enrol)?;
-    let dets = decide(head, None, embs);
-    let after = score(&dets, &case.truth, seconds);
-    let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
-    let gone = gone(&times(&wrong), &times(&false_triggers(&dets, &case.truth)));
-    Ok(Outcome {
-        before,
-        after,
-        gone,
-    })
+            })
+        })
+        .collect()
+}
+
+/// How many of the clips of `wrong` hold some of a target word.
+fn with_target(wrong: &[Detection], truth: &[Truth]) -> usize {
+    wrong
+        .iter()
+        .filter(|d| {
+            let (a, b) = crate::audio::clip::range(d.time);
+            let (a, b) = (a as f64 / 16_000.0, b as f64 / 16_000.0);
+            truth
+                .iter()
+                .any(|t| t.word.is_some() && t.end > a && t.start < b)
+        })
+        .count()
 }
 
 /// A head trained on `enrol` as `hark train --no-cv` would.

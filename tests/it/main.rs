@@ -7,6 +7,7 @@ mod capture;
 mod common;
 mod daemon;
 mod end_to_end;
+mod feedback;
 mod frontend_reference;
 mod hermes;
 mod library;
