@@ -52,6 +52,11 @@ pub enum Command {
     /// Record takes of a word from the microphone into recordings/<word>/ (guided, with a
     /// countdown and level meter). `hark record _background_ --seconds 10` records room noise.
     Record(RecordFlags),
+    /// A false trigger: move an event's kept clip (`listen --keep-audio`), by its id or path,
+    /// into recordings/_unknown_/ so the next `hark train` learns not to fire on it.
+    Reject(super::reject::ClipFlags),
+    /// A right detection: move an event's kept clip into its word's folder as a new take.
+    Confirm(super::reject::ConfirmFlags),
     /// List the capture devices with their default rates and formats.
     Devices,
     /// The cost benchmark: hark against openWakeWord 0.5.1 and the base model's floor.
@@ -143,6 +148,10 @@ pub struct ListenFlags {
     /// Do not print events on stdout.
     #[arg(long)]
     quiet: bool,
+    /// Save each event's audio into DIR as <id>.wav (overrides `events.keep_audio`), for
+    /// `hark reject` and `hark confirm`.
+    #[arg(long, value_name = "DIR")]
+    keep_audio: Option<PathBuf>,
 }
 
 impl ListenFlags {
@@ -159,6 +168,7 @@ impl ListenFlags {
                 device: self.device,
                 socket: self.socket,
                 models,
+                keep_audio: self.keep_audio,
             },
             input: self.input,
             realtime: self.realtime,
@@ -216,9 +226,10 @@ pub struct RecordFlags {
     /// Number of takes.
     #[arg(long, default_value_t = 5)]
     pub count: usize,
-    /// Seconds of room noise, for _background_.
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f32,
+    /// Seconds of one recording: room noise for _background_ [default: 10], or a stream of
+    /// other speech for _unknown_ (`hark record _unknown_ --seconds 300`; without it, takes).
+    #[arg(long)]
+    pub seconds: Option<f32>,
     /// Capture device name or part of it.
     #[arg(long, default_value = "")]
     pub device: String,
@@ -316,6 +327,10 @@ pub struct EvalFlags {
     /// curve, one line per scenario) into FILE.png.
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
+    /// The feedback loop instead: reject every false trigger into `_unknown_`, train again,
+    /// listen to the same stream again; how many are gone and what recall it costs.
+    #[arg(long)]
+    pub feedback: bool,
     #[command(flatten)]
     knobs: Knobs,
 }

@@ -27,8 +27,11 @@ pub fn run(opts: ListenOptions) -> Result<()> {
     } else {
         String::new()
     };
+    let clips = s.kept_clips.map_or(String::new(), |(kept, dropped)| {
+        format!(", {kept} clip(s) kept, {dropped} not kept")
+    });
     eprintln!(
-        "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){unread}{skipped}{peak}",
+        "hark: stopped after {:.1} s: {} event(s), {} dropped sample(s), {} dropped client(s){unread}{clips}{skipped}{peak}",
         s.seconds, s.events, s.dropped_samples, s.dropped_clients
     );
     Ok(())

@@ -11,11 +11,13 @@ mod demo;
 mod detect;
 mod devices;
 mod eval;
+mod eval_feedback;
 mod flags;
 mod knobs;
 mod listen;
 mod progress;
 mod record;
+mod reject;
 mod serve;
 mod train;
 
@@ -48,9 +50,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Listen(f) => listen::run(f.options(cli.models.clone())),
         Command::Serve(f) => serve::run(&f.options(cli.models.clone())),
         Command::Record(f) => record::record(&f.data, &f.word, f.count, f.seconds, &f.device),
+        Command::Reject(f) => reject::reject(&f),
+        Command::Confirm(f) => reject::confirm(&f),
         Command::Devices => devices::run(),
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
+        Command::Eval(f) if f.feedback => eval_feedback::run(&f.options()?, &assets()?),
         Command::Eval(f) => eval::run(f, &assets()?),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

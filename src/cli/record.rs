@@ -58,6 +58,25 @@ fn next_path(dir: &Path, stem: &str) -> PathBuf {
         .unwrap()
 }
 
+/// Records one stream of `seconds` into the next free `dir/<stem>-N.wav`: room noise (`room`)
+/// or other speech for `_unknown_` (`stream`), which training uses window by window.
+fn record_stream(dir: &Path, stem: &str, seconds: f32, device: &str) -> Result<()> {
+    let most = hark::train::dataset::MAX_BACKGROUND_SECONDS;
+    if !(seconds >= 0.5 && seconds <= most) {
+        bail!("--seconds {seconds}: not between 0.5 and {most:.0}");
+    }
+    let what = match stem {
+        "room" => "room noise: stay quiet, keep the room as it usually is",
+        _ => "other speech (TV, radio, talk) that must not fire: none of your words",
+    };
+    eprintln!("Recording {seconds:.0} s of {what}.");
+    let x = capture_for(device, seconds, stem)?;
+    let p = next_path(dir, stem);
+    write_new(&p, &x)?;
+    println!("saved {}", p.display());
+    Ok(())
+}
+
 /// Writes without ever replacing an existing file.
 fn write_new(path: &Path, samples: &[f32]) -> Result<()> {
     Ok(hark::audio::wav::write_16k_new(path, samples)?)
@@ -113,9 +132,16 @@ fn capture_for(device: &str, seconds: f32, label: &str) -> Result<Vec<f32>> {
     Ok(hark::pipeline::resample::to_16k(&got, rate)?)
 }
 
-/// Records `count` takes of `word` into `data/word/`, or `seconds` of room noise for
-/// `_background_`.
-pub fn record(data: &Path, word: &str, count: usize, seconds: f32, device: &str) -> Result<()> {
+/// Records `count` takes of `word` into `data/word/`; or, as one stream, `seconds` of room noise
+/// for `_background_` (10 s by default) or of other speech for `_unknown_` (when `seconds` is
+/// given; `_unknown_` without it records takes).
+pub fn record(
+    data: &Path,
+    word: &str,
+    count: usize,
+    seconds: Option<f32>,
+    device: &str,
+) -> Result<()> {
     if word.is_empty()
         || word.contains('/')
         || word.starts_with('.')
@@ -126,16 +152,11 @@ pub fn record(data: &Path, word: &str, count: usize, seconds: f32, device: &str)
     // The folder is made with the first saved take, so a failed recording leaves none behind.
     let dir = data.join(word);
     let mut err = std::io::stderr();
-    if word == hark::train::dataset::BACKGROUND {
-        let _ = writeln!(
-            err,
-            "Recording {seconds:.0} s of room noise: stay quiet, keep the room as it usually is."
-        );
-        let x = capture_for(device, seconds, "room")?;
-        let p = next_path(&dir, "room");
-        write_new(&p, &x)?;
-        println!("saved {}", p.display());
-        return Ok(());
+    use hark::train::dataset::{BACKGROUND, UNKNOWN};
+    match (word, seconds) {
+        (BACKGROUND, s) => return record_stream(&dir, "room", s.unwrap_or(10.0), device),
+        (UNKNOWN, Some(s)) => return record_stream(&dir, "stream", s, device),
+        _ => {}
     }
     let window = 2.5f32;
     let mut saved = 0;

@@ -68,9 +68,11 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
         );
     }
     println!(
-        "  background clips: {}, unknown takes: {}, synthetic negatives: {}",
+        "  background clips: {}, unknown takes: {} (and {} long recording(s), {:.0} s), synthetic negatives: {}",
         ds.background.len(),
         ds.unknown.len(),
+        ds.unknown_streams.len(),
+        ds.unknown_streams.iter().map(Vec::len).sum::<usize>() as f64 / 16_000.0,
         negatives.map_or("none (espeak-ng not found)".to_string(), |b| format!(
             "{} windows",
             b.len() / DIM

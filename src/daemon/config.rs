@@ -30,6 +30,48 @@ pub struct Config {
     /// Skip the base model while the room is quiet (the quiet-room gate).
     pub quiet_gate: bool,
     pub wyoming: WyomingConfig,
+    pub events: EventsConfig,
+}
+
+/// What `hark listen` keeps of each event.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Folder where each event's audio is saved as `<id>.wav` (with `<id>.json`); empty = none.
+    pub keep_audio: PathBuf,
+    /// Clips kept at most; the oldest are deleted first.
+    pub keep_audio_max_files: usize,
+    /// Bytes of clips (WAV and JSON) kept at most; the oldest are deleted first.
+    pub keep_audio_max_bytes: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            keep_audio: PathBuf::new(),
+            keep_audio_max_files: 1000,
+            keep_audio_max_bytes: 100_000_000,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// Checks the caps.
+    fn validate(&self) -> Result<()> {
+        if !(1..=1_000_000).contains(&self.keep_audio_max_files) {
+            bail!(
+                "key `events.keep_audio_max_files`: {} is not between 1 and 1000000",
+                self.keep_audio_max_files
+            );
+        }
+        if !(100_000..=1 << 40).contains(&self.keep_audio_max_bytes) {
+            bail!(
+                "key `events.keep_audio_max_bytes`: {} is not between 100000 and 1099511627776",
+                self.keep_audio_max_bytes
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `hark serve`'s Wyoming server (Home Assistant, wyoming-satellite).
@@ -186,6 +228,7 @@ impl Default for Config {
             log_level: "info".into(),
             quiet_gate: true,
             wyoming: WyomingConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -245,6 +288,7 @@ impl Config {
                 self.hook.timeout
             );
         }
+        self.events.validate()?;
         self.validate_wyoming()
     }
 

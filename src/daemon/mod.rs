@@ -30,6 +30,7 @@
 //! than block; a file read as fast as it goes waits instead.
 
 pub mod config;
+pub mod keep_audio;
 pub mod processing;
 pub mod recovery;
 pub mod run;
@@ -59,6 +60,8 @@ pub struct Overrides {
     pub device: Option<String>,
     pub socket: Option<PathBuf>,
     pub models: Option<PathBuf>,
+    /// `--keep-audio DIR`.
+    pub keep_audio: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -75,6 +78,9 @@ impl Overrides {
         }
         if let Some(m) = &self.models {
             c.models_dir = m.clone();
+        }
+        if let Some(k) = &self.keep_audio {
+            c.events.keep_audio = k.clone();
         }
         c
     }
@@ -107,6 +113,8 @@ pub struct Summary {
     /// 80 ms blocks processed, and how many of them the quiet-room gate skipped.
     pub blocks: u64,
     pub gated_blocks: u64,
+    /// `--keep-audio`: clips saved, and clips dropped (the writer fell behind, or a write failed).
+    pub kept_clips: Option<(u64, u64)>,
 }
 
 /// Leveled logging to stderr.

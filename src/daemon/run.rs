@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::Config;
-use super::processing::Processing;
+use super::keep_audio::{ClipStats, Clips};
+use super::processing::{Event, Processing};
 use super::signals::{Control, SignalThread};
 use super::sinks::{self, Sink};
 use super::sources::microphone::{Capture, Pool, SourceStats};
 use super::sources::Source;
 use super::{describe_config, describe_head, load_config, load_head, ListenOptions, Log, Summary};
 use hark::assets::Assets;
-use hark::pipeline::detector::Detection;
 use hark::pipeline::embedding::Embedder;
 use hark::pipeline::Pipeline;
 
@@ -35,7 +35,9 @@ pub struct Daemon {
     stats: Arc<SourceStats>,
     source: Source,
     processing: Processing,
-    events: Receiver<Detection>,
+    events: Receiver<Event>,
+    /// Clips kept and dropped, with `--keep-audio`.
+    clips: Option<Arc<ClipStats>>,
     started: Instant,
     summary: Summary,
     /// A stop signal has arrived: the source is stopped, the loop waits for the last events.
@@ -81,7 +83,8 @@ impl Daemon {
         trim_heap();
         let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
         pipeline.set_gate(cfg.quiet_gate);
-        let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx);
+        let (clips, clip_stats) = start_clips(&cfg, log)?.unzip();
+        let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx, clips);
         Ok(Daemon {
             opts,
             cfg,
@@ -94,6 +97,7 @@ impl Daemon {
             source,
             processing,
             events,
+            clips: clip_stats,
             started: Instant::now(),
             summary: Summary::default(),
             stopping: false,
@@ -128,11 +132,10 @@ impl Daemon {
     }
 
     /// Hands one event to every sink.
-    fn event(&mut self, d: Detection) {
+    fn event(&mut self, ev: Event) {
         self.summary.events += 1;
-        let json = sinks::event_json(&d, None, Some(std::time::SystemTime::now()));
         for sink in &mut self.sinks {
-            if let Err(e) = sink.event(&d, &json) {
+            if let Err(e) = sink.event(&ev.detection, &ev.json) {
                 self.log.warn(&format!("{e:#}"));
             }
         }
@@ -167,9 +170,13 @@ impl Daemon {
         self.log.debug(&describe_head(&c, &h, &s));
         self.processing.replace_head(h, s);
         let cfg = &self.cfg;
-        if c.device != cfg.device || c.socket != cfg.socket || c.quiet_gate != cfg.quiet_gate {
+        if c.device != cfg.device
+            || c.socket != cfg.socket
+            || c.quiet_gate != cfg.quiet_gate
+            || c.events != cfg.events
+        {
             self.log
-                .warn("device, socket and quiet_gate changes take effect on restart");
+                .warn("device, socket, quiet_gate and events changes take effect on restart");
         }
         self.cfg.hook = c.hook.clone();
         self.cfg.thresholds = c.thresholds.clone();
@@ -214,6 +221,7 @@ impl Daemon {
             stats,
             source,
             processing,
+            clips,
             started,
             mut summary,
             ..
@@ -229,9 +237,26 @@ impl Daemon {
         }
         summary.peak_rss_kb = hark::util::peak_rss_kb();
         (summary.blocks, summary.gated_blocks) = result?;
+        summary.kept_clips = clips.map(|c| {
+            (
+                c.kept.load(Ordering::Relaxed),
+                c.dropped.load(Ordering::Relaxed),
+            )
+        });
         read?;
         Ok(summary)
     }
+}
+
+/// With `[events] keep_audio` (or `--keep-audio`): the clip keeper and its counts.
+fn start_clips(cfg: &Config, log: Log) -> Result<Option<(Clips, Arc<ClipStats>)>> {
+    if cfg.events.keep_audio.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let kept = Clips::start(&cfg.events, log)?;
+    let dir = cfg.events.keep_audio.display();
+    log.info(&format!("keeping each event's audio in {dir}"));
+    Ok(Some(kept))
 }
 
 /// The base model, from the configured models folder or the one found automatically.

@@ -15,6 +15,7 @@
 
 mod crowd;
 mod curve;
+pub mod feedback;
 pub mod plot;
 mod score;
 mod streams;

@@ -90,7 +90,9 @@ impl Score {
     pub fn fa_per_speech_hour(&self) -> f64 {
         self.false_accepts as f64 / (self.speech_seconds / 3600.0).max(1e-9)
     }
-    pub(super) fn add(&mut self, o: &Score) {
+
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, o: &Score) {
         self.targets += o.targets;
         self.hits += o.hits;
         self.nontargets += o.nontargets;
@@ -114,7 +116,7 @@ impl Score {
 /// Matches detections to takes, in detection order: a detection hits the first take whose
 /// window holds it if that take says the detected word and has no hit yet. Per detection, the
 /// index of the take it hits, or `None` for a false accept.
-fn match_detections(dets: &[Detection], truth: &[Truth]) -> Vec<Option<usize>> {
+pub(super) fn match_detections(dets: &[Detection], truth: &[Truth]) -> Vec<Option<usize>> {
     let mut hit = vec![false; truth.len()];
     dets.iter()
         .map(

@@ -165,6 +165,19 @@ impl Features {
         samples: &[f32],
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
+        self.push_with_tap(model, samples, &mut |_| {}, on_embedding)
+    }
+
+    /// [`Features::push_with`] that also hands each run of resampled 16 kHz samples to `tap`,
+    /// before the embeddings they complete (sample `n` of the 16 kHz stream is at `n / 16000` s
+    /// of stream time).
+    pub fn push_with_tap(
+        &mut self,
+        model: &mut BaseModel,
+        samples: &[f32],
+        tap: &mut dyn FnMut(&[f32]),
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
         let Features {
             resampler,
             frontend,
@@ -172,6 +185,7 @@ impl Features {
             ..
         } = self;
         resampler.push(samples, |s16| {
+            tap(s16);
             frontend.push(s16, |block| stage.block(model, block, on_embedding))
         })
     }
@@ -214,13 +228,26 @@ impl Features {
         model: &mut BaseModel,
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
+        self.finish_with_tap(model, &mut |_| {}, on_embedding)
+    }
+
+    /// [`Features::finish_with`] that hands the last 16 kHz samples to `tap` too.
+    pub fn finish_with_tap(
+        &mut self,
+        model: &mut BaseModel,
+        tap: &mut dyn FnMut(&[f32]),
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
         let Features {
             resampler,
             frontend,
             stage,
             ..
         } = self;
-        resampler.flush(|s16| frontend.push(s16, |block| stage.block(model, block, on_embedding)))
+        resampler.flush(|s16| {
+            tap(s16);
+            frontend.push(s16, |block| stage.block(model, block, on_embedding))
+        })
     }
 
     fn with_own_model(
@@ -368,6 +395,30 @@ impl Pipeline {
     pub fn finish(&mut self, on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
         let mut decide = decide(&mut self.decision, on_detection);
         self.features.finish(&mut decide)
+    }
+
+    /// [`Pipeline::push`] that also hands each run of resampled 16 kHz samples to `tap`, before
+    /// the detections they cause (`hark listen --keep-audio` keeps them in a ring buffer).
+    pub fn push_tapped(
+        &mut self,
+        samples: &[f32],
+        tap: &mut dyn FnMut(&[f32]),
+        on_detection: &mut dyn FnMut(Detection),
+    ) -> Result<()> {
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features
+            .with_own_model(|f, m| f.push_with_tap(m, samples, tap, &mut decide))
+    }
+
+    /// [`Pipeline::finish`] with a `tap` as in [`Pipeline::push_tapped`].
+    pub fn finish_tapped(
+        &mut self,
+        tap: &mut dyn FnMut(&[f32]),
+        on_detection: &mut dyn FnMut(Detection),
+    ) -> Result<()> {
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features
+            .with_own_model(|f, m| f.finish_with_tap(m, tap, &mut decide))
     }
 
     /// Runs the pipeline on its own thread: audio chunks in on `audio`, detections out on the

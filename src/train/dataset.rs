@@ -32,6 +32,9 @@ pub struct Dataset {
     pub words: Vec<(String, Vec<Take>)>,
     pub background: Vec<Vec<f32>>,
     pub unknown: Vec<Take>,
+    /// Long `_unknown_` recordings (minutes of TV, radio, conversation), 16 kHz, each used
+    /// window by window as "none" (up to [`MAX_BACKGROUND_SECONDS`] each), not as one take.
+    pub unknown_streams: Vec<Vec<f32>>,
     /// What loading left out, for the user (a background clip cut at its limit, say).
     pub notes: Vec<String>,
     /// Words whose `word.toml` says who may say them (the others take the training default).
@@ -211,7 +214,7 @@ impl Dataset {
             }
             UNKNOWN => {
                 for f in files {
-                    self.unknown.push(load_take(&f)?);
+                    self.add_unknown(&f)?;
                 }
             }
             n if n.starts_with('_') => {
@@ -245,6 +248,25 @@ impl Dataset {
             .iter()
             .map(|(w, _)| self.voices.get(w).copied().unwrap_or(default))
             .collect()
+    }
+
+    /// One `_unknown_` recording: a take when it holds at most [`MAX_TAKE_SECONDS`] of sound,
+    /// otherwise a stream of "none" windows (cut at [`MAX_BACKGROUND_SECONDS`], with a note).
+    fn add_unknown(&mut self, f: &Path) -> Result<()> {
+        let (s, cut) = crate::audio::wav::read_16k_at_most(f, MAX_BACKGROUND_SECONDS)?;
+        let sound = trim(&s).map_or(0, |t| t.len());
+        if sound <= (MAX_TAKE_SECONDS * SAMPLE_RATE as f32) as usize {
+            self.unknown.push(load_take(f)?);
+            return Ok(());
+        }
+        if cut {
+            self.notes.push(format!(
+                "{}: only its first {MAX_BACKGROUND_SECONDS:.0} s are used",
+                f.display()
+            ));
+        }
+        self.unknown_streams.push(s);
+        Ok(())
     }
 
     /// The words, in class order (class k + 1 is `labels()[k]`).
@@ -306,6 +328,23 @@ mod tests {
                 .unwrap();
         }
         w.finalize().unwrap();
+    }
+
+    #[test]
+    fn long_unknown_recordings_become_streams_and_short_ones_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MIN_TAKES {
+            long_wav(&dir.path().join("w").join(format!("{i}.wav")), 1.0);
+        }
+        long_wav(&dir.path().join(UNKNOWN).join("tv.wav"), 700.0);
+        long_wav(&dir.path().join(UNKNOWN).join("say.wav"), 1.0);
+        let Ok(ds) = Dataset::load(dir.path()) else {
+            panic!("the dataset loads");
+        };
+        assert_eq!((ds.unknown.len(), ds.unknown_streams.len()), (1, 1));
+        let cap = (MAX_BACKGROUND_SECONDS * SAMPLE_RATE as f32) as usize;
+        assert!(ds.unknown_streams[0].len().abs_diff(cap) < 100);
+        assert!(ds.notes[0].contains("tv.wav") && ds.notes[0].contains("600 s"));
     }
 
     #[test]

@@ -245,7 +245,10 @@ pub fn build_examples(
         progress(i as u64 + 1, total);
     }
     for noise in &ds.background {
-        background_examples(emb, noise, opts.context, &mut ex)?;
+        background_examples(emb, noise, opts.context, Source::Background, &mut ex)?;
+    }
+    for talk in &ds.unknown_streams {
+        background_examples(emb, talk, opts.context, Source::Unknown, &mut ex)?;
     }
     if let Some(bank) = bank {
         let step = (bank.len() / DIM / opts.bank_max.max(1)).max(1);
@@ -262,12 +265,14 @@ pub fn build_examples(
     Ok(ex)
 }
 
-/// Room noise: every window is "none", in every fold. Recordings shorter than 1.6 s are looped;
-/// windows that still see the warm-up padding are skipped.
+/// Room noise (or a long `_unknown_` recording, by `source`): every window is "none", in every
+/// fold. Recordings shorter than 1.6 s are looped; windows that still see the warm-up padding
+/// are skipped.
 fn background_examples(
     emb: &mut Embedder,
     noise: &[f32],
     context: usize,
+    source: Source,
     out: &mut Examples,
 ) -> Result<()> {
     let mut x = noise.to_vec();
@@ -277,14 +282,7 @@ fn background_examples(
     let e = embed_signal(emb, &x)?;
     let first = (WIN_SECONDS / BLOCK_SECONDS).ceil() as usize;
     if e.len() / DIM > first {
-        sequence_examples(
-            &e[first * DIM..],
-            context,
-            Fold::Always,
-            1,
-            Source::Background,
-            out,
-        );
+        sequence_examples(&e[first * DIM..], context, Fold::Always, 1, source, out);
     }
     Ok(())
 }

@@ -66,3 +66,21 @@ pub fn train_head(data: &Path, out: &Path, extra: &[&str]) {
     let (code, _, err) = hark(&args, &root());
     assert_eq!(code, 0, "{err}");
 }
+
+/// Runs `hark listen` on a WAV file with a config, a head and `extra` flags; asserts it exits 0
+/// and returns (stdout, stderr).
+pub fn listen_input(cfg: &Path, head: &Path, wav: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "listen",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--head",
+        head.to_str().unwrap(),
+        "--input",
+        wav.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = hark(&args, &root());
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}

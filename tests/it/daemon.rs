@@ -66,21 +66,7 @@ fn client(path: &Path) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
 /// Runs `hark listen --quiet` on a WAV file with a config and a head; asserts it exits 0 and
 /// returns (stdout, stderr).
 fn listen_file(cfg: &Path, head: &Path, wav: &Path) -> (String, String) {
-    let (code, out, err) = hark(
-        &[
-            "listen",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--head",
-            head.to_str().unwrap(),
-            "--input",
-            wav.to_str().unwrap(),
-            "--quiet",
-        ],
-        &root(),
-    );
-    assert_eq!(code, 0, "{err}");
-    (out, err)
+    crate::common::listen_input(cfg, head, wav, &["--quiet"])
 }
 
 struct Setup {

@@ -8,6 +8,7 @@ mod common;
 mod daemon;
 mod end_to_end;
 mod eval_report;
+mod feedback;
 mod frontend_reference;
 mod hermes;
 mod library;

@@ -70,6 +70,31 @@ pub fn event_json(
     file: Option<&Path>,
     wall_time: Option<std::time::SystemTime>,
 ) -> String {
+    event_value(d, file, wall_time).to_string()
+}
+
+/// The daemon's JSON line for a detection: with its `wall_time`, its `id`, and the `audio`
+/// clip's path when `--keep-audio` keeps it.
+pub fn event_json_kept(
+    d: &Detection,
+    id: &str,
+    audio: Option<&Path>,
+    wall_time: std::time::SystemTime,
+) -> String {
+    let mut v = event_value(d, None, Some(wall_time));
+    v["id"] = serde_json::json!(id);
+    if let Some(a) = audio {
+        v["audio"] = serde_json::json!(a.display().to_string());
+    }
+    v.to_string()
+}
+
+/// The event's fields as a JSON object.
+fn event_value(
+    d: &Detection,
+    file: Option<&Path>,
+    wall_time: Option<std::time::SystemTime>,
+) -> serde_json::Value {
     let mut v = serde_json::json!({
         "word": d.word,
         "time": (d.time * 1000.0).round() / 1000.0,
@@ -89,5 +114,5 @@ pub fn event_json(
     if let Some(t) = wall_time {
         v["wall_time"] = serde_json::json!(humantime::format_rfc3339_millis(t).to_string());
     }
-    v.to_string()
+    v
 }

@@ -1,0 +1,64 @@
+//! `hark eval --feedback`: the feedback loop over the benchmark's seeds (in the library's
+//! [`hark::eval::feedback`]) and its table.
+
+use anyhow::Result;
+use std::time::Instant;
+
+use hark::assets::Assets;
+use hark::eval::feedback::Outcome;
+use hark::eval::{EvalOptions, Score};
+
+/// A line per seed as it runs, then the sums as a Markdown table.
+pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
+    let t0 = Instant::now();
+    let res = hark::eval::feedback::run(assets, o, &mut |l| println!("{l}"))?;
+    println!(
+        "\n{} seed(s), {:.0} s",
+        o.seeds.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let mut sum = Outcome::default();
+    for (_, s) in &res {
+        sum.before.add(&s.before);
+        sum.after.add(&s.after);
+        sum.gone += s.gone;
+        sum.with_target += s.with_target;
+        sum.control.add(&s.control);
+        sum.control_gone += s.control_gone;
+    }
+    let (b, a) = (&sum.before, &sum.after);
+    println!("| | false triggers | false accepts per non-target word | recall |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| before (each rejected with its clip) | {} | {:.3} | {:.3} |",
+        b.false_accepts,
+        b.fa_per_word(),
+        b.recall()
+    );
+    let row = |label: &str, s: &Score, gone: usize, how: &str| {
+        println!(
+            "| {label} | {} ({gone} of the first gone{how}: {:.0}%) | {:.3} | {:.3} ({:+.3}) |",
+            s.false_accepts,
+            100.0 * gone as f64 / b.false_accepts.max(1) as f64,
+            s.fa_per_word(),
+            s.recall(),
+            s.recall() - b.recall()
+        )
+    };
+    row("after retraining, same streams", a, sum.gone, "");
+    row(
+        "control: retrained without the clips, another training seed",
+        &sum.control,
+        sum.control_gone,
+        " by chance",
+    );
+    let worst = res
+        .iter()
+        .map(|(_, s)| s.after.recall() - s.before.recall())
+        .fold(0.0f64, f64::min);
+    println!(
+        "\nworst recall change of one seed: {worst:+.3}; rejected clips holding some of a target word: {} of {}",
+        sum.with_target, b.false_accepts
+    );
+    Ok(())
+}
