@@ -140,6 +140,26 @@ pub fn parse_vm_hwm(status: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// A TOML error as one line: where (file, line, column, and the line's start) and what.
+pub fn toml_error_line(origin: &str, text: &str, e: &toml::de::Error) -> String {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before.len() - start + 1;
+        let source: String = text[start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
+        format!(" line {line}, column {column} (`{}`):", source.trim())
+    });
+    let message = e.message().lines().collect::<Vec<_>>().join(" ");
+    format!("{origin}:{} {message}", at.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,24 +246,4 @@ mod tests {
         assert_eq!(super::parse_vm_hwm("Name: x\n"), None);
         assert!(super::peak_rss_kb().unwrap_or(1) > 0);
     }
-}
-
-/// A TOML error as one line: where (file, line, column, and the line's start) and what.
-pub fn toml_error_line(origin: &str, text: &str, e: &toml::de::Error) -> String {
-    let at = e.span().map(|span| {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.len() - start + 1;
-        let source: String = text[start..]
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(60)
-            .collect();
-        format!(" line {line}, column {column} (`{}`):", source.trim())
-    });
-    let message = e.message().lines().collect::<Vec<_>>().join(" ");
-    format!("{origin}:{} {message}", at.unwrap_or_default())
 }
