@@ -11,9 +11,9 @@
 //! is on one worker at a time, in order.
 
 use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::handoff::{Queue, Slot};
 use hark::assets::Assets;
 use hark::pipeline::detector::{Detection, DetectorSettings};
 use hark::pipeline::embedding::{BaseModel, StreamState};
@@ -67,7 +67,6 @@ impl Engine {
         let pool = self.pool()?;
         let (generation, head, settings) = self.head.read().unwrap().clone();
         let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, Some(settings))?;
-        let (reply, back) = crossbeam_channel::bounded(1);
         Ok(Stream {
             work: Some(Box::new(Work {
                 pipeline,
@@ -75,8 +74,7 @@ impl Engine {
                 out: Vec::new(),
                 result: Ok(()),
             })),
-            reply,
-            back,
+            reply: Arc::new(Slot::new()),
             engine: self.clone(),
             pool,
             generation,
@@ -115,17 +113,16 @@ struct Work {
 /// the run panicked: the stream's state is then lost).
 struct Job {
     work: Box<Work>,
-    reply: Sender<(Box<Work>, bool)>,
+    reply: Arc<Slot<(Box<Work>, bool)>>,
 }
 
-/// Jobs the queue holds (a stream has at most one queued): more streams than this wait to
-/// queue theirs.
+/// Jobs the queue holds before it allocates (a stream has at most one queued).
 const QUEUE: usize = 4096;
 
 /// A fixed set of worker threads, each with its own session of the base model, taking jobs
 /// from one queue.
 struct Pool {
-    jobs: Sender<Job>,
+    jobs: Arc<Queue<Job>>,
     /// A new stream's base-model state.
     blank: StreamState,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -137,10 +134,10 @@ impl Pool {
         // A few sessions for every stream: the faster graph is worth its memory here.
         let models = BaseModel::load_copies_fastest(assets, workers)?;
         let blank = models[0].new_state();
-        let (jobs, queue) = crossbeam_channel::bounded::<Job>(QUEUE);
+        let jobs = Arc::new(Queue::with_capacity(QUEUE));
         let mut threads = Vec::with_capacity(workers);
         for (i, model) in models.into_iter().enumerate() {
-            let queue = queue.clone();
+            let queue = jobs.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("hark-engine-{i}"))
                 .spawn(move || work(model, queue))
@@ -158,8 +155,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Closing the queue ends the workers once they are idle.
-        let (closed, _) = crossbeam_channel::bounded(0);
-        drop(std::mem::replace(&mut self.jobs, closed));
+        self.jobs.close();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -168,8 +164,8 @@ impl Drop for Pool {
 
 /// A worker's loop: jobs until the queue closes. A job that panics loses its stream (its
 /// caller sees the failure) but not the worker.
-fn work(mut model: BaseModel, queue: Receiver<Job>) {
-    for Job { mut work, reply } in queue {
+fn work(mut model: BaseModel, queue: Arc<Queue<Job>>) {
+    while let Some(Job { mut work, reply }) = queue.pop() {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let Work {
                 pipeline,
@@ -180,7 +176,7 @@ fn work(mut model: BaseModel, queue: Receiver<Job>) {
             out.clear();
             *result = pipeline.push_blocks_with(&mut model, blocks, &mut |d| out.push(d));
         }));
-        let _ = reply.send((work, ran.is_ok()));
+        reply.put((work, ran.is_ok()));
     }
 }
 
@@ -190,9 +186,8 @@ pub struct Stream {
     pool: Arc<Pool>,
     /// The stream's own state; away (`None`) only if a worker failed while running it.
     work: Option<Box<Work>>,
-    /// Where the workers hand the work back, and where it comes back.
-    reply: Sender<(Box<Work>, bool)>,
-    back: Receiver<(Box<Work>, bool)>,
+    /// Where the workers hand the work back.
+    reply: Arc<Slot<(Box<Work>, bool)>>,
     /// The head generation the pipeline runs.
     generation: u64,
     /// The rate of the samples being pushed.
@@ -255,12 +250,11 @@ impl Stream {
             work,
             reply: self.reply.clone(),
         };
-        self.pool
-            .jobs
-            .send(job)
-            .map_err(|_| anyhow!("the engine's workers have stopped"))?;
-        match self.back.recv() {
-            Ok((work, true)) => {
+        if self.pool.jobs.push(job).is_err() {
+            anyhow::bail!("the engine's workers have stopped");
+        }
+        match self.reply.take() {
+            (work, true) => {
                 self.work = Some(work);
                 Ok(())
             }
