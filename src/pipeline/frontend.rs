@@ -109,6 +109,11 @@ impl Frontend {
         self.frames = 0;
     }
 
+    /// How many more samples complete the block being filled.
+    pub fn samples_to_block(&self) -> usize {
+        N_FFT.saturating_sub(self.pending.len()).max(1) + (BLOCK_FRAMES - 1 - self.in_block) * HOP
+    }
+
     /// Number of frames computed so far.
     pub fn frames(&self) -> u64 {
         self.frames
@@ -261,6 +266,25 @@ mod tests {
         })
         .unwrap();
         out
+    }
+
+    #[test]
+    fn samples_to_block_is_exactly_what_completes_the_next_block() {
+        let signal: Vec<f32> = (0..40000)
+            .map(|i| ((i * 7919) % 2001) as f32 - 1000.0)
+            .collect();
+        let mut fe = Frontend::new();
+        let mut at = 0;
+        for chunk in [1, 160, 37, 1024, 500, 3] {
+            fe.push(&signal[at..at + chunk], |_| Ok(())).unwrap();
+            at += chunk;
+            let n = fe.samples_to_block();
+            assert!((1..=N_FFT + (BLOCK_FRAMES - 1) * HOP).contains(&n), "{n}");
+            assert!(blocks(&mut fe, &signal[at..at + n - 1]).is_empty(), "{n}");
+            let one = blocks(&mut fe, &signal[at + n - 1..at + n]);
+            assert_eq!(one.len(), BLOCK_FRAMES * N_MELS, "{n}");
+            at += n;
+        }
     }
 
     #[test]

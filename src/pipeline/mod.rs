@@ -132,6 +132,13 @@ impl Features {
             .expect("embedder_mut: these features borrow their base model")
     }
 
+    /// How many more samples at the source rate complete the next 80 ms block (at least 1).
+    pub fn samples_to_block(&self) -> usize {
+        self.resampler
+            .input_for(self.frontend.samples_to_block())
+            .max(1)
+    }
+
     /// Turns the quiet-room gate on or off (on by default).
     pub fn set_gate(&mut self, on: bool) {
         self.stage.gate.enabled = on;
@@ -479,6 +486,12 @@ impl Pipeline {
     /// (blocks seen, blocks for which the gate skipped the base model).
     pub fn gate_stats(&self) -> (u64, u64) {
         self.features.gate_stats()
+    }
+
+    /// How many more samples at the source rate complete the next 80 ms block: a caller that
+    /// can wait for them wakes once per block instead of once per chunk.
+    pub fn samples_to_block(&self) -> usize {
+        self.features.samples_to_block()
     }
 
     /// Takes samples at a new source rate from now on (a capture device reopened at another

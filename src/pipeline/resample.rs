@@ -70,6 +70,23 @@ impl Resampler {
         Ok(())
     }
 
+    /// About how many more input samples give at least `out` more 16 kHz samples: exact at
+    /// 16 kHz and for what the next burst (one FFT chunk of input) gives, within one burst
+    /// beyond it (the bursts' sizes vary a little).
+    pub fn input_for(&self, out: usize) -> usize {
+        let Some(st) = self.inner.as_ref() else {
+            return out;
+        };
+        let owed = out + st.skip;
+        let first = st.rs.output_frames_next();
+        let to_burst = CHUNK - st.input[0].len();
+        if owed <= first {
+            return to_burst;
+        }
+        let per_burst = (CHUNK as u64 * SAMPLE_RATE as u64 / st.rate as u64).max(1) as usize;
+        to_burst + (owed - first).div_ceil(per_burst) * CHUNK
+    }
+
     /// Pushes out what is still buffered (end of stream), trimmed to the input's duration.
     pub fn flush(&mut self, mut out: impl FnMut(&[f32]) -> Result<()>) -> Result<()> {
         let Some(st) = self.inner.as_mut() else {
@@ -131,6 +148,38 @@ pub fn to_16k(samples: &[f32], rate: u32) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 16 kHz samples `rs` gives for `x`.
+    fn count(rs: &mut Resampler, x: &[f32]) -> usize {
+        let mut n = 0;
+        rs.push(x, |s| {
+            n += s.len();
+            Ok(())
+        })
+        .unwrap();
+        n
+    }
+
+    #[test]
+    fn input_for_gives_the_output_within_one_burst() {
+        for rate in [8000, 16000, 44100, 48000] {
+            let x = tone(rate, 440.0, 2.0);
+            let slack = if rate == SAMPLE_RATE { 0 } else { CHUNK };
+            for (prefix, out) in [(0, 1), (0, 1280), (3000, 1), (3000, 700), (5000, 4000)] {
+                let (mut a, mut b) = (Resampler::new(rate).unwrap(), Resampler::new(rate).unwrap());
+                count(&mut a, &x[..prefix]);
+                count(&mut b, &x[..prefix]);
+                let n = a.input_for(out);
+                let what = format!("{rate} Hz, after {prefix}, for {out}: {n}");
+                assert!(
+                    count(&mut a, &x[prefix..prefix + n + slack]) >= out,
+                    "{what}"
+                );
+                let short = (n - 1).saturating_sub(slack);
+                assert!(count(&mut b, &x[prefix..prefix + short]) < out, "{what}");
+            }
+        }
+    }
 
     fn tone(rate: u32, hz: f32, secs: f32) -> Vec<f32> {
         (0..(rate as f32 * secs) as usize)

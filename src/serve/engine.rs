@@ -11,13 +11,13 @@
 //! is on one worker at a time, in order.
 
 use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::handoff::{Queue, Slot};
 use hark::assets::Assets;
 use hark::pipeline::detector::{Detection, DetectorSettings};
 use hark::pipeline::embedding::{BaseModel, StreamState};
-use hark::pipeline::frontend::SAMPLE_RATE;
+use hark::pipeline::frontend::{BLOCK_FRAMES, N_MELS, SAMPLE_RATE};
 use hark::pipeline::head::Head;
 use hark::pipeline::Pipeline;
 
@@ -68,7 +68,13 @@ impl Engine {
         let (generation, head, settings) = self.head.read().unwrap().clone();
         let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, Some(settings))?;
         Ok(Stream {
-            pipeline: Some(Box::new(pipeline)),
+            work: Some(Box::new(Work {
+                pipeline,
+                blocks: Vec::with_capacity(BLOCK_FRAMES * N_MELS * 4),
+                out: Vec::new(),
+                result: Ok(()),
+            })),
+            reply: Arc::new(Slot::new()),
             engine: self.clone(),
             pool,
             generation,
@@ -92,13 +98,31 @@ impl Engine {
     }
 }
 
-/// A piece of work for a worker: runs with the worker's own session of the base model.
-type Job = Box<dyn FnOnce(&mut BaseModel) + Send>;
+/// A stream's state and its buffers, which go to a worker and back with each run (one box per
+/// stream, moved, never allocated per block).
+struct Work {
+    pipeline: Pipeline,
+    /// The front end's blocks waiting for the base model.
+    blocks: Vec<f32>,
+    /// The detections of the last run.
+    out: Vec<Detection>,
+    result: hark::Result<()>,
+}
+
+/// A piece of work for a worker: a stream's work, and where to hand it back (with false if
+/// the run panicked: the stream's state is then lost).
+struct Job {
+    work: Box<Work>,
+    reply: Arc<Slot<(Box<Work>, bool)>>,
+}
+
+/// Jobs the queue holds before it allocates (a stream has at most one queued).
+const QUEUE: usize = 4096;
 
 /// A fixed set of worker threads, each with its own session of the base model, taking jobs
 /// from one queue.
 struct Pool {
-    jobs: Sender<Job>,
+    jobs: Arc<Queue<Job>>,
     /// A new stream's base-model state.
     blank: StreamState,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -107,12 +131,13 @@ struct Pool {
 impl Pool {
     /// Loads the base model once, makes `workers` sessions of it and starts their threads.
     fn start(assets: &Assets, workers: usize) -> Result<Pool> {
-        let models = BaseModel::load_copies(assets, workers)?;
+        // A few sessions for every stream: the faster graph is worth its memory here.
+        let models = BaseModel::load_copies_fastest(assets, workers)?;
         let blank = models[0].new_state();
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let jobs = Arc::new(Queue::with_capacity(QUEUE));
         let mut threads = Vec::with_capacity(workers);
         for (i, model) in models.into_iter().enumerate() {
-            let queue = queue.clone();
+            let queue = jobs.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("hark-engine-{i}"))
                 .spawn(move || work(model, queue))
@@ -130,8 +155,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Closing the queue ends the workers once they are idle.
-        let (closed, _) = crossbeam_channel::unbounded();
-        drop(std::mem::replace(&mut self.jobs, closed));
+        self.jobs.close();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -140,9 +164,19 @@ impl Drop for Pool {
 
 /// A worker's loop: jobs until the queue closes. A job that panics loses its stream (its
 /// caller sees the failure) but not the worker.
-fn work(mut model: BaseModel, queue: Receiver<Job>) {
-    for job in queue {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut model)));
+fn work(mut model: BaseModel, queue: Arc<Queue<Job>>) {
+    while let Some(Job { mut work, reply }) = queue.pop() {
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Work {
+                pipeline,
+                blocks,
+                out,
+                result,
+            } = &mut *work;
+            out.clear();
+            *result = pipeline.push_blocks_with(&mut model, blocks, &mut |d| out.push(d));
+        }));
+        reply.put((work, ran.is_ok()));
     }
 }
 
@@ -151,7 +185,9 @@ pub struct Stream {
     engine: Arc<Engine>,
     pool: Arc<Pool>,
     /// The stream's own state; away (`None`) only if a worker failed while running it.
-    pipeline: Option<Box<Pipeline>>,
+    work: Option<Box<Work>>,
+    /// Where the workers hand the work back.
+    reply: Arc<Slot<(Box<Work>, bool)>>,
     /// The head generation the pipeline runs.
     generation: u64,
     /// The rate of the samples being pushed.
@@ -181,39 +217,53 @@ impl Stream {
         if rate != self.rate || self.take_up_reload()? {
             self.restart(rate)?;
         }
-        let mut blocks = Vec::new();
-        self.pipeline()?.push_frontend(samples, &mut blocks)?;
-        if blocks.is_empty() {
+        let work = self.work.as_deref_mut().ok_or_else(lost)?;
+        work.blocks.clear();
+        work.pipeline.push_frontend(samples, &mut work.blocks)?;
+        if work.blocks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut out = self.run(blocks)?;
-        if let Some(words) = &self.selected {
-            out.retain(|d| words.contains(&d.word));
-        }
-        Ok(out)
+        self.run()?;
+        let work = self.work.as_deref_mut().ok_or_else(lost)?;
+        std::mem::replace(&mut work.result, Ok(()))?;
+        let selected = &self.selected;
+        Ok(work
+            .out
+            .drain(..)
+            .filter(|d| selected.as_ref().is_none_or(|w| w.contains(&d.word)))
+            .collect())
     }
 
-    /// Runs the front end's `blocks` through the rest of the stream on a worker of the pool
+    /// How many more samples at the stream's rate complete its next 80 ms block (1 if the
+    /// stream was lost).
+    pub fn samples_to_block(&self) -> usize {
+        self.work
+            .as_ref()
+            .map_or(1, |w| w.pipeline.samples_to_block())
+    }
+
+    /// Runs the front end's blocks through the rest of the stream on a worker of the pool
     /// and waits for it.
-    fn run(&mut self, blocks: Vec<f32>) -> Result<Vec<Detection>> {
-        let mut pipeline = self.pipeline.take().ok_or_else(lost)?;
-        let (done, result) = crossbeam_channel::bounded(1);
-        let job: Job = Box::new(move |model| {
-            let mut out = Vec::new();
-            let r = pipeline.push_blocks_with(model, &blocks, &mut |d| out.push(d));
-            let _ = done.send((pipeline, r.map(|()| out)));
-        });
-        self.pool
-            .jobs
-            .send(job)
-            .map_err(|_| anyhow!("the engine's workers have stopped"))?;
-        let (pipeline, out) = result.recv().map_err(|_| lost())?;
-        self.pipeline = Some(pipeline);
-        Ok(out?)
+    fn run(&mut self) -> Result<()> {
+        let work = self.work.take().ok_or_else(lost)?;
+        let job = Job {
+            work,
+            reply: self.reply.clone(),
+        };
+        if self.pool.jobs.push(job).is_err() {
+            anyhow::bail!("the engine's workers have stopped");
+        }
+        match self.reply.take() {
+            (work, true) => {
+                self.work = Some(work);
+                Ok(())
+            }
+            _ => Err(lost()),
+        }
     }
 
     fn pipeline(&mut self) -> Result<&mut Pipeline> {
-        self.pipeline.as_deref_mut().ok_or_else(lost)
+        Ok(&mut self.work.as_deref_mut().ok_or_else(lost)?.pipeline)
     }
 
     /// Switches to the engine's newest head if there is one; true if it did.
@@ -294,7 +344,10 @@ mod tests {
         head: &Arc<Head>,
         (x, rate, chunk): &(Vec<f32>, u32, usize),
     ) -> (Vec<Detection>, f64) {
-        let mut p = Pipeline::load(assets, head.clone(), *rate, None).unwrap();
+        // The engine's sessions run the fastest graph: so does this one.
+        let model = BaseModel::load_copies_fastest(assets, 1).unwrap().remove(0);
+        let embedder = hark::Embedder::from_model(model);
+        let mut p = Pipeline::new(embedder, head.clone(), *rate, None).unwrap();
         let cpu = cpu_seconds();
         let mut out = Vec::new();
         for c in x.chunks(*chunk) {

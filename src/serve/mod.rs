@@ -11,6 +11,7 @@
 //! the new one is invalid), SIGINT/SIGTERM close every connection and end with a [`Summary`].
 
 pub mod engine;
+mod handoff;
 pub mod hermes;
 pub mod wyoming;
 pub mod zeroconf;

@@ -71,6 +71,21 @@ impl BaseModel {
     /// Loads the base model once and makes `n` sessions of it (one per worker thread: a
     /// session runs one call at a time).
     pub fn load_copies(assets: &Assets, n: usize) -> Result<Vec<Self>> {
+        Self::load_copies_at(assets, n, false)
+    }
+
+    /// The same with all of ONNX Runtime's graph optimisations (see
+    /// [`crate::assets::session_fastest_from_memory`]): embeddings differ from
+    /// [`BaseModel::load`]'s in the 6th digit.
+    pub fn load_copies_fastest(assets: &Assets, n: usize) -> Result<Vec<Self>> {
+        Self::load_copies_at(assets, n, true)
+    }
+
+    fn load_copies_at(assets: &Assets, n: usize, fastest: bool) -> Result<Vec<Self>> {
+        let session = match fastest {
+            true => crate::assets::session_fastest_from_memory,
+            false => crate::assets::session_from_memory,
+        };
         let path = assets.embedding_model();
         let original = assets.read_embedding_model()?;
         let model_sha256 = crate::util::sha256_hex(&original);
@@ -89,7 +104,7 @@ impl BaseModel {
         (0..n)
             .map(|_| {
                 Ok(BaseModel {
-                    session: crate::assets::session_from_memory(assets, &path, &model.bytes)?,
+                    session: session(assets, &path, &model.bytes)?,
                     state_shapes: model.states.clone(),
                     model_sha256: model_sha256.clone(),
                 })

@@ -26,6 +26,11 @@ pub trait WakeStream {
     /// Feeds mono samples (int16 scale) at `rate`; the detections, times in seconds since the
     /// stream (re)started.
     fn push(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Detection>>;
+    /// How many more samples at the pushed rate complete the stream's next 80 ms block (1 when
+    /// it does not know).
+    fn samples_to_block(&self) -> usize {
+        1
+    }
 }
 
 /// Where the wake program says it comes from.
@@ -40,6 +45,8 @@ pub struct Connection<S: WakeStream> {
     seconds: f64,
     /// Reused buffer of converted samples.
     mono: Vec<f32>,
+    /// Samples in the last audio chunk, while audio flows (0 after any other event).
+    chunk_samples: usize,
 }
 
 impl<S: WakeStream> Connection<S> {
@@ -50,7 +57,19 @@ impl<S: WakeStream> Connection<S> {
             detected: false,
             seconds: 0.0,
             mono: Vec::new(),
+            chunk_samples: 0,
         }
+    }
+
+    /// While audio flows: how many more chunks the size of the last one complete the stream's
+    /// next 80 ms block (at least 1); `None` when the last event was not an audio chunk.
+    pub fn chunks_to_block(&self) -> Option<usize> {
+        (self.chunk_samples > 0).then(|| {
+            self.stream
+                .samples_to_block()
+                .div_ceil(self.chunk_samples)
+                .max(1)
+        })
     }
 
     /// Handles one event; returns the events to send back. Bad input gives an `error` event and
@@ -64,6 +83,7 @@ impl<S: WakeStream> Connection<S> {
 
     fn dispatch(&mut self, event: &Event) -> Result<Vec<Event>> {
         let data = &event.data;
+        self.chunk_samples = 0;
         match event.kind.as_str() {
             "describe" => return Ok(vec![info_event(&self.stream.words())]),
             "ping" => return Ok(vec![Event::new("pong", json!({"text": data.get("text")}))]),
@@ -93,6 +113,7 @@ impl<S: WakeStream> Connection<S> {
         let channels = field(&event.data, "channels", 1, 64)? as usize;
         to_mono(&event.payload, width, channels, &mut self.mono)?;
         let detections = self.stream.push(&self.mono, rate)?;
+        self.chunk_samples = self.mono.len();
         self.seconds += self.mono.len() as f64 / rate as f64;
         self.detected |= !detections.is_empty();
         let ms = (self.seconds * 1000.0).round() as u64;
@@ -190,9 +211,15 @@ pub fn to_mono(pcm: &[u8], width: usize, channels: usize, out: &mut Vec<f32>) ->
             pcm.len()
         );
     }
+    out.clear();
+    if (width, channels) == (2, 1) {
+        // What nearly every client sends, converted without a call per sample.
+        let samples = pcm.chunks_exact(2);
+        out.extend(samples.map(|b| i16::from_le_bytes([b[0], b[1]]) as f32));
+        return Ok(());
+    }
     // int16 scale: a sample of `width` bytes is divided by 256^(width-2).
     let scale = 256f32.powi(2 - width as i32) / channels as f32;
-    out.clear();
     out.extend(pcm.chunks_exact(frame).map(|f| {
         let sum: i64 = f.chunks_exact(width).map(|s| sample(s) as i64).sum();
         sum as f32 * scale
@@ -218,6 +245,8 @@ mod tests {
         selected: Option<Option<Vec<String>>>,
         restarts: Vec<u32>,
         pushed: Vec<(Vec<f32>, u32)>,
+        /// What `samples_to_block` answers.
+        to_block: usize,
     }
 
     impl WakeStream for Fake {
@@ -248,6 +277,26 @@ mod tests {
                 vec![]
             })
         }
+        fn samples_to_block(&self) -> usize {
+            self.to_block
+        }
+    }
+
+    #[test]
+    fn chunks_to_block_counts_chunks_like_the_last_one_while_audio_flows() {
+        let mut c = Connection::new(Fake::default());
+        assert_eq!(c.chunks_to_block(), None);
+        c.stream.to_block = 1000;
+        c.handle(&chunk(&[0; 160]));
+        assert_eq!(c.chunks_to_block(), Some(7));
+        c.stream.to_block = 160;
+        assert_eq!(c.chunks_to_block(), Some(1));
+        c.stream.to_block = 1;
+        assert_eq!(c.chunks_to_block(), Some(1));
+        c.handle(&ev("ping", Value::Null, &[]));
+        assert_eq!(c.chunks_to_block(), None, "not after another event");
+        c.handle(&ev("audio-chunk", json!({"rate": 16000}), &[0; 4]));
+        assert_eq!(c.chunks_to_block(), None, "not after a bad chunk");
     }
 
     fn ev(kind: &str, data: Value, payload: &[u8]) -> Event {

@@ -1,5 +1,6 @@
 //! The Wyoming TCP server: one thread accepts, one small-stack thread per connection reads
-//! events, answers them through its [`Connection`] and writes the answers back.
+//! events, answers them through its [`Connection`] and writes the answers back. While audio
+//! flows, a connection's reads wait for a whole block of it ([`super::batched`]).
 //!
 //! Each connection is on its own: its reads time out after the idle timeout, its writes after
 //! [`WRITE_TIMEOUT`] (a client that does not read is dropped), an oversized or malformed frame
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::batched::{set_low_water_mark, Batched, MAX_WANT};
 use super::events::{error_event, Connection, WakeStream};
 use super::frame::{read_event, write_event, FrameError, Limits};
 use crate::daemon::Log;
@@ -232,15 +234,27 @@ fn serve_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
     let Ok(read_half) = sock.try_clone() else {
         return;
     };
-    let mut reader = BufReader::with_capacity(16 << 10, read_half);
+    let idle = shared.opts.idle_timeout;
+    let mut reader = BufReader::with_capacity(MAX_WANT, Batched::new(read_half, idle));
     let mut conn = Connection::new(EngineStream::new(shared.engine.clone()));
     let log = &shared.log;
+    // The size of the last event, header included.
+    let mut event_bytes = 0;
     loop {
+        let consumed = |r: &BufReader<Batched>| r.get_ref().received() - r.buffer().len() as u64;
+        if reader.buffer().len() < event_bytes.max(1) {
+            // Wait for the bytes that complete the next block (see `batched`).
+            let block = conn.chunks_to_block().map_or(1, |c| c * event_bytes);
+            let want = block.saturating_sub(reader.buffer().len() + event_bytes / 2);
+            reader.get_mut().want(want);
+        }
+        let before = consumed(&reader);
         let event = match read_event(&mut reader, &shared.opts.limits) {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(e) => return frame_error(shared, &sock, peer, e),
         };
+        event_bytes = (consumed(&reader) - before) as usize;
         for out in conn.handle(&event) {
             match out.kind.as_str() {
                 "detection" => shared.stats.detections.fetch_add(1, Ordering::Relaxed),
@@ -338,6 +352,7 @@ fn frame_error(shared: &Shared, sock: &TcpStream, peer: SocketAddr, e: FrameErro
 /// would reset the connection, and the client could lose the error event.
 fn close_after_error(sock: &TcpStream) {
     let _ = sock.shutdown(Shutdown::Write);
+    set_low_water_mark(sock, 1);
     let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
     let started = std::time::Instant::now();
     let (mut buf, mut total) = ([0u8; 4096], 0);
@@ -386,5 +401,8 @@ impl WakeStream for EngineStream {
     }
     fn push(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Detection>> {
         self.get()?.push(samples, rate)
+    }
+    fn samples_to_block(&self) -> usize {
+        self.stream.as_ref().map_or(1, Stream::samples_to_block)
     }
 }
