@@ -10,4 +10,5 @@ mod end_to_end;
 mod frontend_reference;
 mod hermes;
 mod library;
+mod synth;
 mod wyoming;
