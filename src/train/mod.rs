@@ -20,6 +20,7 @@ mod templates;
 mod validate;
 mod voices;
 
+use crate::audio::synth::Engine;
 use crate::Result;
 
 pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
@@ -87,8 +88,13 @@ pub struct TrainOptions {
     pub anyone_augment: usize,
     /// `anyone` words: template check slack instead of `template_slack` (negative disables).
     pub anyone_slack: f32,
-    /// `anyone` words: synthetic takes (espeak-ng voices saying the word), when espeak-ng is there.
+    /// `anyone` words: synthetic takes (voices of `synth_engines` saying the word).
     pub anyone_synth: usize,
+    /// The speech engines of the synthetic takes (those installed take turns).
+    pub synth_engines: Vec<Engine>,
+    /// The speech engines of the negative bank (those installed take turns; see
+    /// `negatives::ENGINES`).
+    pub bank_engines: Vec<Engine>,
 }
 
 impl Default for TrainOptions {
@@ -122,6 +128,8 @@ impl Default for TrainOptions {
             anyone_augment: 12,
             anyone_slack: 0.3,
             anyone_synth: 0,
+            synth_engines: vec![Engine::Espeak],
+            bank_engines: negatives::ENGINES.to_vec(),
         }
     }
 }
