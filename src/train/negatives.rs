@@ -513,6 +513,47 @@ mod tests {
     }
 
     #[test]
+    fn engines_take_turns_with_their_own_voices() {
+        let words = words();
+        let both = [Engine::Espeak, Engine::Flite];
+        let u = utterances(&words, &both, &mut SmallRng::seed_from_u64(1));
+        let flite: Vec<&Voice> = u
+            .iter()
+            .map(|u| &u.voice)
+            .filter(|v| v.engine == Engine::Flite)
+            .collect();
+        assert_eq!(flite.len(), u.len() / 2);
+        assert!(flite
+            .iter()
+            .all(|v| Engine::Flite.voices().contains(&v.name.as_str())
+                && (130..210).contains(&v.speed)
+                && (15..85).contains(&v.pitch)));
+        for name in Engine::Flite.voices() {
+            assert!(flite.iter().any(|v| v.name == *name), "{name} never speaks");
+        }
+        assert_eq!(engine_of(3, &[]), Engine::Espeak);
+        assert_eq!(engine_of(3, &both), Engine::Flite);
+    }
+
+    #[test]
+    fn the_cache_key_names_the_engines_other_than_espeak() {
+        let m = Path::new("m");
+        let espeak = cache_path(m, "sha", &[Engine::Espeak]);
+        assert_eq!(
+            espeak,
+            cache_path(m, "sha", &[]),
+            "espeak-ng alone keeps its old key"
+        );
+        let flite = cache_path(m, "sha", &[Engine::Espeak, Engine::Flite]);
+        assert_ne!(flite, espeak);
+        assert_ne!(
+            flite,
+            cache_path(m, "sha", &[Engine::Espeak, Engine::Festival])
+        );
+        assert_ne!(espeak, cache_path(m, "other", &[Engine::Espeak]));
+    }
+
+    #[test]
     fn utterances_say_each_word_repeats_times_plus_made_up_words() {
         let words = words();
         let u = utterances(&words, &[Engine::Espeak], &mut SmallRng::seed_from_u64(1));
