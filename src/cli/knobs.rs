@@ -77,7 +77,7 @@ pub struct Knobs {
     /// `anyone` words: template check slack (negative disables).
     #[arg(long, value_parser = finite)]
     anyone_slack: Option<f32>,
-    /// `anyone` words: synthetic takes said by espeak-ng voices.
+    /// `anyone` words: synthetic takes said by the voices of `--synth-engines`.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
     anyone_synth: Option<usize>,
     /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).

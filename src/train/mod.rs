@@ -90,7 +90,8 @@ pub struct TrainOptions {
     pub anyone_slack: f32,
     /// `anyone` words: synthetic takes (voices of `synth_engines` saying the word).
     pub anyone_synth: usize,
-    /// The speech engines of the synthetic takes (those installed take turns).
+    /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
+    /// flite measured best, see README's voices table).
     pub synth_engines: Vec<Engine>,
     /// The speech engines of the negative bank (those installed take turns; see
     /// `negatives::ENGINES`).
@@ -128,7 +129,7 @@ impl Default for TrainOptions {
             anyone_augment: 12,
             anyone_slack: 0.3,
             anyone_synth: 0,
-            synth_engines: vec![Engine::Espeak],
+            synth_engines: vec![Engine::Espeak, Engine::Flite],
             bank_engines: negatives::ENGINES.to_vec(),
         }
     }
