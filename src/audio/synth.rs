@@ -180,17 +180,15 @@ impl Engine {
         }
     }
 
-    /// Whether the engine is installed and speaks (probed once per process, by synthesising
-    /// one short word with its first voice).
+    /// Whether the engine is installed and speaks (probed once per process and engine, by
+    /// synthesising one short word with its first voice).
     pub fn available(self) -> bool {
-        static PROBED: OnceLock<[bool; 4]> = OnceLock::new();
-        PROBED.get_or_init(|| {
-            Engine::ALL.map(|e| {
-                let v = Voice::new(e, e.voices()[0], 175, 50);
-                v.say("yes")
-                    .is_ok_and(|x| x.iter().any(|s| s.abs() > 100.0))
-            })
-        })[self as usize]
+        static PROBED: [OnceLock<bool>; 4] = [const { OnceLock::new() }; 4];
+        *PROBED[self as usize].get_or_init(|| {
+            let v = Voice::new(self, self.voices()[0], 175, 50);
+            v.say("yes")
+                .is_ok_and(|x| x.iter().any(|s| s.abs() > 100.0))
+        })
     }
 }
 
