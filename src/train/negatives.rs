@@ -195,10 +195,8 @@ fn random_voice(engine: Engine, rng: &mut SmallRng) -> Voice {
 
 /// The engine of the `i`th utterance: `engines` take turns (espeak-ng when it is empty).
 fn engine_of(i: usize, engines: &[Engine]) -> Engine {
-    match engines.len() {
-        0 => Engine::Espeak,
-        n => engines[i % n],
-    }
+    let n = engines.len().max(1);
+    engines.get(i % n).copied().unwrap_or(Engine::Espeak)
 }
 
 /// Every word `REPEATS` times and `PSEUDO` made-up words, each in a random voice of one of
