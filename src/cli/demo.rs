@@ -32,7 +32,8 @@ pub fn run(dir: &Path, assets: &Assets) -> Result<()> {
     synth::write_recordings(&rec, synth::VOICE)?;
     let ds = Dataset::load(&rec)?;
     let mut emb = Embedder::load(assets)?;
-    let negatives = bank::negatives_for(assets, &mut emb, &ds, false)?;
+    let negatives =
+        bank::negatives_for(assets, &mut emb, &ds, Some(hark::train::negatives::ENGINES))?;
     let t0 = Instant::now();
     let options = TrainOptions::default();
     let head = train::fit(&mut emb, &ds, negatives.as_deref(), &options, "training")?;

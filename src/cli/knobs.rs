@@ -80,9 +80,15 @@ pub struct Knobs {
     /// `anyone` words: default detection threshold written into the head.
     #[arg(long, value_parser = score)]
     anyone_threshold: Option<f32>,
-    /// `anyone` words: synthetic takes said by espeak-ng voices.
+    /// `anyone` words: synthetic takes said by the voices of `--synth-engines`.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
     anyone_synth: Option<usize>,
+    /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).
+    #[arg(long, value_delimiter = ',')]
+    synth_engines: Option<Vec<hark::audio::synth::Engine>>,
+    /// Speech engines of the synthetic negative bank, taking turns (espeak, flite, festival, mbrola).
+    #[arg(long, value_delimiter = ',')]
+    bank_engines: Option<Vec<hark::audio::synth::Engine>>,
 }
 
 impl Knobs {
@@ -99,6 +105,12 @@ impl Knobs {
              anyone_warp => anyone_warp, anyone_speed => anyone_speed,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold);
+        if let Some(e) = &self.synth_engines {
+            o.synth_engines.clone_from(e);
+        }
+        if let Some(e) = &self.bank_engines {
+            o.bank_engines.clone_from(e);
+        }
         if self.clean_templates {
             o.template_augmented = false;
         }

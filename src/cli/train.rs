@@ -25,7 +25,12 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
     let ds = Dataset::load(&t.data)?;
     let mut emb = Embedder::load(assets)?;
     let t0 = Instant::now();
-    let negatives = bank::negatives_for(assets, &mut emb, &ds, !t.options.use_bank)?;
+    let negatives = bank::negatives_for(
+        assets,
+        &mut emb,
+        &ds,
+        t.options.use_bank.then_some(&t.options.bank_engines[..]),
+    )?;
     let head = fit(&mut emb, &ds, negatives.as_deref(), &t.options, "embedding")?;
     head.save(&t.out)?;
     println!(

@@ -109,6 +109,7 @@ fn negative_bank(
         Ok(Some(crate::train::negatives::load_or_build(
             &assets.dir,
             emb,
+            &opts.train.bank_engines,
             &|_, _| {},
         )?))
     } else {

@@ -20,6 +20,7 @@ mod templates;
 mod validate;
 mod voices;
 
+use crate::audio::synth::Engine;
 use crate::Result;
 
 pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
@@ -87,10 +88,16 @@ pub struct TrainOptions {
     pub anyone_augment: usize,
     /// `anyone` words: template check slack instead of `template_slack` (negative disables).
     pub anyone_slack: f32,
-    /// `anyone` words: synthetic takes (espeak-ng voices saying the word), when espeak-ng is there.
+    /// `anyone` words: synthetic takes (voices of `synth_engines` saying the word).
     pub anyone_synth: usize,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
+    /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
+    /// flite measured best, see README's voices table).
+    pub synth_engines: Vec<Engine>,
+    /// The speech engines of the negative bank (those installed take turns; see
+    /// `negatives::ENGINES`).
+    pub bank_engines: Vec<Engine>,
 }
 
 impl Default for TrainOptions {
@@ -125,6 +132,8 @@ impl Default for TrainOptions {
             anyone_slack: 0.3,
             anyone_synth: 20,
             anyone_threshold: 0.4,
+            synth_engines: vec![Engine::Espeak, Engine::Flite],
+            bank_engines: negatives::ENGINES.to_vec(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The negative bank: synthetic speech that is not any custom word, so the head learns to stay
-//! quiet while people talk. espeak-ng says a few hundred everyday words in many voices, speeds
-//! and pitches; the words are laid out as a stream with pauses over faint noise and embedded by
-//! the base model once. The result is cached in `models/` (keyed by everything that shapes it)
-//! and reused by every `hark train`. Windows that overlap a word equal to a custom word's name
-//! are left out when training that head.
+//! quiet while people talk. espeak-ng (and the other engines of `TrainOptions::bank_engines`,
+//! taking turns) says a few hundred everyday words in many voices, speeds and pitches; the
+//! words are laid out as a stream with pauses over faint noise and embedded by the base model
+//! once. The result is cached in `models/` (keyed by everything that shapes it) and reused by
+//! every `hark train`. Windows that overlap a word equal to a custom word's name are left out
+//! when training that head.
 
 use crate::Result;
 use rand::rngs::SmallRng;
@@ -11,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::audio::synth::say;
+use crate::audio::synth::{Engine, Voice};
 use crate::pipeline::embedding::{Embedder, DIM};
 use crate::pipeline::frontend::SAMPLE_RATE;
 
@@ -90,10 +91,19 @@ pub fn words() -> Vec<&'static str> {
     WORDS.split_whitespace().collect()
 }
 
-fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
+/// The bank's speech engines when nothing says otherwise (see README's voices table).
+pub const ENGINES: &[Engine] = &[Engine::Espeak];
+
+/// The cache file of the bank made with `engines` (espeak-ng alone keeps the key it always had).
+fn cache_path(models: &Path, base_sha: &str, engines: &[Engine]) -> PathBuf {
+    let others: String = engines
+        .iter()
+        .filter(|e| **e != Engine::Espeak)
+        .map(|e| format!("|{e}:{:?}", e.voices()))
+        .collect();
     let key = crate::util::sha256_hex(
         format!(
-            "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}|{}",
+            "{RECIPE}|{WORDS}|{VOICES:?}|{VARIANTS:?}|{REPEATS}|{PSEUDO}|{base_sha}|{}|{}{others}",
             crate::pipeline::frontend::parameters(),
             crate::assets::INFERENCE_SETTINGS,
         )
@@ -102,19 +112,22 @@ fn cache_path(models: &Path, base_sha: &str) -> PathBuf {
     models.join(format!("negatives-{}.bin", &key[..16]))
 }
 
-/// Loads the cached bank, or builds and caches it (about a minute, once).
+/// Loads the cached bank, or builds and caches it (about a minute, once), with the installed
+/// ones of `engines`.
 pub fn load_or_build(
     models: &Path,
     emb: &mut Embedder,
+    engines: &[Engine],
     progress: &dyn Fn(u64, u64),
 ) -> Result<Bank> {
-    let path = cache_path(models, &emb.model_sha256);
+    let engines = crate::audio::synth::installed(engines);
+    let path = cache_path(models, &emb.model_sha256, &engines);
     if let Ok(bytes) = std::fs::read(&path) {
         if let Some(bank) = decode(&bytes) {
             return Ok(bank);
         }
     }
-    let bank = build(emb, progress)?;
+    let bank = build(emb, &engines, progress)?;
     crate::util::write_atomic(&path, &encode(&bank))?;
     // Banks of other recipes or settings are stale: remove them (40 MB each).
     if let Ok(entries) = std::fs::read_dir(models) {
@@ -155,78 +168,83 @@ fn pseudo_word(rng: &mut SmallRng) -> String {
 }
 
 /// One utterance of the bank: text, id (index into `words()`, or beyond it for made-up words)
-/// and voice settings.
+/// and voice.
 struct Utterance {
     text: String,
     id: u16,
-    voice: String,
-    speed: u32,
-    pitch: u32,
+    voice: Voice,
 }
 
-/// A random espeak-ng voice ("voice+variant"), speed (words per minute) and pitch.
-fn random_voice(rng: &mut SmallRng) -> (String, u32, u32) {
-    (
-        format!(
+/// A random voice of `engine`: for espeak-ng "language+variant" at 110-220 words per minute;
+/// for the others one of their speakers at 130-210; pitch 15-85.
+fn random_voice(engine: Engine, rng: &mut SmallRng) -> Voice {
+    if engine == Engine::Espeak {
+        let name = format!(
             "{}+{}",
             VOICES[rng.random_range(0..VOICES.len())],
             VARIANTS[rng.random_range(0..VARIANTS.len())]
-        ),
-        rng.random_range(110..220),
-        rng.random_range(15..85),
-    )
+        );
+        let speed = rng.random_range(110..220);
+        return Voice::new(engine, &name, speed, rng.random_range(15..85));
+    }
+    let names = engine.voices();
+    let name = names[rng.random_range(0..names.len())];
+    let speed = rng.random_range(130..210);
+    Voice::new(engine, name, speed, rng.random_range(15..85))
 }
 
-/// Every word `REPEATS` times and `PSEUDO` made-up words, each in a random voice, shuffled.
-fn utterances(words: &[&str], rng: &mut SmallRng) -> Vec<Utterance> {
+/// The engine of the `i`th utterance: `engines` take turns (espeak-ng when it is empty).
+fn engine_of(i: usize, engines: &[Engine]) -> Engine {
+    let n = engines.len().max(1);
+    engines.get(i % n).copied().unwrap_or(Engine::Espeak)
+}
+
+/// Every word `REPEATS` times and `PSEUDO` made-up words, each in a random voice of one of
+/// `engines` (in turn), shuffled.
+fn utterances(words: &[&str], engines: &[Engine], rng: &mut SmallRng) -> Vec<Utterance> {
     let mut utterances: Vec<Utterance> = Vec::new();
     for _ in 0..REPEATS {
         for (i, w) in words.iter().enumerate() {
-            let (voice, speed, pitch) = random_voice(rng);
+            let voice = random_voice(engine_of(utterances.len(), engines), rng);
             utterances.push(Utterance {
                 text: w.to_string(),
                 id: i as u16,
                 voice,
-                speed,
-                pitch,
             });
         }
     }
     for k in 0..PSEUDO {
         // The voice is drawn before the made-up word.
-        let (voice, speed, pitch) = random_voice(rng);
+        let voice = random_voice(engine_of(utterances.len(), engines), rng);
         utterances.push(Utterance {
             text: pseudo_word(rng),
             id: (words.len() + k) as u16,
             voice,
-            speed,
-            pitch,
         });
     }
     rand::seq::SliceRandom::shuffle(&mut utterances[..], rng);
     utterances
 }
 
-/// `text` said `n` times by espeak-ng, each time in a random voice, speed and pitch drawn from
-/// `seed` (the bank's voices), on every core.
-pub(super) fn say_in_voices(text: &str, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
+/// `text` said `n` times, each time in a random voice, speed and pitch drawn from `seed` (the
+/// bank's voices), the engines of `engines` that are installed taking turns; on every core.
+pub fn say_in_voices(text: &str, n: usize, seed: u64, engines: &[Engine]) -> Result<Vec<Vec<f32>>> {
+    let engines = crate::audio::synth::installed(engines);
+    if engines.is_empty() {
+        return Ok(vec![]);
+    }
     let mut rng = SmallRng::seed_from_u64(seed);
     let utterances: Vec<Utterance> = (0..n)
-        .map(|_| {
-            let (voice, speed, pitch) = random_voice(&mut rng);
-            Utterance {
-                text: text.to_string(),
-                id: 0,
-                voice,
-                speed,
-                pitch,
-            }
+        .map(|i| Utterance {
+            text: text.to_string(),
+            id: 0,
+            voice: random_voice(engine_of(i, &engines), &mut rng),
         })
         .collect();
     synthesise(&utterances, &|_, _| {}).into_iter().collect()
 }
 
-/// Says every utterance with espeak-ng, on every core; results in the utterances' order.
+/// Says every utterance, on every core; results in the utterances' order.
 /// Reports progress as the first half of `total * 2`.
 fn synthesise(utterances: &[Utterance], progress: &dyn Fn(u64, u64)) -> Vec<Result<Vec<f32>>> {
     let total = utterances.len() as u64;
@@ -242,7 +260,7 @@ fn synthesise(utterances: &[Utterance], progress: &dyn Fn(u64, u64)) -> Vec<Resu
                     chunk
                         .iter()
                         .map(|u| {
-                            let r = say(&u.text, &u.voice, u.speed, u.pitch);
+                            let r = u.voice.say(&u.text);
                             done.fetch_add(1, Ordering::Relaxed);
                             r
                         })
@@ -320,10 +338,10 @@ fn window_words(n: usize, spans: &[Span]) -> Vec<Vec<u16>> {
         .collect()
 }
 
-/// Synthesises the stream and embeds it.
-pub fn build(emb: &mut Embedder, progress: &dyn Fn(u64, u64)) -> Result<Bank> {
+/// Synthesises the stream with `engines` taking turns and embeds it.
+pub fn build(emb: &mut Embedder, engines: &[Engine], progress: &dyn Fn(u64, u64)) -> Result<Bank> {
     let mut rng = SmallRng::seed_from_u64(0xba4c);
-    let utterances = utterances(&words(), &mut rng);
+    let utterances = utterances(&words(), engines, &mut rng);
     let total = utterances.len() as u64;
     let audio = synthesise(&utterances, progress);
     let (mut stream, spans) = lay_out(&utterances, audio, &mut rng)?;
@@ -493,9 +511,50 @@ mod tests {
     }
 
     #[test]
+    fn engines_take_turns_with_their_own_voices() {
+        let words = words();
+        let both = [Engine::Espeak, Engine::Flite];
+        let u = utterances(&words, &both, &mut SmallRng::seed_from_u64(1));
+        let flite: Vec<&Voice> = u
+            .iter()
+            .map(|u| &u.voice)
+            .filter(|v| v.engine == Engine::Flite)
+            .collect();
+        assert_eq!(flite.len(), u.len() / 2);
+        assert!(flite
+            .iter()
+            .all(|v| Engine::Flite.voices().contains(&v.name.as_str())
+                && (130..210).contains(&v.speed)
+                && (15..85).contains(&v.pitch)));
+        for name in Engine::Flite.voices() {
+            assert!(flite.iter().any(|v| v.name == *name), "{name} never speaks");
+        }
+        assert_eq!(engine_of(3, &[]), Engine::Espeak);
+        assert_eq!(engine_of(3, &both), Engine::Flite);
+    }
+
+    #[test]
+    fn the_cache_key_names_the_engines_other_than_espeak() {
+        let m = Path::new("m");
+        let espeak = cache_path(m, "sha", &[Engine::Espeak]);
+        assert_eq!(
+            espeak,
+            cache_path(m, "sha", &[]),
+            "espeak-ng alone keeps its old key"
+        );
+        let flite = cache_path(m, "sha", &[Engine::Espeak, Engine::Flite]);
+        assert_ne!(flite, espeak);
+        assert_ne!(
+            flite,
+            cache_path(m, "sha", &[Engine::Espeak, Engine::Festival])
+        );
+        assert_ne!(espeak, cache_path(m, "other", &[Engine::Espeak]));
+    }
+
+    #[test]
     fn utterances_say_each_word_repeats_times_plus_made_up_words() {
         let words = words();
-        let u = utterances(&words, &mut SmallRng::seed_from_u64(1));
+        let u = utterances(&words, &[Engine::Espeak], &mut SmallRng::seed_from_u64(1));
         assert_eq!(u.len(), words.len() * REPEATS + PSEUDO);
         let mut ids: Vec<u16> = u.iter().map(|u| u.id).collect();
         assert_ne!(ids[..10], (0..10).collect::<Vec<u16>>()[..], "shuffled");
@@ -506,13 +565,13 @@ mod tests {
             .all(|(i, c)| c.iter().all(|&id| id as usize == i)));
         assert!(u
             .iter()
-            .all(|u| (110..220).contains(&u.speed) && u.voice.contains('+')));
+            .all(|u| (110..220).contains(&u.voice.speed) && u.voice.name.contains('+')));
         let made_up = u.iter().filter(|u| u.id as usize >= words.len());
         assert!(made_up
             .into_iter()
             .all(|u| !u.text.is_empty() && u.text.chars().all(|c| c.is_ascii_lowercase())));
         assert_eq!(
-            utterances(&words, &mut SmallRng::seed_from_u64(1))[5].text,
+            utterances(&words, &[], &mut SmallRng::seed_from_u64(1))[5].text,
             u[5].text
         );
     }

@@ -11,12 +11,13 @@ pub fn phrase(label: &str) -> String {
     label.replace(['_', '-'], " ")
 }
 
-/// Per word (in class order): `opts.anyone_synth` takes said by espeak-ng voices for the words
-/// anyone may say, none for the others (or when espeak-ng is not installed).
+/// Per word (in class order): `opts.anyone_synth` takes said by the voices of
+/// `opts.synth_engines` for the words anyone may say, none for the others (or when none of the
+/// engines is installed).
 pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<Vec<f32>>>> {
     let voices = ds.voices(opts.voices);
     let wanted = opts.anyone_synth > 0 && voices.contains(&Voices::Anyone);
-    if !wanted || !crate::audio::synth::espeak_available() {
+    if !wanted || crate::audio::synth::installed(&opts.synth_engines).is_empty() {
         return Ok(vec![]);
     }
     let mut out = Vec::new();
@@ -30,7 +31,12 @@ pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
             .fold(opts.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
                 (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
             });
-        let said = super::negatives::say_in_voices(&phrase(word), opts.anyone_synth, seed)?;
+        let said = super::negatives::say_in_voices(
+            &phrase(word),
+            opts.anyone_synth,
+            seed,
+            &opts.synth_engines,
+        )?;
         out.push(said.iter().filter_map(|x| trim(x)).collect());
     }
     Ok(out)

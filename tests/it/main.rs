@@ -14,5 +14,6 @@ mod hermes;
 mod library;
 mod mosquitto;
 mod satellite;
+mod synth;
 mod wyoming;
 mod zeroconf;
