@@ -34,8 +34,14 @@ fuzz_target!(|data: &[u8]| {
     match config::Config::parse(text, "fuzz.toml") {
         Err(e) => {
             let line = format!("{e:#}");
-            assert!(!line.contains(['\n', '\r']), "error over several lines: {line:?}");
-            assert!(line.starts_with("fuzz.toml"), "error without the file: {line:?}");
+            assert!(
+                !line.contains(['\n', '\r']),
+                "error over several lines: {line:?}"
+            );
+            assert!(
+                line.starts_with("fuzz.toml"),
+                "error without the file: {line:?}"
+            );
         }
         Ok(c) => {
             assert!(c.socket_mode().is_ok_and(|m| m <= 0o777));
