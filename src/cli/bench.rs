@@ -12,6 +12,7 @@ use std::process::Command;
 use hark::pipeline::frontend::SAMPLE_RATE;
 
 mod peer_streams;
+mod soak;
 mod streams;
 mod wyoming_load;
 
@@ -32,6 +33,10 @@ pub struct BenchOptions {
     pub streams: Vec<usize>,
     /// `--quick`: the short check.
     pub quick: bool,
+    /// `--soak`: hours of audio for the soak benchmark (see [`soak`]) instead of the table.
+    pub soak_hours: Option<f64>,
+    /// `--rss-slack`: the soak's bound on VmRSS growth, MB.
+    pub soak_rss_slack_mb: f64,
 }
 
 /// CPU seconds and peak RSS of a finished child process.
@@ -207,6 +212,9 @@ struct Figures {
 
 /// `hark bench`: the cost benchmark's table (from [`bench::run`]) and how long it took.
 pub fn report(o: &BenchOptions, assets: &hark::assets::Assets) -> Result<()> {
+    if let Some(hours) = o.soak_hours {
+        return soak::report(o, assets, hours);
+    }
     if !o.streams.is_empty() {
         return report_streams(o, assets);
     }

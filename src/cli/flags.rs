@@ -259,6 +259,17 @@ pub struct BenchFlags {
     /// time (e.g. --streams 1,10,100,300), beside openWakeWord with N models.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=5000))]
     streams: Vec<u16>,
+    /// A day of audio through `hark listen --input` with socket churn, SIGHUPs and a hook:
+    /// memory, drops, events and file descriptors over time.
+    #[arg(long)]
+    soak: bool,
+    /// Hours of audio for --soak.
+    #[arg(long, default_value_t = 24.0, requires = "soak")]
+    hours: f64,
+    /// --soak: how far (MB) the last hour's VmRSS peak may be from the first hour's. A run of
+    /// minutes needs more than 1: a one-off plateau of about 2 MB can come in its first rows.
+    #[arg(long, default_value_t = 1.0, requires = "soak")]
+    rss_slack: f64,
 }
 
 impl BenchFlags {
@@ -278,6 +289,8 @@ impl BenchFlags {
                 (false, false) => self.streams.iter().map(|&n| n as usize).collect(),
             },
             quick,
+            soak_hours: self.soak.then_some(self.hours),
+            soak_rss_slack_mb: self.rss_slack,
         })
     }
 }

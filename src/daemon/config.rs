@@ -247,7 +247,8 @@ impl Config {
     /// Parses TOML text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let cfg: Config = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
-        cfg.validate().with_context(|| origin.to_string())?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", printable(&format!("{e:#}"))))?;
         Ok(cfg)
     }
 
@@ -261,6 +262,9 @@ impl Config {
     /// Checks values that the types alone do not.
     pub fn validate(&self) -> Result<()> {
         for (w, t) in &self.thresholds {
+            if w.is_empty() || w.contains(char::is_control) {
+                bail!("key `thresholds`: {w:?} is not a word (empty, or control characters)");
+            }
             if !(0.0..=1.0).contains(t) {
                 bail!("key `thresholds.{w}`: {t} is not a score between 0 and 1");
             }
@@ -339,7 +343,22 @@ impl Config {
 
 /// A TOML error as one line (see [`hark::util::toml_error_line`]).
 fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
-    anyhow::anyhow!(hark::util::toml_error_line(origin, text, e))
+    let line = hark::util::toml_error_line(origin, text, e);
+    anyhow::anyhow!("{}", printable(&line))
+}
+
+/// `s` with every control character (a lone `\r`, an escape sequence...) written as its Rust
+/// escape, so that an error stays one line and sends nothing raw to the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -449,10 +468,39 @@ mod tests {
             "device = 3\n",
             "[socket]\nmode = 600\nbogus = 1\n",
             "x = \n",
+            // Found by the config fuzz target: a lone carriage return inside the quoted line.
+            "[socket]\npatte that\rsends audio\n",
+            "\"\\u001b[31mred\" = 1\n",
         ] {
             let e = format!("{:#}", Config::parse(text, "h.toml").unwrap_err());
-            assert!(!e.contains('\n'), "one line: {e:?}");
+            assert!(
+                !e.contains(char::is_control),
+                "one line, nothing raw: {e:?}"
+            );
             assert!(e.starts_with("h.toml: line ") && e.contains("(`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn values_with_control_characters_give_one_line_errors_that_escape_them() {
+        for (text, says) in [
+            ("[thresholds]\n\"a\\nb\" = 0.5\n", "\"a\\nb\" is not a word"),
+            ("[thresholds]\n\"\" = 0.5\n", "\"\" is not a word"),
+            (
+                "log_level = \"\\u001b[2J\"\n",
+                "\"\\u{1b}[2J\" is not one of",
+            ),
+            ("[socket]\nmode = \"6\\r0\"\n", "socket.mode"),
+        ] {
+            let e = format!("{:#}", Config::parse(text, "h.toml").unwrap_err());
+            assert!(
+                !e.contains(char::is_control),
+                "one line, nothing raw: {e:?}"
+            );
+            assert!(
+                e.starts_with("h.toml: key `") && e.contains(says),
+                "{text:?}: {e}"
+            );
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct Daemon {
     stopping: bool,
     /// Dropped samples already reported as an overrun.
     reported_drops: u64,
+    /// A reload swapped the head: the next tick (by then the processing thread has let the old
+    /// one go) hands the freed heap back, so that reloads do not ratchet the resident memory.
+    trim_pending: bool,
 }
 
 impl Daemon {
@@ -102,6 +105,7 @@ impl Daemon {
             summary: Summary::default(),
             stopping: false,
             reported_drops: 0,
+            trim_pending: false,
         })
     }
 
@@ -169,6 +173,7 @@ impl Daemon {
         self.log.debug(&describe_config(&self.opts, &c));
         self.log.debug(&describe_head(&c, &h, &s));
         self.processing.replace_head(h, s);
+        self.trim_pending = true;
         let cfg = &self.cfg;
         if c.device != cfg.device
             || c.socket != cfg.socket
@@ -199,6 +204,9 @@ impl Daemon {
     fn tick(&mut self) {
         for sink in &mut self.sinks {
             sink.tick();
+        }
+        if std::mem::take(&mut self.trim_pending) {
+            trim_heap();
         }
         let dropped = self.stats.dropped.load(Ordering::Relaxed);
         if dropped > self.reported_drops {

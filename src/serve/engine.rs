@@ -37,12 +37,35 @@ pub struct Engine {
 impl Engine {
     /// An engine for `head` with `settings` (the head's own, or the config's over them), with
     /// the base model from `assets` (loaded at the first open).
+    /// (Tests; `hark serve` uses [`Engine::start`].)
+    #[cfg(test)]
     pub fn new(assets: Assets, head: Arc<Head>, settings: DetectorSettings) -> Engine {
         Engine {
             assets,
             head: RwLock::new((0, head, settings)),
             pool: Mutex::new(None),
         }
+    }
+
+    /// An engine whose base model is loaded now (an error at start, not at the first client),
+    /// with the head `load_head` gives for the base model's sha256 (the file is read and
+    /// hashed once).
+    pub fn start(
+        assets: Assets,
+        load_head: impl FnOnce(&str) -> Result<(Arc<Head>, DetectorSettings)>,
+    ) -> Result<Engine> {
+        let pool = Arc::new(Pool::start(&assets, workers())?);
+        let (head, settings) = load_head(&pool.base_sha)?;
+        Ok(Engine {
+            assets,
+            head: RwLock::new((0, head, settings)),
+            pool: Mutex::new(Some(pool)),
+        })
+    }
+
+    /// The sha256 of the base model the streams run (loading it if no stream has yet).
+    pub fn base_sha(&self) -> Result<String> {
+        Ok(self.pool()?.base_sha.clone())
     }
 
     /// The current head.
@@ -89,13 +112,17 @@ impl Engine {
         if let Some(p) = &*pool {
             return Ok(p.clone());
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WORKERS);
-        let p = Arc::new(Pool::start(&self.assets, workers)?);
+        let p = Arc::new(Pool::start(&self.assets, workers())?);
         *pool = Some(p.clone());
         Ok(p)
     }
+}
+
+/// How many workers (base-model sessions) the pool runs: one per core, at most [`MAX_WORKERS`].
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
 }
 
 /// A stream's state and its buffers, which go to a worker and back with each run (one box per
@@ -125,6 +152,8 @@ struct Pool {
     jobs: Arc<Queue<Job>>,
     /// A new stream's base-model state.
     blank: StreamState,
+    /// The base model's sha256 (every head must have been trained on it).
+    base_sha: String,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -134,6 +163,7 @@ impl Pool {
         // A few sessions for every stream: the faster graph is worth its memory here.
         let models = BaseModel::load_copies_fastest(assets, workers)?;
         let blank = models[0].new_state();
+        let base_sha = models[0].model_sha256.clone();
         let jobs = Arc::new(Queue::with_capacity(QUEUE));
         let mut threads = Vec::with_capacity(workers);
         for (i, model) in models.into_iter().enumerate() {
@@ -147,6 +177,7 @@ impl Pool {
         Ok(Pool {
             jobs,
             blank,
+            base_sha,
             threads,
         })
     }
@@ -447,6 +478,22 @@ mod tests {
         assert_eq!(stream.push(speech, 16000).unwrap(), only);
         stream.select(Some(vec!["no such word".into()])).unwrap();
         assert_eq!(stream.push(speech, 16000).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn start_loads_the_base_model_once_and_gives_the_head_loader_its_sha() {
+        let (head, _, _) = fixture();
+        let _serial = SERIAL.lock();
+        let mut seen = None;
+        let engine = Engine::start(assets(), |sha| {
+            seen = Some(sha.to_string());
+            Ok((head.clone(), head.detector.clone()))
+        })
+        .unwrap();
+        let sha = hark::util::sha256_hex(&assets().read_embedding_model().unwrap());
+        assert_eq!(seen.as_deref(), Some(sha.as_str()));
+        assert!(engine.pool.lock().unwrap().is_some(), "loaded at start");
+        assert_eq!(engine.base_sha().unwrap(), sha);
     }
 
     #[test]

@@ -61,11 +61,11 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
     let assets = Assets::locate(
         (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
     )?;
-    let base_sha = hark::util::sha256_hex(&assets.read_embedding_model()?);
-    let (head, settings) = crate::daemon::load_head(&cfg, &base_sha)?;
-    let engine = Arc::new(Engine::new(assets, head, settings));
-    // One stream now: a base model that does not load is an error at start, not per client.
-    drop(engine.open()?);
+    // The base model is read, hashed and loaded once, now: an error at start, not per client.
+    let engine = Arc::new(Engine::start(assets, |sha| {
+        crate::daemon::load_head(&cfg, sha)
+    })?);
+    let base_sha = engine.base_sha()?;
     let addr = tcp_address(&cfg.wyoming.uri, "wyoming uri")?;
     let listener = TcpListener::bind(&addr)
         .with_context(|| format!("cannot listen on {}", cfg.wyoming.uri))?;

@@ -117,3 +117,26 @@ fn the_many_streams_benchmark_runs_in_quick_mode_and_detects_the_words() {
     );
     assert!(out.contains("largest N that kept up: hark 2"), "{out}");
 }
+
+#[test]
+fn the_soak_benchmark_on_six_minutes_of_audio_passes_every_check() {
+    // `hark bench --soak` exits 1 when a check fails: VmRSS flat, no dropped sample, every event
+    // read, as many file descriptors at the end as at the start, every SIGHUP reloaded, no
+    // client dropped. In minutes a one-off plateau of about 2 MB may come after the first row
+    // (the 24-hour run reaches it within its first hour): 3 MB of slack.
+    let args = ["bench", "--soak", "--hours", "0.1", "--rss-slack", "3"];
+    let (code, out, err) = common::hark(&args, &common::root());
+    assert_eq!(code, 0, "{out}\n{err}");
+    for row in [
+        "| VmRSS peak, last row - first |",
+        "| dropped samples | 0 |",
+        "| events read by the client that stays / reported by the daemon |",
+        "| open fds of the daemon, start / end |",
+        "| SIGHUPs sent / reloads logged | 5 / 5 |",
+        "| clients the daemon dropped as too slow (none is) | 0 | 0 |",
+        "soak: every check passed",
+    ] {
+        assert!(out.contains(row), "no {row:?} in:\n{out}");
+    }
+    assert_eq!(out.matches("| 0:").count(), 4, "four rows of VmRSS:\n{out}");
+}

@@ -85,16 +85,24 @@ impl SocketServer {
         });
     }
 
-    /// Sends one line to every client, dropping those that cannot take it now.
+    /// Sends one line to every client, dropping (and counting) those that cannot take it now;
+    /// those that hung up since the last prune are let go uncounted.
     pub fn broadcast(&mut self, line: &str) {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
         self.accept();
         let mut msg = Vec::with_capacity(line.len() + 1);
         msg.extend_from_slice(line.as_bytes());
         msg.push(b'\n');
-        let before = self.clients.len();
-        self.clients
-            .retain_mut(|c| matches!(c.write(&msg), Ok(n) if n == msg.len()));
-        self.dropped_clients += (before - self.clients.len()) as u64;
+        let mut dropped = 0;
+        self.clients.retain_mut(|c| match c.write(&msg) {
+            Ok(n) if n == msg.len() => true,
+            Err(e) if matches!(e.kind(), BrokenPipe | ConnectionReset) => false,
+            _ => {
+                dropped += 1;
+                false
+            }
+        });
+        self.dropped_clients += dropped;
     }
 }
 

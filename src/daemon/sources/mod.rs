@@ -62,15 +62,52 @@ impl Source {
         }
     }
 
-    /// Stops the source and waits for it (a hung stream at most 1 s); an error if a file could
-    /// not be read to its end.
+    /// Stops the source and waits for it (a hung stream at most 1 s, a file its current
+    /// chunk); an error if a file could not be read to its end. The main loop ends when the
+    /// processing thread does, which may be before the end of a file (a processing error): a
+    /// `--realtime` file not stopped here would play on to its end, the daemon deaf to signals.
     pub fn finish(self) -> Result<()> {
         match self {
             Source::Microphone(r) => {
                 r.finish();
                 Ok(())
             }
-            Source::File(f) => f.join(),
+            Source::File(f) => {
+                f.stop();
+                f.join()
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microphone::Pool;
+    use std::time::{Duration, Instant};
+
+    /// Processing ended (an error) while a `--realtime` file still had 30 s to play: `finish`
+    /// stops it at once instead of waiting for its end.
+    #[test]
+    fn finish_stops_a_realtime_file_whose_processing_has_ended() {
+        let dir = std::env::temp_dir().join(format!("hark-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = dir.join("long.wav");
+        hark::audio::wav::write_16k(&wav, &vec![100.0; 16_000 * 30]).unwrap();
+        let pool = Pool::new();
+        let stats = Arc::new(SourceStats::default());
+        let log = Log::new("error");
+        let ends = (pool.full_tx, pool.free_rx);
+        let (source, _) = Source::open(Some(&wav), true, "", ends, &stats, &log).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop((pool.full_rx, pool.free_tx)); // the processing thread is gone
+        let t0 = Instant::now();
+        source.finish().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "finish took {:?}",
+            t0.elapsed()
+        );
     }
 }
