@@ -209,7 +209,7 @@ pub fn read_16k_at_most(path: &Path, max_seconds: f32) -> Result<(Vec<f32>, bool
             "contains no audio samples (zero length)",
         ));
     }
-    let x = crate::pipeline::resample::to_16k(&samples, st.rate).map_err(|e| Error::Invalid {
+    let x = crate::pipeline::resample::into_16k(samples, st.rate).map_err(|e| Error::Invalid {
         path: path.into(),
         reason: format!("cannot resample from {} Hz", st.rate),
         source: Some(e.into()),

@@ -34,7 +34,7 @@ pub fn negatives_for(
     engines: Option<&[Engine]>,
 ) -> Result<Option<Vec<f32>>> {
     let bank = load(assets, emb, engines)?;
-    Ok(bank.map(|b| b.without(&ds.labels())))
+    Ok(bank.map(|b| b.into_without(&ds.labels())))
 }
 
 /// The negative bank said by `engines`, built on first use; None if `engines` is None, or if

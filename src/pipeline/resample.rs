@@ -145,6 +145,14 @@ pub fn to_16k(samples: &[f32], rate: u32) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// [`to_16k`] of owned samples: at 16 kHz they are returned as they are, with no copy.
+pub fn into_16k(samples: Vec<f32>, rate: u32) -> Result<Vec<f32>> {
+    if rate == SAMPLE_RATE {
+        return Ok(samples);
+    }
+    to_16k(&samples, rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,11 +19,19 @@ const WIN_SECONDS: f64 = ((WINDOW_FRAMES - 1) * HOP + N_FFT) as f64 / SAMPLE_RAT
 /// Time between consecutive embeddings, seconds.
 const BLOCK_SECONDS: f64 = BLOCK_SAMPLES as f64 / SAMPLE_RATE as f64;
 
-/// Window-level training examples, one entry per window in each field.
+/// Window-level training examples, one entry per window in each field. A window's features are
+/// its own copy, or (for the negative bank, the bulk of the windows) a slice of the bank's
+/// embedding sequence, borrowed rather than copied: consecutive embeddings are contiguous there.
 #[derive(Default)]
-pub struct Examples {
-    /// Features: rows of `context * DIM`.
-    pub x: Vec<f32>,
+pub struct Examples<'a> {
+    /// Features of the windows that own them, one after another.
+    own: Vec<f32>,
+    /// Where each window's features begin: in `own`, or in `shared`.
+    at: Vec<Features>,
+    /// The borrowed sequence (the bank's embeddings).
+    shared: &'a [f32],
+    /// Features per window (`context * DIM`).
+    width: usize,
     /// Class: 0 = none, `k` = the k-th word.
     pub y: Vec<usize>,
     /// When cross-validation holds the window out.
@@ -34,6 +42,13 @@ pub struct Examples {
     pub clip: Vec<Option<usize>>,
     /// Where a window comes from (weights of the "none" class are set per source).
     pub source: Vec<Source>,
+}
+
+/// Where a window's features begin.
+#[derive(Clone, Copy)]
+enum Features {
+    Own(usize),
+    Shared(usize),
 }
 
 /// Origin of a training window.
@@ -71,7 +86,7 @@ impl Fold {
     }
 }
 
-impl Examples {
+impl<'a> Examples<'a> {
     pub fn len(&self) -> usize {
         self.y.len()
     }
@@ -80,28 +95,33 @@ impl Examples {
         self.y.is_empty()
     }
 
-    /// Features per window (`context * DIM`; 0 when there are no windows).
-    fn width(&self) -> usize {
-        if self.y.is_empty() {
-            0
-        } else {
-            self.x.len() / self.y.len()
+    /// The features of window `r`.
+    pub fn features(&self, r: usize) -> &[f32] {
+        let d = self.width;
+        match self.at[r] {
+            Features::Own(o) => &self.own[o..o + d],
+            Features::Shared(o) => &self.shared[o..o + d],
         }
     }
 
-    /// The features of window `r`.
-    pub fn features(&self, r: usize) -> &[f32] {
-        let d = self.width();
-        &self.x[r * d..(r + 1) * d]
-    }
-
-    /// The examples at `rows`, in that order.
-    pub fn subset(&self, rows: &[usize]) -> Examples {
+    /// The examples at `rows`, in that order (borrowed features stay borrowed).
+    pub fn subset(&self, rows: &[usize]) -> Examples<'a> {
+        let mut own = Vec::new();
+        let at = rows
+            .iter()
+            .map(|&r| match self.at[r] {
+                Features::Own(_) => {
+                    own.extend_from_slice(self.features(r));
+                    Features::Own(own.len() - self.width)
+                }
+                shared => shared,
+            })
+            .collect();
         Examples {
-            x: rows
-                .iter()
-                .flat_map(|&r| self.features(r).iter().copied())
-                .collect(),
+            own,
+            at,
+            shared: self.shared,
+            width: self.width,
             y: rows.iter().map(|&r| self.y[r]).collect(),
             fold: rows.iter().map(|&r| self.fold[r]).collect(),
             clean: rows.iter().map(|&r| self.clean[r]).collect(),
@@ -110,9 +130,22 @@ impl Examples {
         }
     }
 
-    /// Appends one window of class `y`.
+    /// Appends one window of class `y`, with its own copy of `features`.
     fn push(&mut self, features: &[f32], y: usize, clean: bool, origin: Origin) {
-        self.x.extend_from_slice(features);
+        self.width = features.len();
+        self.at.push(Features::Own(self.own.len()));
+        self.own.extend_from_slice(features);
+        self.label(y, clean, origin);
+    }
+
+    /// Appends one "none" window whose features are `shared[offset..offset + width]`.
+    fn push_shared(&mut self, offset: usize, width: usize, origin: Origin) {
+        self.width = width;
+        self.at.push(Features::Shared(offset));
+        self.label(0, false, origin);
+    }
+
+    fn label(&mut self, y: usize, clean: bool, origin: Origin) {
         self.y.push(y);
         self.fold.push(origin.fold);
         self.clean.push(clean);
@@ -226,13 +259,13 @@ pub fn sequence_examples(
 
 /// Builds the augmented clips for every take and embeds them into examples, then adds room
 /// noise and (every so many of) the `bank` windows.
-pub fn build_examples(
+pub fn build_examples<'a>(
     emb: &mut Embedder,
     ds: &Dataset,
-    bank: Option<&[f32]>,
+    bank: Option<&'a [f32]>,
     opts: &TrainOptions,
     progress: &dyn Fn(u64, u64),
-) -> Result<Examples> {
+) -> Result<Examples<'a>> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
     let clips = make_clips(ds, &synthetic, opts, &mut rng);
@@ -252,17 +285,27 @@ pub fn build_examples(
     }
     if let Some(bank) = bank {
         let step = (bank.len() / DIM / opts.bank_max.max(1)).max(1);
-        sequence_examples(
-            bank,
-            opts.context,
-            Fold::Always,
-            step,
-            Source::Bank,
-            &mut ex,
-        );
+        bank_examples(bank, opts.context, step, &mut ex);
     }
     progress(total, total);
     Ok(ex)
+}
+
+/// Every `step`-th window of the bank's embedding sequence (as [`sequence_examples`] would add
+/// them), borrowed rather than copied.
+fn bank_examples<'a>(bank: &'a [f32], context: usize, step: usize, out: &mut Examples<'a>) {
+    let origin = Origin {
+        fold: Fold::Always,
+        clip: None,
+        source: Source::Bank,
+    };
+    out.shared = bank;
+    let n = bank.len() / DIM;
+    let mut b = context - 1;
+    while b < n {
+        out.push_shared((b + 1 - context) * DIM, context * DIM, origin);
+        b += step;
+    }
 }
 
 /// Room noise (or a long `_unknown_` recording, by `source`): every window is "none", in every
@@ -275,9 +318,10 @@ fn background_examples(
     source: Source,
     out: &mut Examples,
 ) -> Result<()> {
-    let mut x = noise.to_vec();
-    while x.len() < (1.6 * SAMPLE_RATE as f32) as usize {
-        x.extend_from_within(..noise.len());
+    let min_len = (1.6 * SAMPLE_RATE as f32) as usize;
+    let mut x = std::borrow::Cow::Borrowed(noise);
+    while x.len() < min_len {
+        x.to_mut().extend_from_slice(noise);
     }
     let e = embed_signal(emb, &x)?;
     let first = (WIN_SECONDS / BLOCK_SECONDS).ceil() as usize;
@@ -357,7 +401,7 @@ mod tests {
             .collect();
         assert_eq!(ex.y, expected);
         assert!(ex.y.contains(&2) && ex.y.contains(&0));
-        assert_eq!(ex.x.len(), ex.len() * 2 * DIM);
+        assert_eq!(ex.own.len(), ex.len() * 2 * DIM);
         // The first window is number 10 with its predecessor: features 9.., then 10...
         assert_eq!(ex.features(0)[0], 9.0);
         assert_eq!(ex.features(0)[DIM], 10.0);
@@ -406,5 +450,35 @@ mod tests {
         assert_eq!(sub.fold, vec![Fold::Take(3), Fold::Always]);
         assert_eq!(sub.clip, vec![Some(0), None]);
         assert_eq!((sub.y[1], sub.clean[1]), (0, false));
+    }
+
+    #[test]
+    fn bank_windows_are_borrowed_and_equal_what_a_copy_would_hold() {
+        let bank = numbered(10);
+        let mut copied = Examples::default();
+        sequence_examples(&bank, 2, Fold::Always, 3, Source::Bank, &mut copied);
+        let mut borrowed = Examples::default();
+        clip_examples(&clip(1, true), 0, &numbered(20), 2, &mut borrowed);
+        let own = borrowed.len();
+        bank_examples(&bank, 2, 3, &mut borrowed);
+        assert_eq!(borrowed.len(), own + copied.len());
+        assert_eq!(
+            borrowed.own.len(),
+            own * 2 * DIM,
+            "bank windows are not copied"
+        );
+        for r in 0..copied.len() {
+            assert_eq!(borrowed.features(own + r), copied.features(r));
+            assert_eq!(borrowed.source[own + r], Source::Bank);
+            assert_eq!(
+                (borrowed.y[own + r], borrowed.fold[own + r]),
+                (0, Fold::Always)
+            );
+        }
+        // A subset keeps borrowed windows borrowed, and own ones its own.
+        let sub = borrowed.subset(&[own + 2, 0]);
+        assert_eq!(sub.own.len(), 2 * DIM);
+        assert_eq!(sub.features(0), copied.features(2));
+        assert_eq!(sub.features(1), borrowed.features(0));
     }
 }

@@ -310,7 +310,7 @@ pub(super) mod tests {
     pub(in crate::train) fn examples(
         rows: &[(usize, Source)],
         features: impl Fn(usize, usize) -> f32,
-    ) -> Examples {
+    ) -> Examples<'static> {
         let mut ex = Examples::default();
         for (i, &(y, source)) in rows.iter().enumerate() {
             let emb: Vec<f32> = (0..DIM).map(|k| features(i, k)).collect();

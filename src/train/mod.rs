@@ -10,6 +10,7 @@
 //! cross-validation by take gives the report's figures (`validate`).
 
 mod augment;
+mod bank_filter;
 mod clips;
 pub mod dataset;
 mod examples;

@@ -81,6 +81,7 @@ const RECIPE: u32 = 3;
 const PSEUDO: usize = 4000;
 
 /// The bank: embeddings of a synthetic speech stream, and per window the words it overlaps.
+#[derive(Clone)]
 pub struct Bank {
     pub embeddings: Vec<f32>,
     /// Per window: indices into `words()` of the words audible in it.
@@ -122,10 +123,8 @@ pub fn load_or_build(
 ) -> Result<Bank> {
     let engines = crate::audio::synth::installed(engines);
     let path = cache_path(models, &emb.model_sha256, &engines);
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Some(bank) = decode(&bytes) {
-            return Ok(bank);
-        }
+    if let Some(bank) = read_cached(&path) {
+        return Ok(bank);
     }
     let bank = build(emb, &engines, progress)?;
     crate::util::write_atomic(&path, &encode(&bank))?;
@@ -372,60 +371,58 @@ fn encode(b: &Bank) -> Vec<u8> {
     v
 }
 
+/// The cached bank at `path`, read as a stream (the file is never held whole beside the bank);
+/// None if it is missing, truncated or corrupt.
+fn read_cached(path: &Path) -> Option<Bank> {
+    let file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len() as usize;
+    decode_from(&mut std::io::BufReader::new(file), len)
+}
+
+#[cfg(test)]
 fn decode(bytes: &[u8]) -> Option<Bank> {
-    if bytes.get(..8)? != b"HARKNEG1" {
+    decode_from(&mut &bytes[..], bytes.len())
+}
+
+/// Decodes [`encode`]'s format from `r`, which holds `len` bytes.
+fn decode_from(r: &mut impl std::io::Read, len: usize) -> Option<Bank> {
+    let mut head = [0u8; 12];
+    r.read_exact(&mut head).ok()?;
+    if &head[..8] != b"HARKNEG1" {
         return None;
     }
-    let n = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
-    let mut p = 12;
-    let emb_bytes = n * DIM * 4;
-    let embeddings = bytes
-        .get(p..p + emb_bytes)?
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    p += emb_bytes;
+    let n = u32::from_le_bytes(head[8..12].try_into().ok()?) as usize;
+    // Every window takes at least its embedding and a count byte: a bigger n is a lie.
+    if n.checked_mul(DIM * 4 + 1)? > len - 12 {
+        return None;
+    }
+    let mut embeddings = Vec::with_capacity(n * DIM);
+    let mut buf = [0u8; 4 * DIM];
+    for _ in 0..n {
+        r.read_exact(&mut buf).ok()?;
+        embeddings.extend(
+            buf.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+    }
     let mut window_words = Vec::with_capacity(n);
     for _ in 0..n {
-        let k = *bytes.get(p)? as usize;
-        p += 1;
-        let ws = bytes
-            .get(p..p + 2 * k)?
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        p += 2 * k;
-        window_words.push(ws);
+        let mut k = [0u8; 1];
+        r.read_exact(&mut k).ok()?;
+        let mut ws = [0u8; 2 * 255];
+        let ws = &mut ws[..2 * k[0] as usize];
+        r.read_exact(ws).ok()?;
+        window_words.push(
+            ws.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        );
     }
-    (p == bytes.len()).then_some(Bank {
+    let at_end = r.read(&mut [0u8; 1]).ok()? == 0;
+    at_end.then_some(Bank {
         embeddings,
         window_words,
     })
-}
-
-impl Bank {
-    /// The bank's embeddings without the windows that hear one of `exclude` (the custom
-    /// words' names).
-    pub fn without(&self, exclude: &[String]) -> Vec<f32> {
-        let all = words();
-        let banned: Vec<u16> = all
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| exclude.iter().any(|e| e.eq_ignore_ascii_case(w)))
-            .map(|(i, _)| i as u16)
-            .collect();
-        if banned.is_empty() {
-            return self.embeddings.clone();
-        }
-        // Banned windows are dropped. A `context` of consecutive windows may then straddle the
-        // gap, which is harmless for negatives.
-        self.window_words
-            .iter()
-            .enumerate()
-            .filter(|(_, ws)| !ws.iter().any(|w| banned.contains(w)))
-            .flat_map(|(i, _)| self.embeddings[i * DIM..(i + 1) * DIM].iter().copied())
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -492,22 +489,6 @@ mod tests {
         assert_eq!(ww[0], vec![1]);
         assert_eq!(ww[21], vec![3, 4]);
         assert!(ww[39].is_empty());
-    }
-
-    #[test]
-    fn without_drops_the_windows_that_hear_an_excluded_word() {
-        let all = words();
-        let apple = all.iter().position(|w| *w == "apple").unwrap() as u16;
-        let zoo = all.iter().position(|w| *w == "zoo").unwrap() as u16;
-        let b = Bank {
-            embeddings: (0..3 * DIM).map(|i| (i / DIM) as f32).collect(),
-            window_words: vec![vec![zoo], vec![apple, zoo], vec![]],
-        };
-        assert_eq!(b.without(&["Lantern".into()]), b.embeddings);
-        let kept = b.without(&["APPLE".into()]);
-        assert_eq!(kept.len(), 2 * DIM);
-        assert_eq!((kept[0], kept[DIM]), (0.0, 2.0));
-        assert_eq!(b.without(&["zoo".into(), "apple".into()]), vec![2.0; DIM]);
     }
 
     #[test]
