@@ -84,3 +84,22 @@ pub fn listen_input(cfg: &Path, head: &Path, wav: &Path, extra: &[&str]) -> (Str
     assert_eq!(code, 0, "{err}");
     (out, err)
 }
+
+/// The demo voice's stream (one round of every word) written to `dir/stream.wav`.
+pub fn stream_wav(dir: &Path) -> PathBuf {
+    let (stream, _) = hark::audio::synth::stream(hark::audio::synth::VOICE, 1).unwrap();
+    let wav = dir.join("stream.wav");
+    write_wav(&wav, &stream);
+    wav
+}
+
+/// `hark listen --config CFG --head HEAD --input WAV --realtime`, run to its end.
+pub fn listen_realtime(cfg: &Path, head: &Path, wav: &Path) -> std::process::Output {
+    Command::new(hark_bin())
+        .args(["listen", "--config", cfg.to_str().unwrap()])
+        .args(["--head", head.to_str().unwrap()])
+        .args(["--input", wav.to_str().unwrap(), "--realtime"])
+        .current_dir(root())
+        .output()
+        .unwrap()
+}

@@ -332,9 +332,7 @@ fn the_hook_runs_without_a_shell_with_the_event_in_its_environment() {
     let s = setup();
     let head = s.dir.join("h.head");
     train(&s.rec, &head, &synth::WORDS);
-    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
-    let wav = s.dir.join("stream.wav");
-    write_wav(&wav, &stream);
+    let wav = common::stream_wav(&s.dir);
     let log = s.dir.join("hook.log");
     // hark runs the program directly, with no shell of its own. Here the program happens to be
     // sh, which reads the environment; its last argument "$HARK_WORD" must arrive literally,
@@ -401,9 +399,7 @@ fn the_socket_is_hark_s_own_and_client_churn_cannot_starve_a_new_client() {
     let s = setup();
     let head = s.dir.join("h.head");
     train(&s.rec, &head, &synth::WORDS);
-    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
-    let wav = s.dir.join("stream.wav");
-    write_wav(&wav, &stream);
+    let wav = common::stream_wav(&s.dir);
     let sock = s.dir.join("hark.sock");
     let mut cmd = Command::new(hark_bin());
     cmd.args(["listen", "--head", head.to_str().unwrap()])
@@ -460,9 +456,7 @@ fn hooks_are_capped_timed_out_kept_off_stdout_and_never_outlive_hark() {
     let s = setup();
     let head = s.dir.join("h.head");
     train(&s.rec, &head, &synth::WORDS);
-    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
-    let wav = s.dir.join("stream.wav");
-    write_wav(&wav, &stream);
+    let wav = common::stream_wav(&s.dir);
     let marker = "987.654321";
     let cfg = s.dir.join("hook.toml");
     std::fs::write(
@@ -470,13 +464,7 @@ fn hooks_are_capped_timed_out_kept_off_stdout_and_never_outlive_hark() {
         format!("[socket]\nenabled = false\n[hook]\ncommand = [\"/bin/sh\", \"-c\", \"echo hook-output; sleep {marker}\"]\ntimeout = 1.5\n"),
     )
     .unwrap();
-    let out = Command::new(hark_bin())
-        .args(["listen", "--config", cfg.to_str().unwrap()])
-        .args(["--head", head.to_str().unwrap()])
-        .args(["--input", wav.to_str().unwrap(), "--realtime"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = common::listen_realtime(&cfg, &head, &wav);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -514,9 +502,7 @@ fn a_stdout_nobody_reads_does_not_stall_the_daemon_or_its_socket_clients() {
     let s = setup();
     let head = s.dir.join("h.head");
     train(&s.rec, &head, &synth::WORDS);
-    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
-    let wav = s.dir.join("stream.wav");
-    write_wav(&wav, &stream);
+    let wav = common::stream_wav(&s.dir);
     // A pipe that nobody reads, full before hark starts: its first event line would block.
     let mut fds = [0; 2];
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);

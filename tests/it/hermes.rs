@@ -4,13 +4,12 @@
 //! with `mosquitto_pub`, obeying toggleOff/toggleOn and reconnecting after the broker is killed
 //! and restarted.
 
-use crate::common::{free_port, hark_bin, root, write_wav};
+use crate::common::{free_port, write_wav};
 use crate::mosquitto::{publish, Mosquitto, Sub};
 use crate::wyoming::{heads, Serve};
 use hark::audio::synth;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -20,9 +19,7 @@ fn listen_publishes_its_detections_as_hermes_hotword_events_for_its_site() {
     let port = free_port();
     let _broker = Mosquitto::start(dir, port);
     let head = &heads().0;
-    let (stream, _) = synth::stream(synth::VOICE, 1).unwrap();
-    let wav = dir.join("stream.wav");
-    write_wav(&wav, &stream);
+    let wav = crate::common::stream_wav(dir);
     let sub = Sub::start(port, &["hermes/hotword/#"]);
     let cfg = dir.join("hark.toml");
     std::fs::write(
@@ -30,13 +27,7 @@ fn listen_publishes_its_detections_as_hermes_hotword_events_for_its_site() {
         format!("[socket]\nenabled = false\n[mqtt]\nuri = \"mqtt://127.0.0.1:{port}\"\nsite_id = \"kitchen\"\n"),
     )
     .unwrap();
-    let out = Command::new(hark_bin())
-        .args(["listen", "--config", cfg.to_str().unwrap()])
-        .args(["--head", head.to_str().unwrap()])
-        .args(["--input", wav.to_str().unwrap(), "--realtime"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = crate::common::listen_realtime(&cfg, head, &wav);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
