@@ -72,7 +72,7 @@ impl Crowd {
                     head.labels.iter().any(|l| l == DIGITS[d]) || trained.contains(&t.file)
                 })
                 .collect();
-            let dets = decide(head.clone(), None, &p.embs);
+            let dets = decide(head.clone(), &p.embs);
             score_masked(&dets, &p.truth, &masked, p.seconds)
         };
         let mut total = Score::default();

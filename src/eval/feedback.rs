@@ -163,15 +163,15 @@ fn one_seed(
     embs: &Timeline,
 ) -> Result<Outcome> {
     let head = train(model.embedder(), bank, opts, seed, &case.enrol)?;
-    let dets = decide(head, None, embs);
+    let dets = decide(head, embs);
     let seconds = case.samples.len() as f64 / 16_000.0;
     let wrong = false_triggers(&dets, &case.truth);
     let mut enrol = case.enrol.clone();
     enrol.unknown.extend(rejected(&wrong, &case.samples));
     let head = train(model.embedder(), bank, opts, seed, &enrol)?;
-    let after = decide(head, None, embs);
+    let after = decide(head, embs);
     let head = train(model.embedder(), bank, opts, seed ^ 0x5eed, &case.enrol)?;
-    let control = decide(head, None, embs);
+    let control = decide(head, embs);
     let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
     let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, &case.truth)));
     Ok(Outcome {

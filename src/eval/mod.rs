@@ -31,7 +31,7 @@ use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::pipeline::detector::{Detection, DetectorSettings};
+use crate::pipeline::detector::Detection;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::{Head, Voices};
 use crate::pipeline::Decision;
@@ -185,7 +185,7 @@ impl Evaluation<'_> {
         let t0 = std::time::Instant::now();
         let head = self.train_head(&enrol, seed)?;
         let train_s = t0.elapsed().as_secs_f64();
-        let dets = decide(head.clone(), None, embs);
+        let dets = decide(head.clone(), embs);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         let s = score(&dets, truth, seconds);
         (self.log)(&format!(
@@ -215,7 +215,7 @@ impl Evaluation<'_> {
         let voices = self.opts.cross_voices;
         let head = self.train_head_as(&case.enrol, seed, voices)?;
         let s = score(
-            &decide(head.clone(), None, &embs),
+            &decide(head.clone(), &embs),
             &case.stream.truth,
             case.stream.seconds(),
         );
@@ -277,9 +277,9 @@ impl Evaluation<'_> {
     }
 }
 
-/// The detector's decisions over a stream's embeddings.
-fn decide(head: Arc<Head>, settings: Option<DetectorSettings>, embs: &Timeline) -> Vec<Detection> {
-    let mut d = Decision::new(head, settings);
+/// The detector's decisions over a stream's embeddings, at the head's own settings.
+fn decide(head: Arc<Head>, embs: &Timeline) -> Vec<Detection> {
+    let mut d = Decision::new(head, None);
     embs.iter()
         .filter_map(|(t, e)| d.push(*t, e.as_deref()))
         .collect()
