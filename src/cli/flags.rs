@@ -189,6 +189,9 @@ pub struct ServeFlags {
     /// Where the Wyoming server listens (overrides `wyoming.uri`; default tcp://127.0.0.1:10400).
     #[arg(long, value_name = "tcp://HOST:PORT")]
     wyoming: Option<String>,
+    /// No Wyoming server: serve Hermes (MQTT) alone (overrides `wyoming.enabled`).
+    #[arg(long, conflicts_with = "wyoming")]
+    no_wyoming: bool,
     /// The MQTT broker of a Rhasspy (Hermes) setup (overrides `mqtt.uri`).
     #[arg(long, value_name = "mqtt://[USER:PASS@]HOST:PORT")]
     mqtt: Option<String>,
@@ -208,6 +211,7 @@ impl ServeFlags {
                 ..Overrides::default()
             },
             wyoming: self.wyoming,
+            no_wyoming: self.no_wyoming,
             mqtt: self.mqtt,
             sites: self.sites,
         }

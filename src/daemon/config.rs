@@ -78,6 +78,8 @@ impl EventsConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WyomingConfig {
+    /// Run the Wyoming server (`false` for a Hermes-only `hark serve`).
+    pub enabled: bool,
     /// Where to listen: `tcp://HOST:PORT`.
     pub uri: String,
     /// Connections served at once; more are refused with an `error` event.
@@ -91,6 +93,7 @@ pub struct WyomingConfig {
 impl Default for WyomingConfig {
     fn default() -> Self {
         WyomingConfig {
+            enabled: true,
             uri: "tcp://127.0.0.1:10400".into(),
             max_connections: 64,
             idle_timeout: 60.0,

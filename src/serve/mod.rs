@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub overrides: Overrides,
     /// `--wyoming tcp://HOST:PORT` (overrides `wyoming.uri`).
     pub wyoming: Option<String>,
+    /// `--no-wyoming` (overrides `wyoming.enabled`).
+    pub no_wyoming: bool,
     /// `--mqtt mqtt://...` (overrides `mqtt.uri`).
     pub mqtt: Option<String>,
     /// `--site ID`... (overrides `mqtt.sites` when given).
@@ -66,21 +68,13 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
         crate::daemon::load_head(&cfg, sha)
     })?);
     let base_sha = engine.base_sha()?;
-    let addr = tcp_address(&cfg.wyoming.uri, "wyoming uri")?;
-    let listener = TcpListener::bind(&addr)
-        .with_context(|| format!("cannot listen on {}", cfg.wyoming.uri))?;
+    let listener = bind_wyoming(&cfg)?;
     let (signals, control) = SignalThread::spawn()?;
     let hermes = start_hermes(&cfg, &engine, log)?;
-    let server = Server::start(engine.clone(), listener, server_options(&cfg), log)?;
-    log.info(&format!(
-        "wyoming: listening on tcp://{} (no authentication), words: {}",
-        server.local_addr(),
-        engine.words().join(", ")
-    ));
-    let announced = cfg
-        .wyoming
-        .zeroconf
-        .then(|| announce(server.local_addr(), &log));
+    let wyoming = match listener {
+        Some(l) => Some(start_wyoming(&cfg, &engine, l, log)?),
+        None => None,
+    };
     for msg in control.iter() {
         match msg {
             Control::Stop(sig) => {
@@ -90,10 +84,15 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
             Control::Reload => reload(opts, &engine, &base_sha, &log),
         }
     }
-    if let Some(a) = announced.flatten() {
-        a.stop();
-    }
-    let counts = server.stop();
+    let counts = match wyoming {
+        Some((server, announced)) => {
+            if let Some(a) = announced {
+                a.stop();
+            }
+            server.stop()
+        }
+        None => Counts::default(),
+    };
     if let Some(h) = hermes {
         h.stop();
         h.join();
@@ -123,8 +122,49 @@ fn load_config(opts: &ServeOptions) -> Result<Config> {
     if !opts.sites.is_empty() {
         c.mqtt.sites = opts.sites.clone();
     }
+    if opts.no_wyoming {
+        c.wyoming.enabled = false;
+    }
     c.validate()?;
+    if !c.wyoming.enabled && c.mqtt.uri.is_empty() {
+        anyhow::bail!(
+            "nothing to serve: Wyoming is off (`wyoming.enabled = false` or --no-wyoming) and no \
+             MQTT broker is set (`mqtt.uri` or --mqtt)"
+        );
+    }
     Ok(c)
+}
+
+/// The Wyoming server's socket, bound before anything else starts (a taken port is an error
+/// at start), or None when Wyoming is off.
+fn bind_wyoming(cfg: &Config) -> Result<Option<TcpListener>> {
+    if !cfg.wyoming.enabled {
+        return Ok(None);
+    }
+    let addr = tcp_address(&cfg.wyoming.uri, "wyoming uri")?;
+    let listener = TcpListener::bind(&addr)
+        .with_context(|| format!("cannot listen on {}", cfg.wyoming.uri))?;
+    Ok(Some(listener))
+}
+
+/// The Wyoming server on its bound socket, and its zeroconf announcement when configured.
+fn start_wyoming(
+    cfg: &Config,
+    engine: &Arc<Engine>,
+    listener: TcpListener,
+    log: Log,
+) -> Result<(Server, Option<zeroconf::Announcement>)> {
+    let server = Server::start(engine.clone(), listener, server_options(cfg), log)?;
+    log.info(&format!(
+        "wyoming: listening on tcp://{} (no authentication), words: {}",
+        server.local_addr(),
+        engine.words().join(", ")
+    ));
+    let announced = match cfg.wyoming.zeroconf {
+        true => announce(server.local_addr(), &log),
+        false => None,
+    };
+    Ok((server, announced))
 }
 
 /// The Hermes (MQTT) front end, when a broker is configured.

@@ -4,7 +4,7 @@
 //! with `mosquitto_pub`, obeying toggleOff/toggleOn and reconnecting after the broker is killed
 //! and restarted.
 
-use crate::common::{free_port, write_wav};
+use crate::common::{free_port, root, write_wav};
 use crate::mosquitto::{publish, Mosquitto, Sub};
 use crate::wyoming::{heads, Serve};
 use hark::audio::synth;
@@ -174,4 +174,40 @@ fn serve_hears_a_sites_frames_obeys_toggles_and_reconnects_after_the_broker_is_k
     );
     let log = s.stop();
     assert!(log.contains("retrying in"), "{log}");
+}
+
+#[test]
+fn serve_with_no_wyoming_serves_hermes_alone_and_refuses_to_serve_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Mosquitto::start(dir.path(), port);
+    // The Wyoming port is taken: a Hermes-only server must not try to bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = dir.path().join("hermes-only.toml");
+    let wyoming = format!("tcp://{}", taken.local_addr().unwrap());
+    std::fs::write(&cfg, format!("[wyoming]\nuri = \"{wyoming}\"\n")).unwrap();
+    let head = heads().0.to_str().unwrap();
+    let base = ["serve", "--config", cfg.to_str().unwrap(), "--head", head];
+    let (code, _, err) = crate::common::hark(&[&base[..], &["--no-wyoming"]].concat(), &root());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nothing to serve"), "{err}");
+    let log = dir.path().join("serve.log");
+    let uri = format!("mqtt://127.0.0.1:{port}");
+    let mut child = std::process::Command::new(crate::common::hark_bin())
+        .args(base)
+        .args(["--no-wyoming", "--mqtt", &uri, "--site", "kitchen"])
+        .current_dir(root())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_connected(&log, 1, Duration::from_secs(20));
+    let frames = lantern_frames(dir.path());
+    let r = Rhasspy { dir, port, frames };
+    let sub = Sub::start(port, &["hermes/hotword/+/detected"]);
+    assert_hotword(r.say(&sub, "kitchen", WAIT), "Hermes alone");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {text}");
+    assert!(!text.contains("wyoming: listening"), "{text}");
 }
