@@ -235,7 +235,8 @@ impl Writer {
 }
 
 /// What failed when writing the temporary file.
-const WRITE: &str = "cannot write a long recording to a temporary file here";
+const WRITE: &str =
+    "cannot write a long recording to a temporary file in this folder (set TMPDIR to another)";
 
 fn write_samples(out: &mut impl Write, samples: &[f32]) -> Result<()> {
     for v in samples {
