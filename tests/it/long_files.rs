@@ -54,3 +54,27 @@ fn train_on_a_long_background_clip_stays_small() {
     // Holding the clip (38 MB) and its log-mel frames whole peaked at about 110 MB.
     assert!(peak < 80.0, "peak memory {peak} MB");
 }
+
+#[test]
+fn a_long_clip_with_nowhere_to_wait_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    common::write_wav(&rec.join("_background_").join("tv.wav"), &room(61));
+    let out = std::process::Command::new(common::hark_bin())
+        .args(["train", "--no-bank", "--data", rec.to_str().unwrap()])
+        .arg("--out")
+        .arg(dir.path().join("h.head"))
+        .current_dir(common::root())
+        .env("TMPDIR", dir.path().join("missing"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("missing: cannot write a long recording")
+            && err.contains("set TMPDIR")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!dir.path().join("h.head").exists());
+}
