@@ -189,34 +189,6 @@ pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
     })
 }
 
-/// Reads at most the first `max_seconds` of a WAV file, resampled to 16 kHz mono; also says
-/// whether the file went on beyond that (and was cut). The file is read in pieces, so a long one
-/// never sits in memory whole.
-pub fn read_16k_at_most(path: &Path, max_seconds: f32) -> Result<(Vec<f32>, bool)> {
-    let mut st = WavStream::open(path)?;
-    let limit = (st.rate as f64 * max_seconds as f64) as usize;
-    let mut samples = Vec::with_capacity((st.frames as usize).min(limit));
-    while samples.len() < limit {
-        let want = (limit - samples.len()).min(1 << 16);
-        if st.read_into(want, &mut samples)? == 0 {
-            break;
-        }
-    }
-    let cut = samples.len() >= limit && st.read_into(1, &mut Vec::new())? > 0;
-    if samples.is_empty() {
-        return Err(Error::invalid(
-            path,
-            "contains no audio samples (zero length)",
-        ));
-    }
-    let x = crate::pipeline::resample::into_16k(samples, st.rate).map_err(|e| Error::Invalid {
-        path: path.into(),
-        reason: format!("cannot resample from {} Hz", st.rate),
-        source: Some(e.into()),
-    })?;
-    Ok((x, cut))
-}
-
 /// Writes 16 kHz mono 16-bit samples (int16 scale) to `path` via a temporary file and a rename,
 /// so the file is never half-written (see [`AtomicFile`](crate::util::AtomicFile)).
 pub fn write_16k(path: &Path, samples: &[f32]) -> Result<()> {

@@ -77,7 +77,7 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
         ds.background.len(),
         ds.unknown.len(),
         ds.unknown_streams.len(),
-        ds.unknown_streams.iter().map(Vec::len).sum::<usize>() as f64 / 16_000.0,
+        ds.unknown_streams.iter().map(|r| r.len()).sum::<usize>() as f64 / 16_000.0,
         negatives.map_or("none (espeak-ng not found)".to_string(), |b| format!(
             "{} windows",
             b.len() / DIM
@@ -85,5 +85,8 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
     );
     for (name, v) in &head.report.figures {
         println!("  {name}: {v:.3}");
+    }
+    if let Some(kb) = hark::util::peak_rss_kb() {
+        println!("  peak memory: {:.1} MB", kb as f64 / 1024.0);
     }
 }

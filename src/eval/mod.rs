@@ -378,7 +378,7 @@ impl CrossSpeaker {
     fn draw(
         opts: &EvalOptions,
         (digit, speakers, enrolled): (usize, &[&'static str], usize),
-        background: &[Vec<f32>],
+        background: &[crate::train::recording::Recording],
         rng: &mut SmallRng,
     ) -> Result<Self> {
         let data = &opts.data;

@@ -61,7 +61,10 @@ fn peak_normalise(x: &mut [f32], peak: f32) {
 }
 
 /// Ten 2-second clips from white, pink and running-tap noise.
-pub(super) fn background(data: &Path, rng: &mut SmallRng) -> Result<Vec<Vec<f32>>> {
+pub(super) fn background(
+    data: &Path,
+    rng: &mut SmallRng,
+) -> Result<Vec<crate::train::recording::Recording>> {
     let files = [
         noise(data, "white_noise.wav")?,
         noise(data, "pink_noise.wav")?,
@@ -72,7 +75,7 @@ pub(super) fn background(data: &Path, rng: &mut SmallRng) -> Result<Vec<Vec<f32>
         .map(|i| {
             let f = &files[i % 3];
             let start = rng.random_range(0..f.len() - len);
-            f[start..start + len].to_vec()
+            f[start..start + len].to_vec().into()
         })
         .collect())
 }

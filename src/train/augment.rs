@@ -4,8 +4,12 @@
 use rand::rngs::SmallRng;
 use rand::Rng;
 
+use std::cell::RefCell;
+
+use super::recording::Recording;
 use super::TrainOptions;
 use crate::pipeline::frontend::SAMPLE_RATE;
+use crate::Error;
 
 /// Noise before the word, seconds (plus up to 0.1 s at random).
 const LEAD_SECONDS: f32 = 0.85;
@@ -22,12 +26,21 @@ pub(super) struct Placed {
 }
 
 /// Noise source for augmentation: random segments of the background recordings, or faint
-/// synthetic noise when there are none.
+/// synthetic noise when there are none. A recording that cannot be read back (see
+/// [`Recording`]) gives silence, and the error is kept for [`NoiseBed::failure`].
 pub(super) struct NoiseBed<'a> {
-    clips: &'a [Vec<f32>],
+    clips: &'a [Recording],
+    failed: RefCell<Option<Error>>,
 }
 
-impl NoiseBed<'_> {
+impl<'a> NoiseBed<'a> {
+    fn new(clips: &'a [Recording]) -> Self {
+        NoiseBed {
+            clips,
+            failed: RefCell::new(None),
+        }
+    }
+
     /// `len` samples of noise at `rms`.
     fn segment(&self, rng: &mut SmallRng, len: usize, rms: f32) -> Vec<f32> {
         let mut out = vec![0.0f32; len];
@@ -39,12 +52,18 @@ impl NoiseBed<'_> {
         }
         let clip = &self.clips[rng.random_range(0..self.clips.len())];
         let start = rng.random_range(0..clip.len());
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = clip[(start + i) % clip.len()];
+        if let Err(e) = clip.read_looped(start, &mut out) {
+            out.fill(0.0);
+            self.failed.borrow_mut().get_or_insert(e);
         }
         let cur = rms_of(&out).max(1e-3);
         out.iter_mut().for_each(|v| *v *= rms / cur);
         out
+    }
+
+    /// The first error reading a recording, if any (taken: asked again, it is None).
+    fn failure(&self) -> Option<Error> {
+        self.failed.borrow_mut().take()
     }
 }
 
@@ -133,11 +152,16 @@ pub(super) struct Augmenter<'a> {
 
 impl<'a> Augmenter<'a> {
     /// Noise from `background` (synthetic noise when it is empty); ranges from `opts`.
-    pub fn new(background: &'a [Vec<f32>], opts: &'a TrainOptions) -> Augmenter<'a> {
+    pub fn new(background: &'a [Recording], opts: &'a TrainOptions) -> Augmenter<'a> {
         Augmenter {
-            bed: NoiseBed { clips: background },
+            bed: NoiseBed::new(background),
             opts,
         }
+    }
+
+    /// The first error reading the background back, if any (see [`NoiseBed`]).
+    pub fn failure(&self) -> Option<Error> {
+        self.bed.failure()
     }
 
     /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail;
@@ -211,13 +235,31 @@ mod tests {
     #[test]
     fn noise_bed_meets_the_requested_level() {
         let mut rng = SmallRng::seed_from_u64(7);
-        let clips = vec![tone(4000, 300.0)];
-        for bed in [NoiseBed { clips: &clips }, NoiseBed { clips: &[] }] {
+        let clips = vec![Recording::from(tone(4000, 300.0))];
+        for bed in [NoiseBed::new(&clips), NoiseBed::new(&[])] {
             let x = bed.segment(&mut rng, 8000, 50.0);
             assert_eq!(x.len(), 8000);
             let rms = rms_of(&x);
             assert!((rms - 50.0).abs() < 5.0, "{rms}");
+            assert!(bed.failure().is_none());
         }
+    }
+
+    #[test]
+    fn noise_from_a_spilled_recording_is_the_same_as_from_memory() {
+        let x = tone(70_000, 300.0);
+        let clips = [Recording::from(x.clone()), Recording::spilled(&x).unwrap()];
+        let segments: Vec<Vec<f32>> = (0..2)
+            .map(|i| {
+                let bed = NoiseBed::new(&clips[i..i + 1]);
+                let mut rng = SmallRng::seed_from_u64(9);
+                (0..20)
+                    .flat_map(|_| bed.segment(&mut rng, 30_000, 40.0))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(segments[0], segments[1]);
+        assert!(rms_of(&segments[0]) > 30.0);
     }
 
     #[test]

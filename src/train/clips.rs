@@ -10,6 +10,7 @@ use super::examples::{Fold, Source};
 use super::TrainOptions;
 use crate::pipeline::head::Voices;
 use crate::train::dataset::Dataset;
+use crate::Result;
 
 /// A clip to embed: its audio (and where the word is), and what its windows are.
 pub(super) struct Clip {
@@ -38,12 +39,13 @@ impl Clip {
 /// Every clip of `ds`, drawn from `rng` in a fixed order: per word and take, the take's
 /// augmented copies, spliced halves and reversed copies; then the `_unknown_` takes.
 /// `synthetic[w]` are more takes of word `w` (other voices, in every fold's training set).
+/// Fails only when a long background recording cannot be read back from its temporary file.
 pub(super) fn make_clips(
     ds: &Dataset,
     synthetic: &[Vec<Vec<f32>>],
     opts: &TrainOptions,
     rng: &mut SmallRng,
-) -> Vec<Clip> {
+) -> Result<Vec<Clip>> {
     let mut maker = ClipMaker {
         augmenter: Augmenter::new(&ds.background, opts),
         opts,
@@ -72,7 +74,10 @@ pub(super) fn make_clips(
     for (ui, take) in ds.unknown.iter().enumerate() {
         maker.twice(&take.samples, Fold::Take(ui), Source::Unknown);
     }
-    maker.clips
+    match maker.augmenter.failure() {
+        Some(e) => Err(e),
+        None => Ok(maker.clips),
+    }
 }
 
 /// Sounds to splice word `ci`'s takes with: the other words' takes, `_unknown_` takes, and
@@ -224,7 +229,7 @@ mod tests {
             chimeras: 2,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
+        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
         // Per take: 3 copies + 2 chimeras + 2 reversed; per unknown take: 2.
         assert_eq!(clips.len(), 2 * 3 * 7 + 2 * 2);
         let s = summary(&clips);
@@ -254,11 +259,11 @@ mod tests {
             reversed: false,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
+        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
         // `augment` 0 still makes the clean copy.
         assert_eq!(summary(&clips).len(), 3);
         assert!(clips.iter().all(|c| c.clean && c.class == 1));
-        let again = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5));
+        let again = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
         assert!(clips
             .iter()
             .zip(&again)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::pipeline::head::Voices;
+use crate::train::recording::Recording;
 
 use crate::pipeline::frontend::SAMPLE_RATE;
 
@@ -30,11 +31,12 @@ pub struct Take {
 pub struct Dataset {
     /// (word, takes), sorted by word.
     pub words: Vec<(String, Vec<Take>)>,
-    pub background: Vec<Vec<f32>>,
+    /// Room noise, 16 kHz (a long clip on disk, see [`Recording`]).
+    pub background: Vec<Recording>,
     pub unknown: Vec<Take>,
     /// Long `_unknown_` recordings (minutes of TV, radio, conversation), 16 kHz, each used
     /// window by window as "none" (up to [`MAX_BACKGROUND_SECONDS`] each), not as one take.
-    pub unknown_streams: Vec<Vec<f32>>,
+    pub unknown_streams: Vec<Recording>,
     /// What loading left out, for the user (a background clip cut at its limit, say).
     pub notes: Vec<String>,
     /// Words whose `word.toml` says who may say them (the others take the training default).
@@ -92,11 +94,15 @@ fn frame_db(x: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Trims leading and trailing silence: keeps from the first to the last 10 ms frame within 30 dB
-/// of the loudest one (and above an absolute floor), plus 30 ms either side. Returns None when
-/// nothing rises above the floor (a silent take).
-pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
-    let db = frame_db(x);
+/// Where the sound is: from the first to the last 10 ms frame within 30 dB of the loudest one
+/// (and above an absolute floor), plus 30 ms either side. None when nothing rises above the
+/// floor (silence).
+fn sound_span(x: &[f32]) -> Option<std::ops::Range<usize>> {
+    span_of(&frame_db(x), x.len())
+}
+
+/// [`sound_span`] of a signal of `len` samples from its frame energies `db`.
+fn span_of(db: &[f32], len: usize) -> Option<std::ops::Range<usize>> {
     let max = db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     // -60 dBFS RMS in int16 scale is about 20*log10(32768) - 60 = 30 dB.
     if max < 30.0 {
@@ -106,8 +112,13 @@ pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
     let first = db.iter().position(|v| *v >= thr)?;
     let last = db.iter().rposition(|v| *v >= thr)?;
     let start = (first * 160).saturating_sub(480);
-    let end = ((last + 1) * 160 + 480).min(x.len());
-    Some(x[start..end].to_vec())
+    let end = ((last + 1) * 160 + 480).min(len);
+    Some(start..end)
+}
+
+/// Trims leading and trailing silence (see [`sound_span`]). Returns None for a silent take.
+pub fn trim(x: &[f32]) -> Option<Vec<f32>> {
+    sound_span(x).map(|r| x[r].to_vec())
 }
 
 /// Reads one take: 16 kHz, trimmed, and checked (not silent, not too short or long).
@@ -196,7 +207,7 @@ impl Dataset {
         match name.as_str() {
             BACKGROUND => {
                 for f in files {
-                    let (s, cut) = crate::audio::wav::read_16k_at_most(&f, MAX_BACKGROUND_SECONDS)?;
+                    let (s, cut) = Recording::read_16k_at_most(&f, MAX_BACKGROUND_SECONDS)?;
                     if cut {
                         self.notes.push(format!(
                             "{}: only its first {MAX_BACKGROUND_SECONDS:.0} s are used",
@@ -253,8 +264,14 @@ impl Dataset {
     /// One `_unknown_` recording: a take when it holds at most [`MAX_TAKE_SECONDS`] of sound,
     /// otherwise a stream of "none" windows (cut at [`MAX_BACKGROUND_SECONDS`], with a note).
     fn add_unknown(&mut self, f: &Path) -> Result<()> {
-        let (s, cut) = crate::audio::wav::read_16k_at_most(f, MAX_BACKGROUND_SECONDS)?;
-        let sound = trim(&s).map_or(0, |t| t.len());
+        let (s, cut) = Recording::read_16k_at_most(f, MAX_BACKGROUND_SECONDS)?;
+        // Frame energies piece by piece (whole 10 ms frames each), as `frame_db` of the whole.
+        let mut db = Vec::new();
+        s.for_each_piece(160 * 400, |piece| {
+            db.extend(frame_db(piece));
+            Ok(())
+        })?;
+        let sound = span_of(&db, s.len()).map_or(0, |r| r.len());
         if sound <= (MAX_TAKE_SECONDS * SAMPLE_RATE as f32) as usize {
             self.unknown.push(load_take(f)?);
             return Ok(());
@@ -344,6 +361,10 @@ mod tests {
         assert_eq!((ds.unknown.len(), ds.unknown_streams.len()), (1, 1));
         let cap = (MAX_BACKGROUND_SECONDS * SAMPLE_RATE as f32) as usize;
         assert!(ds.unknown_streams[0].len().abs_diff(cap) < 100);
+        assert!(
+            ds.unknown_streams[0].is_spilled(),
+            "600 s are not held in memory"
+        );
         assert!(ds.notes[0].contains("tv.wav") && ds.notes[0].contains("600 s"));
     }
 
@@ -364,6 +385,10 @@ mod tests {
             ds.background[0].len()
         );
         assert!(ds.notes[0].contains("tv.wav") && ds.notes[0].contains("600 s"));
+        assert!(
+            ds.background[0].is_spilled(),
+            "600 s are not held in memory"
+        );
         long_wav(&dir.path().join("w").join("long.wav"), 90.0);
         let Err(e) = Dataset::load(dir.path()) else {
             panic!("a 90 s take file was accepted");

@@ -7,9 +7,10 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::clips::{make_clips, Clip};
+use super::recording::Recording;
 use super::TrainOptions;
 use crate::pipeline::embedding::{
-    block_end_time, embed_signal, embed_signal_warped, Embedder, DIM, WINDOW_FRAMES,
+    block_end_time, embed_signal_warped, Embedder, Pieces, DIM, WINDOW_FRAMES,
 };
 use crate::pipeline::frontend::{BLOCK_SAMPLES, HOP, N_FFT, SAMPLE_RATE};
 use crate::train::dataset::Dataset;
@@ -106,7 +107,11 @@ impl<'a> Examples<'a> {
 
     /// The examples at `rows`, in that order (borrowed features stay borrowed).
     pub fn subset(&self, rows: &[usize]) -> Examples<'a> {
-        let mut own = Vec::new();
+        let owned = rows
+            .iter()
+            .filter(|&&r| matches!(self.at[r], Features::Own(_)))
+            .count();
+        let mut own = Vec::with_capacity(owned * self.width);
         let at = rows
             .iter()
             .map(|&r| match self.at[r] {
@@ -143,6 +148,16 @@ impl<'a> Examples<'a> {
         self.width = width;
         self.at.push(Features::Shared(offset));
         self.label(0, false, origin);
+    }
+
+    /// Room for `more` windows (sized once rather than grown by doubling).
+    fn reserve(&mut self, more: usize) {
+        self.at.reserve_exact(more);
+        self.y.reserve_exact(more);
+        self.fold.reserve_exact(more);
+        self.clean.reserve_exact(more);
+        self.clip.reserve_exact(more);
+        self.source.reserve_exact(more);
     }
 
     fn label(&mut self, y: usize, clean: bool, origin: Origin) {
@@ -268,13 +283,13 @@ pub fn build_examples<'a>(
 ) -> Result<Examples<'a>> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
-    let clips = make_clips(ds, &synthetic, opts, &mut rng);
+    let clips = make_clips(ds, &synthetic, opts, &mut rng)?;
     let total = clips.len() as u64 + 1;
     let mut ex = Examples::default();
-    for (i, clip) in clips.iter().enumerate() {
-        // Note: `embed_signal` computes log-mels with a new front end (and FFT plan) per clip.
+    // Each clip's samples are let go once it is embedded (all of them are 15 MB).
+    for (i, clip) in clips.into_iter().enumerate() {
         let e = embed_signal_warped(emb, &clip.audio.samples, clip.audio.warp)?;
-        clip_examples(clip, i, &e, opts.context, &mut ex);
+        clip_examples(&clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
     for noise in &ds.background {
@@ -301,6 +316,7 @@ fn bank_examples<'a>(bank: &'a [f32], context: usize, step: usize, out: &mut Exa
     };
     out.shared = bank;
     let n = bank.len() / DIM;
+    out.reserve((n + step).saturating_sub(context) / step);
     let mut b = context - 1;
     while b < n {
         out.push_shared((b + 1 - context) * DIM, context * DIM, origin);
@@ -310,20 +326,27 @@ fn bank_examples<'a>(bank: &'a [f32], context: usize, step: usize, out: &mut Exa
 
 /// Room noise (or a long `_unknown_` recording, by `source`): every window is "none", in every
 /// fold. Recordings shorter than 1.6 s are looped; windows that still see the warm-up padding
-/// are skipped.
+/// are skipped. A long recording is embedded piece by piece, never held whole.
 fn background_examples(
     emb: &mut Embedder,
-    noise: &[f32],
+    noise: &Recording,
     context: usize,
     source: Source,
     out: &mut Examples,
 ) -> Result<()> {
     let min_len = (1.6 * SAMPLE_RATE as f32) as usize;
-    let mut x = std::borrow::Cow::Borrowed(noise);
-    while x.len() < min_len {
-        x.to_mut().extend_from_slice(noise);
+    let mut pieces = Pieces::new(emb, 1.0, noise.len().max(min_len));
+    if noise.len() < min_len {
+        let once = noise.to_vec()?;
+        let mut x = once.clone();
+        while x.len() < min_len {
+            x.extend_from_slice(&once);
+        }
+        pieces.push(&x)?;
+    } else {
+        noise.for_each_piece(1 << 16, |piece| pieces.push(piece))?;
     }
-    let e = embed_signal(emb, &x)?;
+    let e = pieces.finish()?;
     let first = (WIN_SECONDS / BLOCK_SECONDS).ceil() as usize;
     if e.len() / DIM > first {
         sequence_examples(&e[first * DIM..], context, Fold::Always, 1, source, out);

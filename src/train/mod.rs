@@ -17,6 +17,7 @@ mod examples;
 mod fit;
 mod mining;
 pub mod negatives;
+pub mod recording;
 mod templates;
 mod validate;
 mod voices;
@@ -201,9 +202,13 @@ pub fn train(
     let labels = ds.labels();
     let voices = ds.voices(opts.voices);
     let words = (&labels[..], &voices[..]);
-    let ex = build_examples(emb, ds, bank, opts, progress)?;
-    let rows = mining::mine_bank(&ex, words, &emb.model_sha256, opts);
-    let ex = ex.subset(&rows);
+    let ex = {
+        // Every window, until mining has chosen the bank's; then only those (and the rest)
+        // are kept: the first set is dropped here, not held to the end.
+        let all = build_examples(emb, ds, bank, opts, progress)?;
+        let rows = mining::mine_bank(&all, words, &emb.model_sha256, opts);
+        all.subset(&rows)
+    };
     let rows: Vec<usize> = (0..ex.len()).collect();
     let mut head = head_from(&ex, &rows, words, &emb.model_sha256, opts);
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();

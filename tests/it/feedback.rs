@@ -26,7 +26,8 @@ fn write_case(case: &Case, rec: &Path, stream: &Path) {
         }
     }
     for (i, b) in case.enrol.background.iter().enumerate() {
-        write_wav(&rec.join("_background_").join(format!("room-{i}.wav")), b);
+        let b = b.to_vec().unwrap();
+        write_wav(&rec.join("_background_").join(format!("room-{i}.wav")), &b);
     }
     write_wav(stream, &case.samples);
 }

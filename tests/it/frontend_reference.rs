@@ -202,3 +202,35 @@ fn embeddings_after_the_gate_reopens_equal_ungated_ones() {
     assert!(reopened >= 3, "gate reopened {reopened} times");
     assert!(worst <= 1e-4, "max |diff| {worst}");
 }
+
+#[test]
+fn embedding_a_long_clip_in_pieces_equals_embedding_it_whole() {
+    use hark::pipeline::embedding::{embed_signal_warped, Pieces};
+    let assets = common::assets();
+    let mut emb = Embedder::load(&assets).unwrap();
+    // Long enough for several calls of the model (64 blocks, 5.12 s each) and a partial one.
+    let once = speech();
+    let mut x = Vec::new();
+    while x.len() < 16000 * 14 {
+        x.extend_from_slice(&once);
+    }
+    x.truncate(16000 * 14 + 777);
+    for warp in [1.0, 1.1] {
+        let whole = embed_signal_warped(&mut emb, &x, warp).unwrap();
+        assert_eq!(whole.len() / DIM, x.len() / BLOCK_SAMPLES);
+        let sizes = [1, 159, 160, 1279, 1280, 16000, 81_920, 3];
+        let mut pieces = Pieces::new(&mut emb, warp, 0);
+        let (mut at, mut k) = (0, 0);
+        while at < x.len() {
+            let n = sizes[k % sizes.len()].min(x.len() - at);
+            pieces.push(&x[at..at + n]).unwrap();
+            (at, k) = (at + n, k + 1);
+        }
+        let parts = pieces.finish().unwrap();
+        assert!(whole == parts, "warp {warp}: pieces differ from the whole");
+    }
+    // A signal shorter than one block has no embedding, in pieces or whole.
+    let mut short = Pieces::new(&mut emb, 1.0, 100);
+    short.push(&x[..1000]).unwrap();
+    assert!(short.finish().unwrap().is_empty());
+}

@@ -12,6 +12,7 @@ mod feedback;
 mod frontend_reference;
 mod hermes;
 mod library;
+mod long_files;
 mod mosquitto;
 mod satellite;
 mod synth;

@@ -11,7 +11,10 @@ use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
 use crate::{Error, Result};
 
 mod onnx;
+mod pieces;
 pub mod streaming;
+
+pub use pieces::Pieces;
 
 /// Log-mel frames seen by one embedding (760 ms).
 pub const WINDOW_FRAMES: usize = 76;
@@ -263,25 +266,6 @@ impl Embedder {
         state.warm = false;
         Ok(out)
     }
-
-    /// The embedding sequence of a run of log-mel frames that starts on a block boundary,
-    /// preceded by the warm-up ones: one embedding per block, in calls of `EMBED_BATCH` blocks.
-    fn embed_frames(&mut self, frames: &[f32]) -> Result<Vec<f32>> {
-        let warmup = (CONTEXT_FRAMES - BLOCK_FRAMES) * N_MELS;
-        let mut padded = vec![1.0f32; warmup];
-        padded.extend_from_slice(frames);
-        let mut all = Vec::with_capacity(padded.len() / (BLOCK_FRAMES * N_MELS) * DIM);
-        let state = &mut self.state;
-        state.cold();
-        for chunk in padded.chunks(EMBED_BATCH * BLOCK_FRAMES * N_MELS) {
-            self.model.infer(state, Frames::Slice(chunk))?;
-            all.extend_from_slice(&state.out);
-        }
-        state.warm = false;
-        // The first 9 embeddings cover the warm-up alone (and a cold start).
-        all.drain(..warmup / (BLOCK_FRAMES * N_MELS) * DIM);
-        Ok(all)
-    }
 }
 
 /// What one call of the model runs on: the stream's kept context (after a gap), or given
@@ -314,12 +298,9 @@ pub fn embed_signal(emb: &mut Embedder, samples: &[f32]) -> Result<Vec<f32>> {
 /// [`embed_signal`] of the signal as a speaker with a vocal tract `alpha` times shorter would
 /// say it (the log-mel frames warped, see [`crate::pipeline::frontend::warp_frames`]).
 pub fn embed_signal_warped(emb: &mut Embedder, samples: &[f32], alpha: f64) -> Result<Vec<f32>> {
-    let mut frames = logmel(samples);
-    if alpha != 1.0 {
-        crate::pipeline::frontend::warp_frames(&mut frames, alpha);
-    }
-    let whole = frames.len() / (BLOCK_FRAMES * N_MELS) * BLOCK_FRAMES * N_MELS;
-    emb.embed_frames(&frames[..whole])
+    let mut pieces = Pieces::new(emb, alpha, samples.len());
+    pieces.push(samples)?;
+    pieces.finish()
 }
 
 /// Stream time (seconds) at the end of block `b` (0-based): when its embedding is available.

@@ -1,0 +1,106 @@
+//! Offline embedding of a 16 kHz signal given in pieces of any size: the front end and the
+//! model's states are carried from one piece to the next, and the model is called on exactly
+//! the batches a whole-signal embedding would use (the warm-up padding, then `EMBED_BATCH`
+//! blocks a call), so the embeddings are the same bit for bit. A long clip (600 s of room
+//! noise: 38 MB of samples, 7.7 MB of log-mel frames) then never needs to be held whole: only
+//! the piece at hand, one batch of frames and the embeddings (2.9 MB for 600 s) are.
+
+use super::{Embedder, Frames, BLOCK_FRAMES, CONTEXT_FRAMES, DIM, EMBED_BATCH, N_MELS};
+use crate::pipeline::frontend::Frontend;
+use crate::Result;
+
+/// Frames of one model call.
+const BATCH_LEN: usize = EMBED_BATCH * BLOCK_FRAMES * N_MELS;
+/// The all-ones warm-up frames that precede a signal (whole blocks).
+const WARMUP_LEN: usize = (CONTEXT_FRAMES - BLOCK_FRAMES) * N_MELS;
+
+/// A signal being embedded piece by piece; see the module docs.
+pub struct Pieces<'e> {
+    emb: &'e mut Embedder,
+    frontend: Frontend,
+    /// Frames waiting for the next call (at most `BATCH_LEN`).
+    batch: Vec<f32>,
+    /// Where the signal's own frames begin in `batch` (after the warm-up, in the first batch).
+    real_from: usize,
+    /// Vocal-tract-length warp of the signal's frames (1 = none).
+    warp: f64,
+    /// The embeddings so far, the warm-up's included.
+    out: Vec<f32>,
+}
+
+impl<'e> Pieces<'e> {
+    /// Starts a signal of about `samples` samples (sizes the output; 0 if unknown), as a
+    /// speaker with a vocal tract `warp` times shorter would say it (see
+    /// [`crate::pipeline::frontend::warp_frames`]; 1 = as recorded).
+    pub fn new(emb: &'e mut Embedder, warp: f64, samples: usize) -> Self {
+        let blocks = samples / crate::pipeline::frontend::BLOCK_SAMPLES + 10;
+        emb.state.cold();
+        let mut batch = Vec::with_capacity(BATCH_LEN);
+        batch.resize(WARMUP_LEN, 1.0);
+        Pieces {
+            emb,
+            frontend: Frontend::new(),
+            batch,
+            real_from: WARMUP_LEN,
+            warp,
+            out: Vec::with_capacity(blocks.min(1 << 20) * DIM),
+        }
+    }
+
+    /// Adds the next samples of the signal (16 kHz, int16 scale).
+    pub fn push(&mut self, samples: &[f32]) -> Result<()> {
+        let Pieces {
+            emb,
+            frontend,
+            batch,
+            real_from,
+            warp,
+            out,
+        } = self;
+        frontend.push(samples, |block| {
+            batch.extend_from_slice(block);
+            if batch.len() == BATCH_LEN {
+                call(emb, batch, real_from, *warp, out)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The embedding sequence: one embedding per whole block of the signal (a trailing
+    /// partial block is dropped), as [`super::embed_signal`] gives it.
+    pub fn finish(mut self) -> Result<Vec<f32>> {
+        if !self.batch.is_empty() {
+            call(
+                self.emb,
+                &mut self.batch,
+                &mut self.real_from,
+                self.warp,
+                &mut self.out,
+            )?;
+        }
+        self.emb.state.warm = false;
+        // The first embeddings cover the warm-up alone (and a cold start).
+        let warmup = (WARMUP_LEN / (BLOCK_FRAMES * N_MELS) * DIM).min(self.out.len());
+        self.out.drain(..warmup);
+        Ok(self.out)
+    }
+}
+
+/// One call of the model on the frames in `batch` (warped from `real_from` on), its
+/// embeddings appended to `out`; `batch` is emptied.
+fn call(
+    emb: &mut Embedder,
+    batch: &mut Vec<f32>,
+    real_from: &mut usize,
+    warp: f64,
+    out: &mut Vec<f32>,
+) -> Result<()> {
+    if warp != 1.0 {
+        crate::pipeline::frontend::warp_frames(&mut batch[*real_from..], warp);
+    }
+    emb.model.infer(&mut emb.state, Frames::Slice(batch))?;
+    out.extend_from_slice(&emb.state.out);
+    batch.clear();
+    *real_from = 0;
+    Ok(())
+}
