@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::assets::Assets;
 use crate::pipeline::detector::{Detection, Detector, DetectorSettings};
+use crate::pipeline::embedding::batch::Batch;
 use crate::pipeline::embedding::{BaseModel, Embedder, StreamState, DIM};
 use crate::pipeline::frontend::{Frontend, BLOCK_FRAMES, N_MELS};
 use crate::pipeline::head::{Head, Scorer};
@@ -31,6 +32,8 @@ struct Stage {
     gate: Gate,
     /// Blocks for which the base model was skipped.
     gated: u64,
+    /// Stream time of the block waiting in a [`Batch`].
+    pending: f64,
 }
 
 impl Stage {
@@ -41,6 +44,7 @@ impl Stage {
             blocks: 0,
             gate: Gate::new(),
             gated: 0,
+            pending: 0.0,
         }
     }
 
@@ -56,23 +60,43 @@ impl Stage {
         self.gated = 0;
     }
 
+    /// The gate's verdict on the next block: its stream time, and whether the base model
+    /// runs on it (if not, the block is slid into the context here).
+    fn next(&mut self, block: &[f32]) -> (f64, bool) {
+        let loud = (block.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 2.0) * 10.0;
+        let time = crate::pipeline::embedding::block_end_time(self.blocks);
+        self.blocks += 1;
+        if self.gate.open(loud) {
+            return (time, true);
+        }
+        self.state.slide(block);
+        self.gated += 1;
+        (time, false)
+    }
+
     fn block(
         &mut self,
         model: &mut BaseModel,
         block: &[f32],
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
-        let loud = (block.iter().copied().fold(f32::NEG_INFINITY, f32::max) - 2.0) * 10.0;
-        let time = crate::pipeline::embedding::block_end_time(self.blocks);
-        self.blocks += 1;
-        if self.gate.open(loud) {
-            model.push_block(&mut self.state, block, &mut self.embedding)?;
-            on_embedding(time, Some(&self.embedding));
-        } else {
-            self.state.slide(block);
-            self.gated += 1;
-            on_embedding(time, None);
+        match self.next(block) {
+            (time, true) => self.alone(model, block, time, on_embedding)?,
+            (time, false) => on_embedding(time, None),
         }
+        Ok(())
+    }
+
+    /// The base model on one block of this stream alone.
+    fn alone(
+        &mut self,
+        model: &mut BaseModel,
+        block: &[f32],
+        time: f64,
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
+        model.push_block(&mut self.state, block, &mut self.embedding)?;
+        on_embedding(time, Some(&self.embedding));
         Ok(())
     }
 }
@@ -227,6 +251,43 @@ impl Features {
             self.stage.block(model, block, on_embedding)?;
         }
         Ok(())
+    }
+
+    /// The next block from [`Features::push_frontend`] through the gate, added to `batch` if
+    /// the base model runs on it and the stream is warm: then its place in the batch, and
+    /// after [`Batch::run`], [`Features::end_block`] gives the stream its embedding. Otherwise
+    /// the block is done here (`None`): gated, or run alone through `model` (a cold start).
+    pub fn begin_block(
+        &mut self,
+        model: &mut BaseModel,
+        block: &[f32],
+        batch: &mut Batch,
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<Option<usize>> {
+        let stage = &mut self.stage;
+        let (time, open) = stage.next(block);
+        if !open {
+            on_embedding(time, None);
+            return Ok(None);
+        }
+        if let Some(i) = batch.add(&mut stage.state, block) {
+            stage.pending = time;
+            return Ok(Some(i));
+        }
+        stage.alone(model, block, time, on_embedding)?;
+        Ok(None)
+    }
+
+    /// The embedding of the block at place `i` of `batch`, after its run.
+    pub fn end_block(
+        &mut self,
+        batch: &Batch,
+        i: usize,
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) {
+        let stage = &mut self.stage;
+        batch.take(i, &mut stage.state, &mut stage.embedding);
+        on_embedding(stage.pending, Some(&stage.embedding));
     }
 
     /// [`Features::finish`] through a base model lent for this call.
@@ -396,6 +457,25 @@ impl Pipeline {
     ) -> Result<()> {
         let mut decide = decide(&mut self.decision, on_detection);
         self.features.push_blocks_with(model, blocks, &mut decide)
+    }
+
+    /// The next block of a batched second half (see [`Features::begin_block`]); calls
+    /// `on_detection` for an event of a block done here.
+    pub fn begin_block(
+        &mut self,
+        model: &mut BaseModel,
+        block: &[f32],
+        batch: &mut Batch,
+        on_detection: &mut dyn FnMut(Detection),
+    ) -> Result<Option<usize>> {
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features.begin_block(model, block, batch, &mut decide)
+    }
+
+    /// The block at place `i` of `batch`, after its run, through the head and the detector.
+    pub fn end_block(&mut self, batch: &Batch, i: usize, on_detection: &mut dyn FnMut(Detection)) {
+        let mut decide = decide(&mut self.decision, on_detection);
+        self.features.end_block(batch, i, &mut decide)
     }
 
     /// Ends the stream, flushing buffered samples.

@@ -10,6 +10,7 @@ use crate::assets::Assets;
 use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
 use crate::{Error, Result};
 
+pub mod batch;
 mod onnx;
 mod pieces;
 pub mod streaming;
@@ -74,17 +75,28 @@ impl BaseModel {
     /// Loads the base model once and makes `n` sessions of it (one per worker thread: a
     /// session runs one call at a time).
     pub fn load_copies(assets: &Assets, n: usize) -> Result<Vec<Self>> {
-        Self::load_copies_at(assets, n, false)
+        Self::load_copies_at(assets, n, false, Some(1))
     }
 
     /// The same with all of ONNX Runtime's graph optimisations (see
     /// [`crate::assets::session_fastest_from_memory`]): embeddings differ from
     /// [`BaseModel::load`]'s in the 6th digit.
     pub fn load_copies_fastest(assets: &Assets, n: usize) -> Result<Vec<Self>> {
-        Self::load_copies_at(assets, n, true)
+        Self::load_copies_at(assets, n, true, Some(1))
     }
 
-    fn load_copies_at(assets: &Assets, n: usize, fastest: bool) -> Result<Vec<Self>> {
+    /// [`BaseModel::load_copies_fastest`] of the streaming form with a batch dimension (fixed
+    /// at `Some(B)` or open), which [`batch::Batch`] runs for several streams a call.
+    pub fn load_batched(assets: &Assets, n: usize, batch: Option<i64>) -> Result<Vec<Self>> {
+        Self::load_copies_at(assets, n, true, batch)
+    }
+
+    fn load_copies_at(
+        assets: &Assets,
+        n: usize,
+        fastest: bool,
+        batch: Option<i64>,
+    ) -> Result<Vec<Self>> {
         let session = match fastest {
             true => crate::assets::session_fastest_from_memory,
             false => crate::assets::session_from_memory,
@@ -92,7 +104,7 @@ impl BaseModel {
         let path = assets.embedding_model();
         let original = assets.read_embedding_model()?;
         let model_sha256 = crate::util::sha256_hex(&original);
-        let model = streaming::rewrite(&original).map_err(|e| Error::Model {
+        let model = streaming::rewrite_with_batch(&original, batch).map_err(|e| Error::Model {
             message: format!("{}: cannot stream this model", path.display()),
             source: Some(e.into()),
         })?;
@@ -158,34 +170,57 @@ impl BaseModel {
             Frames::Context => &state.context[..],
             Frames::Slice(f) => f,
         };
-        let n = frames.len() / N_MELS;
+        self.call(1, frames, &mut state.states, &mut state.out)
+    }
+
+    /// One call for `b` streams: `frames` is `[b, n, 32]`, the first `b` states of each of
+    /// `states` go in (stream by stream) and the next ones replace them; the embeddings replace
+    /// `emb`'s contents, stream by stream.
+    fn call(
+        &mut self,
+        b: usize,
+        frames: &[f32],
+        states: &mut [Vec<f32>],
+        emb: &mut Vec<f32>,
+    ) -> Result<()> {
+        let n = frames.len() / (b * N_MELS);
         debug_assert_eq!(n % BLOCK_FRAMES, 0);
-        let mut inputs: Vec<SessionInputValue> = Vec::with_capacity(1 + N_STATES);
-        inputs.push(TensorRef::from_array_view(([1usize, n, N_MELS], frames))?.into());
-        for (s, shape) in state.states.iter().zip(&self.state_shapes) {
-            inputs.push(TensorRef::from_array_view((*shape, &s[..]))?.into());
+        let shapes = &self.state_shapes;
+        let mut refused = None;
+        let inputs: [Option<SessionInputValue>; 1 + N_STATES] = std::array::from_fn(|i| {
+            let view = match i {
+                0 => TensorRef::from_array_view(([b, n, N_MELS], frames)),
+                _ => {
+                    let [_, c, t, w] = shapes[i - 1];
+                    let s = &states[i - 1][..b * c * t * w];
+                    TensorRef::from_array_view(([b, c, t, w], s))
+                }
+            };
+            view.map_err(|e| refused = Some(e)).ok().map(Into::into)
+        });
+        if let Some(e) = refused {
+            return Err(e.into());
         }
-        let inputs: [SessionInputValue; 1 + N_STATES] = match inputs.try_into() {
-            Ok(a) => a,
-            Err(_) => unreachable!("checked at load"),
-        };
-        let outputs = self.session.run(inputs).map_err(|e| Error::Model {
-            message: "base model inference failed".into(),
-            source: Some(e.into()),
-        })?;
-        let (_, emb) = outputs[0].try_extract_tensor::<f32>()?;
-        state.out.clear();
-        state.out.extend_from_slice(emb);
-        for (i, s) in state.states.iter_mut().enumerate() {
+        let outputs = self
+            .session
+            .run(inputs.map(|v| v.expect("every input checked above")))
+            .map_err(|e| Error::Model {
+                message: "base model inference failed".into(),
+                source: Some(e.into()),
+            })?;
+        let (_, e) = outputs[0].try_extract_tensor::<f32>()?;
+        emb.clear();
+        emb.extend_from_slice(e);
+        for (i, (s, shape)) in states.iter_mut().zip(shapes).enumerate() {
             let (_, next) = outputs[1 + i].try_extract_tensor::<f32>()?;
-            if next.len() != s.len() {
+            let len = b * shape.iter().product::<usize>();
+            if next.len() != len {
                 return Err(Error::model(format!(
-                    "base model state {i}: {} values out, {} in",
-                    next.len(),
-                    s.len()
+                    "base model state {i}: {} values out, {len} in",
+                    next.len()
                 )));
             }
-            s.copy_from_slice(next);
+            s[..len].copy_from_slice(next);
         }
         Ok(())
     }

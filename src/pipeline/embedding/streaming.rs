@@ -23,9 +23,11 @@ use super::onnx::*;
 use crate::pipeline::frontend::{BLOCK_FRAMES, N_MELS};
 use crate::{Error, Result};
 
-/// Input name of the streaming model: `[1, frames, 32]` scaled log-mel frames.
+/// Input name of the streaming model: `[1, frames, 32]` scaled log-mel frames (`[B, frames,
+/// 32]` in the batched form, one row of frames per stream).
 pub const INPUT: &str = "mel";
-/// Output name: `[frames / 8, 96]` embeddings.
+/// Output name: `[frames / 8, 96]` embeddings (`[B * frames / 8, 96]` batched, stream by
+/// stream).
 pub const OUTPUT: &str = "embeddings";
 
 /// The rewritten model: its bytes and the shape of each state input (in input order after
@@ -50,8 +52,18 @@ fn unexpected(what: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Rewrites the base model (the bytes of `embedding_model.onnx`) into its streaming form.
+/// Rewrites the base model (the bytes of `embedding_model.onnx`) into its streaming form, for
+/// one stream a call.
 pub fn rewrite(original: &[u8]) -> Result<StreamingModel> {
+    rewrite_with_batch(original, Some(1))
+}
+
+/// The streaming form with a batch dimension, fixed (`Some(B)`) or open (`None`): the mel
+/// input is `[B, frames, 32]`, each state `[B, cin, 2, w]` (stream `b`'s state at index `b`,
+/// as [`StreamingModel::states`] gives it for one stream) and the embeddings
+/// `[B * frames / 8, 96]`, stream by stream. One call runs the same number of new frames for
+/// B streams.
+pub fn rewrite_with_batch(original: &[u8], batch: Option<i64>) -> Result<StreamingModel> {
     let model = ModelProto::decode(original).map_err(|e| Error::Model {
         message: "not an ONNX model".into(),
         source: Some(e.into()),
@@ -61,7 +73,7 @@ pub fn rewrite(original: &[u8]) -> Result<StreamingModel> {
         .as_ref()
         .ok_or_else(|| Error::model("the model has no graph"))?;
     let input = graph.input.first().ok_or_else(|| unexpected("no input"))?;
-    let mut streaming = Rewrite::new(graph);
+    let mut streaming = Rewrite::new(graph, batch);
     for n in &graph.node {
         streaming.add(n, &input.name)?;
     }
@@ -86,10 +98,12 @@ struct Rewrite<'a> {
     last_dim: i64,
     /// Whether the final reshape has been seen.
     finished: bool,
+    /// The batch dimension (`None`: open).
+    batch: Option<i64>,
 }
 
 impl<'a> Rewrite<'a> {
-    fn new(graph: &'a GraphProto) -> Self {
+    fn new(graph: &'a GraphProto, batch: Option<i64>) -> Self {
         Rewrite {
             graph,
             weights: graph
@@ -105,6 +119,7 @@ impl<'a> Rewrite<'a> {
             time_stride: 1,
             last_dim: 0,
             finished: false,
+            batch,
         }
     }
 
@@ -196,9 +211,9 @@ impl<'a> Rewrite<'a> {
             format!("state{k}_cat"),
             format!("state{k}_next"),
         );
-        let dims = [1, cin, 2, self.width];
-        self.states.push(dims.map(|d| d as usize));
-        let info_dims = dims.map(Some);
+        self.states
+            .push([1, cin, 2, self.width].map(|d| d as usize));
+        let info_dims = [self.batch, Some(cin), Some(2), Some(self.width)];
         self.state_inputs.push(float_info(&state, &info_dims));
         self.state_outputs.push(float_info(&next, &info_dims));
         self.nodes.push(node(
@@ -259,13 +274,17 @@ impl<'a> Rewrite<'a> {
             .cloned()
             .collect();
         initializer.extend([
-            int64s("hark_shape_in", &[1, 1, -1, N_MELS as i64]),
+            // 0 copies the input's batch dimension.
+            int64s(
+                "hark_shape_in",
+                &[self.batch.unwrap_or(0), 1, -1, N_MELS as i64],
+            ),
             int64s("hark_shape_out", &[-1, self.last_dim]),
             int64s("hark_keep_starts", &[-2]),
             int64s("hark_keep_ends", &[i64::MAX]),
             int64s("hark_keep_axes", &[2]),
         ]);
-        let mut inputs = vec![float_info(INPUT, &[Some(1), None, Some(N_MELS as i64)])];
+        let mut inputs = vec![float_info(INPUT, &[self.batch, None, Some(N_MELS as i64)])];
         inputs.extend(self.state_inputs);
         let mut outputs = vec![float_info(OUTPUT, &[None, Some(self.last_dim)])];
         outputs.extend(self.state_outputs);

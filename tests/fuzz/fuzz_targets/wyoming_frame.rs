@@ -1,6 +1,7 @@
 //! The Wyoming frame reader of `hark serve` (src/serve/wyoming/frame.rs, in the binary crate,
-//! included here by path: it needs only std, serde_json and thiserror) on arbitrary bytes: read
-//! events until the end or the first error, under small caps so the caps themselves are hit.
+//! included here by path: it needs only std, serde, serde_json and thiserror) on arbitrary
+//! bytes: read events until the end or the first error, under small caps so the caps themselves
+//! are hit.
 #![no_main]
 
 mod cap;
