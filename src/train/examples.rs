@@ -273,7 +273,12 @@ pub fn build_examples<'a>(
     let mut ex = Examples::default();
     for (i, clip) in clips.iter().enumerate() {
         // Note: `embed_signal` computes log-mels with a new front end (and FFT plan) per clip.
-        let e = embed_signal_warped(emb, &clip.audio.samples, clip.audio.warp)?;
+        let e = embed_signal_warped(
+            emb,
+            &clip.audio.samples,
+            clip.audio.warp,
+            &clip.audio.colour,
+        )?;
         clip_examples(clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
@@ -378,6 +383,7 @@ mod tests {
                 word_start: 1.0,
                 word_end: 1.5,
                 warp: 1.0,
+                colour: Vec::new(),
             },
             class,
             fold: Fold::Take(3),

@@ -15,5 +15,6 @@ mod library;
 mod mosquitto;
 mod satellite;
 mod synth;
+mod synth_cache;
 mod wyoming;
 mod zeroconf;
