@@ -9,6 +9,9 @@ use std::process::Command;
 use crate::common;
 use hark::audio::synth;
 
+/// Synthetic takes per word.
+const TAKES: usize = 12;
+
 /// The engine `name` on PATH, if installed.
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -61,7 +64,8 @@ fn train(models: &Path, rec: &Path, out: &Path, bin: &Path) -> Vec<u8> {
             "--no-cv",
             "--no-bank",
         ])
-        .args(["--voices", "anyone", "--data", rec.to_str().unwrap()])
+        .args(["--voices", "anyone", "--anyone-synth", &TAKES.to_string()])
+        .args(["--data", rec.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
         .env("PATH", std::env::join_paths(dirs).unwrap())
         .output()
@@ -95,15 +99,15 @@ fn a_second_anyone_train_reads_its_synthetic_takes_from_the_cache() {
     let models = models_dir(tmp.path());
     let first = train(&models, &rec, &tmp.path().join("1.head"), &bin);
     let spoken = word_runs(&log);
-    // 20 synthetic takes per word (the default), each spoken once.
-    assert_eq!(spoken.len(), 3 * 20, "{spoken:#?}");
+    // Every synthetic take of every word, each spoken once.
+    assert_eq!(spoken.len(), 3 * TAKES, "{spoken:#?}");
     let cache = models.join(".cache");
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     entries.sort();
-    assert_eq!(entries.len(), 3 * 20, "{entries:?}");
+    assert_eq!(entries.len(), 3 * TAKES, "{entries:?}");
 
     let second = train(&models, &rec, &tmp.path().join("2.head"), &bin);
     assert_eq!(
