@@ -56,6 +56,40 @@ impl SynthCache {
     }
 }
 
+impl SynthCache {
+    /// The take of each item (its voice and text by `key`): read from `cache` when it holds an
+    /// intact one, else said by `say` (given the items missing, in order, and returning their
+    /// takes in that order) and stored there. Without a cache every item is said. The first
+    /// error of `say` is returned; a take that cannot be stored is used all the same (a note).
+    pub fn through<T: Clone>(
+        cache: Option<&SynthCache>,
+        items: Vec<T>,
+        key: impl Fn(&T) -> (Voice, String),
+        say: impl FnOnce(Vec<T>) -> Vec<Result<Vec<f32>>>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut out: Vec<Option<Vec<f32>>> = items
+            .iter()
+            .map(|it| {
+                let (voice, text) = key(it);
+                cache.and_then(|c| c.get(&voice, &text))
+            })
+            .collect();
+        let missing: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
+        let todo: Vec<T> = missing.iter().map(|&i| items[i].clone()).collect();
+        for (i, said) in missing.into_iter().zip(say(todo)) {
+            let said = said?;
+            if let Some(c) = cache {
+                let (voice, text) = key(&items[i]);
+                if let Err(e) = c.put(&voice, &text, &said) {
+                    eprintln!("hark: note: synthetic take not cached: {e}");
+                }
+            }
+            out[i] = Some(said);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
+
 /// A cached take's bytes.
 fn encode(samples: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + samples.len() * 4 + DIGEST);
@@ -120,6 +154,36 @@ mod tests {
         assert_eq!(cache.get(&v, "lantern"), None);
         cache.put(&v, "lantern", &take).unwrap();
         assert_eq!(cache.get(&v, "lantern").unwrap().len(), take.len());
+    }
+
+    #[test]
+    fn through_says_only_what_the_cache_lacks_and_keeps_the_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = SynthCache::new(tmp.path());
+        let items: Vec<u32> = vec![150, 160, 170];
+        let key = |s: &u32| {
+            (
+                Voice::new(Engine::Espeak, "en-us", *s, 50),
+                "go".to_string(),
+            )
+        };
+        let said = std::cell::RefCell::new(Vec::new());
+        let say = |todo: Vec<u32>| {
+            said.borrow_mut().extend(todo.iter().copied());
+            todo.iter().map(|&s| Ok(vec![s as f32; 3])).collect()
+        };
+        let want: Vec<Vec<f32>> = items.iter().map(|&s| vec![s as f32; 3]).collect();
+        let first = SynthCache::through(Some(&cache), items.clone(), key, say).unwrap();
+        assert_eq!((first, said.take()), (want.clone(), items.clone()));
+        std::fs::remove_file(cache.path(&key(&160).0, "go")).unwrap();
+        let again = SynthCache::through(Some(&cache), items.clone(), key, say).unwrap();
+        assert_eq!((again, said.take()), (want.clone(), vec![160]));
+        let none = SynthCache::through(None, items.clone(), key, say).unwrap();
+        assert_eq!((none, said.take()), (want, items));
+        let failed = SynthCache::through(None, vec![1], key, |_| {
+            vec![Err(crate::Error::invalid(Path::new("x"), "bad"))]
+        });
+        assert!(failed.is_err());
     }
 
     #[test]

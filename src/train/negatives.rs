@@ -249,26 +249,8 @@ pub fn say_in_voices(
             voice: random_voice(engine_of(i, &engines), &mut rng),
         })
         .collect();
-    let Some(cache) = cache else {
-        return synthesise(&utterances, &|_, _| {}).into_iter().collect();
-    };
-    let mut out: Vec<Option<Vec<f32>>> = utterances
-        .iter()
-        .map(|u| cache.get(&u.voice, &u.text))
-        .collect();
-    let (missing, todo): (Vec<usize>, Vec<Utterance>) = (0..n)
-        .filter(|&i| out[i].is_none())
-        .map(|i| (i, utterances[i].clone()))
-        .unzip();
-    for (i, said) in missing.into_iter().zip(synthesise(&todo, &|_, _| {})) {
-        let said = said?;
-        let u = &utterances[i];
-        if let Err(e) = cache.put(&u.voice, &u.text, &said) {
-            eprintln!("hark: note: synthetic take not cached: {e}");
-        }
-        out[i] = Some(said);
-    }
-    Ok(out.into_iter().flatten().collect())
+    let key = |u: &Utterance| (u.voice.clone(), u.text.clone());
+    SynthCache::through(cache, utterances, key, |todo| synthesise(&todo, &|_, _| {}))
 }
 
 /// Says every utterance, on every core; results in the utterances' order.
