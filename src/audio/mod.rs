@@ -4,4 +4,5 @@
 
 pub mod clip;
 pub mod synth;
+pub mod synth_cache;
 pub mod wav;

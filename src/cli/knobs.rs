@@ -68,6 +68,9 @@ pub struct Knobs {
     /// `anyone` words: vocal-tract warp range of augmented copies (e.g. 0.15).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     anyone_warp: Option<f32>,
+    /// `anyone` words: colour augmented copies' log-mel bands by up to this many dB (0 = none).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 20.0))]
+    anyone_colour: Option<f32>,
     /// `anyone` words: speed perturbation range.
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     anyone_speed: Option<f32>,
@@ -83,6 +86,9 @@ pub struct Knobs {
     /// `anyone` words: synthetic takes said by the voices of `--synth-engines`.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
     anyone_synth: Option<usize>,
+    /// `anyone` words: share of the word's weight its synthetic takes carry (0 = by count).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.95))]
+    anyone_synth_share: Option<f32>,
     /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).
     #[arg(long, value_delimiter = ',')]
     synth_engines: Option<Vec<hark::audio::synth::Engine>>,
@@ -102,9 +108,10 @@ impl Knobs {
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing,
              l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold, voices => voices,
-             anyone_warp => anyone_warp, anyone_speed => anyone_speed,
+             anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
-             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold);
+             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
+             anyone_synth_share => anyone_synth_share);
         if let Some(e) = &self.synth_engines {
             o.synth_engines.clone_from(e);
         }

@@ -31,7 +31,11 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
         &ds,
         t.options.use_bank.then_some(&t.options.bank_engines[..]),
     )?;
-    let head = fit(&mut emb, &ds, negatives.as_deref(), &t.options, "embedding")?;
+    let mut options = t.options.clone();
+    options
+        .synth_cache
+        .get_or_insert_with(|| assets.dir.join(".cache"));
+    let head = fit(&mut emb, &ds, negatives.as_deref(), &options, "embedding")?;
     head.save(&t.out)?;
     println!(
         "trained {} word(s) in {:.1} s -> {}",

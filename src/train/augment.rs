@@ -23,6 +23,8 @@ pub(super) struct Placed {
     pub word_end: f64,
     /// Vocal-tract-length factor to warp the clip's log-mel frames by (1 = as recorded).
     pub warp: f64,
+    /// What to add to each log-mel band (a microphone's or voice's colouring; empty for none).
+    pub colour: Vec<f32>,
 }
 
 /// Noise source for augmentation: random segments of the background recordings, or faint
@@ -196,6 +198,7 @@ impl<'a> Augmenter<'a> {
             word_start,
             word_end: word_start + word.len() as f64 / sr as f64,
             warp: 1.0,
+            colour: Vec::new(),
         }
     }
 }

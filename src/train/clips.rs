@@ -8,6 +8,7 @@ use rand::Rng;
 use super::augment::{reversed, splice, Augmenter, Placed};
 use super::examples::{Fold, Source};
 use super::TrainOptions;
+use crate::pipeline::frontend::N_MELS;
 use crate::pipeline::head::Voices;
 use crate::train::dataset::Dataset;
 use crate::Result;
@@ -97,6 +98,31 @@ fn splice_partners<'a>(
         .collect()
 }
 
+/// A random colouring of the log-mel bands, as another microphone, room or voice quality
+/// would give: a tilt from -`db` to +`db` dB across the bands (or the reverse) plus two bumps
+/// of up to +-`db` dB, 2-6 bands wide, anywhere; in log-mel units (10 dB).
+pub(super) fn colouring(rng: &mut SmallRng, db: f32) -> Vec<f32> {
+    let unit = db / 10.0;
+    let tilt = rng.random_range(-1.0..1.0f32) * unit;
+    let bumps: Vec<(f32, f32, f32)> = (0..2)
+        .map(|_| {
+            let centre = rng.random_range(0.0..N_MELS as f32);
+            let width = rng.random_range(2.0..6.0f32);
+            (centre, width, rng.random_range(-1.0..1.0f32) * unit)
+        })
+        .collect();
+    (0..N_MELS)
+        .map(|m| {
+            let x = m as f32 / (N_MELS - 1) as f32 * 2.0 - 1.0;
+            let bump: f32 = bumps
+                .iter()
+                .map(|(c, w, g)| g * (-0.5 * ((m as f32 - c) / w).powi(2)).exp())
+                .sum();
+            tilt * x + bump
+        })
+        .collect()
+}
+
 /// Makes clips one after another from one random stream.
 struct ClipMaker<'a> {
     augmenter: Augmenter<'a>,
@@ -125,6 +151,9 @@ impl ClipMaker<'_> {
             if aug > 0 && w > 0.0 {
                 audio.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
             }
+            if aug > 0 && self.opts.anyone_colour > 0.0 {
+                audio.colour = colouring(self.rng, self.opts.anyone_colour);
+            }
             self.word(audio, class, fold, aug == 0);
         }
         self.negatives_of(take, fold, partners);
@@ -139,6 +168,9 @@ impl ClipMaker<'_> {
             .place_with(self.rng, take, Some(self.opts.anyone_speed));
         let w = self.opts.anyone_warp as f64;
         other.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
+        if self.opts.anyone_colour > 0.0 {
+            other.colour = colouring(self.rng, self.opts.anyone_colour);
+        }
         self.word(other, class, Fold::Always, false);
     }
 
@@ -187,6 +219,21 @@ mod tests {
     use super::*;
     use crate::train::dataset::Take;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_colouring_is_a_tilt_and_two_bumps_within_its_bound() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let curves: Vec<Vec<f32>> = (0..50).map(|_| colouring(&mut rng, 6.0)).collect();
+        for c in &curves {
+            assert_eq!(c.len(), N_MELS);
+            // A tilt of up to 6 dB and two bumps of up to 6 dB each, in units of 10 dB.
+            assert!(c.iter().all(|v| v.abs() <= 1.8 + 1e-6), "{c:?}");
+        }
+        assert!(curves.iter().any(|c| c.iter().any(|v| v.abs() > 0.6)));
+        assert_ne!(curves[0], curves[1]);
+        let again = colouring(&mut SmallRng::seed_from_u64(3), 6.0);
+        assert_eq!(again, curves[0], "drawn from the random stream alone");
+    }
 
     fn take(seed: usize) -> Take {
         Take {

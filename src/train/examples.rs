@@ -288,7 +288,8 @@ pub fn build_examples<'a>(
     let mut ex = Examples::default();
     // Each clip's samples are let go once it is embedded (all of them are 15 MB).
     for (i, clip) in clips.into_iter().enumerate() {
-        let e = embed_signal_warped(emb, &clip.audio.samples, clip.audio.warp)?;
+        let a = &clip.audio;
+        let e = embed_signal_warped(emb, &a.samples, a.warp, &a.colour)?;
         clip_examples(&clip, i, &e, opts.context, &mut ex);
         progress(i as u64 + 1, total);
     }
@@ -401,6 +402,7 @@ mod tests {
                 word_start: 1.0,
                 word_end: 1.5,
                 warp: 1.0,
+                colour: Vec::new(),
             },
             class,
             fold: Fold::Take(3),

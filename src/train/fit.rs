@@ -6,7 +6,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::examples::Examples;
+use super::examples::{Examples, Fold};
 use super::TrainOptions;
 use crate::pipeline::embedding::DIM;
 use crate::pipeline::head::Layer;
@@ -35,7 +35,13 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
     let d = opts.context * DIM;
     let (x, mean, inv_std) = standardised(ex, rows, d);
     let classes: Vec<usize> = rows.iter().map(|&r| ex.y[r]).collect();
-    let weights = sample_weights(ex, rows, n_classes, &opts.source_weights);
+    let weights = sample_weights(
+        ex,
+        rows,
+        n_classes,
+        &opts.source_weights,
+        opts.anyone_synth_share,
+    );
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
     let sizes: Vec<usize> = if opts.hidden > 0 {
         vec![d, opts.hidden, n_classes]
@@ -84,27 +90,39 @@ fn standardised(
 
 /// Weight per row: each word's windows weigh 1 in all; the "none" windows weigh, per source,
 /// that source's share (`source_weights`, indexed by `Source`), so no one source drowns the
-/// others. Scaled so that the mean weight is 1.
+/// others. With `synth_share` above 0, a word's synthetic takes' windows (its word windows in
+/// every fold) weigh that share of the word together and its own takes the rest, however many
+/// of each there are. Scaled so that the mean weight is 1.
 pub(super) fn sample_weights(
     ex: &Examples,
     rows: &[usize],
     n_classes: usize,
     source_weights: &[f32; 5],
+    synth_share: f32,
 ) -> Vec<f32> {
     let mut class_counts = vec![0usize; n_classes];
+    let mut synth_counts = vec![0usize; n_classes];
     let mut source_counts = [0usize; 5];
     for &r in rows {
         class_counts[ex.y[r]] += 1;
         if ex.y[r] == 0 {
             source_counts[ex.source[r] as usize] += 1;
+        } else if ex.fold[r] == Fold::Always {
+            synth_counts[ex.y[r]] += 1;
         }
     }
     let mut weights: Vec<f32> = rows
         .iter()
         .map(|&r| {
             let c = ex.y[r];
-            if c > 0 {
-                1.0 / class_counts[c] as f32
+            let (all, synth) = (class_counts[c], synth_counts[c]);
+            if c > 0 && synth_share > 0.0 && synth > 0 && synth < all {
+                match ex.fold[r] {
+                    Fold::Always => synth_share / synth as f32,
+                    Fold::Take(_) => (1.0 - synth_share) / (all - synth) as f32,
+                }
+            } else if c > 0 {
+                1.0 / all as f32
             } else {
                 let s = ex.source[r] as usize;
                 source_weights[s] / source_counts[s] as f32
@@ -334,7 +352,7 @@ pub(super) mod tests {
         ];
         let ex = examples(&rows, |_, _| 0.0);
         let all: Vec<usize> = (0..rows.len()).collect();
-        let w = sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0]);
+        let w = sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.0);
         let total = |range: std::ops::Range<usize>| w[range].iter().sum::<f32>();
         let word = total(0..3);
         assert!(
@@ -345,6 +363,37 @@ pub(super) mod tests {
         assert!((total(6..7) - 5.0 * word).abs() < 1e-5);
         assert!((w.iter().sum::<f32>() / 7.0 - 1.0).abs() < 1e-5, "mean 1");
         assert_eq!(w[0], w[2]);
+    }
+
+    #[test]
+    fn synthetic_takes_carry_their_share_of_a_word_however_many_there_are() {
+        use Source::*;
+        let rows = [
+            (1, Take),
+            (1, Take),
+            (1, Take),
+            (1, Take),
+            (2, Take),
+            (0, Bank),
+        ];
+        let mut ex = examples(&rows, |_, _| 0.0);
+        // Word 1: one own take's window and three synthetic ones; word 2 has no synthetic ones.
+        ex.fold[0] = Fold::Take(0);
+        ex.fold[4] = Fold::Take(0);
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let by_count = sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.0);
+        assert_eq!(
+            by_count[0], by_count[1],
+            "by count, every word window weighs the same"
+        );
+        let w = sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.25);
+        let synth: f32 = w[1..4].iter().sum();
+        assert!((synth - w[0] / 3.0).abs() < 1e-5, "0.25 vs 0.75: {w:?}");
+        assert!(
+            ((synth + w[0]) - w[4]).abs() < 1e-5,
+            "each word still weighs the same"
+        );
+        assert!((w[5] - 5.0 * w[4]).abs() < 1e-5);
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct TrainOptions {
     pub voices: Voices,
     /// `anyone` words: vocal-tract-length warp range of augmented copies (factor 1/(1+w)..1+w).
     pub anyone_warp: f32,
+    /// `anyone` words: colouring of augmented copies' log-mel bands, up to this many dB (a tilt
+    /// and two bumps; 0 = none; see `clips::colouring`).
+    pub anyone_colour: f32,
     /// `anyone` words: speed perturbation range (+-) instead of `speed`.
     pub anyone_speed: f32,
     /// `anyone` words: augmented copies per take instead of `augment`.
@@ -92,11 +95,17 @@ pub struct TrainOptions {
     pub anyone_slack: f32,
     /// `anyone` words: synthetic takes (voices of `synth_engines` saying the word).
     pub anyone_synth: usize,
+    /// `anyone` words: the share of the word's weight its synthetic takes carry together (0 =
+    /// every word window weighs the same, whoever said it).
+    pub anyone_synth_share: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
     /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
     /// flite measured best, see README's voices table).
     pub synth_engines: Vec<Engine>,
+    /// Where the synthetic takes are kept between runs (`hark train`: `models/.cache`; None =
+    /// spoken afresh each time; see `audio::synth_cache`).
+    pub synth_cache: Option<std::path::PathBuf>,
     /// The speech engines of the negative bank (those installed take turns; see
     /// `negatives::ENGINES`).
     pub bank_engines: Vec<Engine>,
@@ -129,12 +138,15 @@ impl Default for TrainOptions {
             cross_validate: true,
             voices: Voices::Mine,
             anyone_warp: 0.15,
+            anyone_colour: 6.0,
             anyone_speed: 0.15,
             anyone_augment: 12,
             anyone_slack: 0.3,
-            anyone_synth: 20,
-            anyone_threshold: 0.4,
+            anyone_synth: 60,
+            anyone_synth_share: 0.5,
+            anyone_threshold: 0.35,
             synth_engines: vec![Engine::Espeak, Engine::Flite],
+            synth_cache: None,
             bank_engines: negatives::ENGINES.to_vec(),
         }
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::audio::synth::{Engine, Voice};
+use crate::audio::synth_cache::SynthCache;
 use crate::pipeline::embedding::{Embedder, DIM};
 use crate::pipeline::frontend::SAMPLE_RATE;
 
@@ -168,6 +169,7 @@ fn pseudo_word(rng: &mut SmallRng) -> String {
 
 /// One utterance of the bank: text, id (index into `words()`, or beyond it for made-up words)
 /// and voice.
+#[derive(Clone)]
 struct Utterance {
     text: String,
     id: u16,
@@ -227,7 +229,14 @@ fn utterances(words: &[&str], engines: &[Engine], rng: &mut SmallRng) -> Vec<Utt
 
 /// `text` said `n` times, each time in a random voice, speed and pitch drawn from `seed` (the
 /// bank's voices), the engines of `engines` that are installed taking turns; on every core.
-pub fn say_in_voices(text: &str, n: usize, seed: u64, engines: &[Engine]) -> Result<Vec<Vec<f32>>> {
+/// With a `cache`, takes found there are read back and the others are stored there.
+pub fn say_in_voices(
+    text: &str,
+    n: usize,
+    seed: u64,
+    engines: &[Engine],
+    cache: Option<&SynthCache>,
+) -> Result<Vec<Vec<f32>>> {
     let engines = crate::audio::synth::installed(engines);
     if engines.is_empty() {
         return Ok(vec![]);
@@ -240,7 +249,8 @@ pub fn say_in_voices(text: &str, n: usize, seed: u64, engines: &[Engine]) -> Res
             voice: random_voice(engine_of(i, &engines), &mut rng),
         })
         .collect();
-    synthesise(&utterances, &|_, _| {}).into_iter().collect()
+    let key = |u: &Utterance| (u.voice.clone(), u.text.clone());
+    SynthCache::through(cache, utterances, key, |todo| synthesise(&todo, &|_, _| {}))
 }
 
 /// Says every utterance, on every core; results in the utterances' order.
@@ -252,7 +262,7 @@ fn synthesise(utterances: &[Utterance], progress: &dyn Fn(u64, u64)) -> Vec<Resu
     let per = utterances.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = utterances
-            .chunks(per)
+            .chunks(per.max(1))
             .map(|chunk| {
                 let done = &done;
                 scope.spawn(move || {

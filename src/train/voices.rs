@@ -1,6 +1,7 @@
 //! Words anyone may say: besides the takes' own voices varied in training (see `clips`), more
 //! takes of the word said by synthetic voices.
 
+use crate::audio::synth_cache::SynthCache;
 use crate::pipeline::head::Voices;
 use crate::train::dataset::{trim, Dataset};
 use crate::train::TrainOptions;
@@ -13,13 +14,14 @@ pub fn phrase(label: &str) -> String {
 
 /// Per word (in class order): `opts.anyone_synth` takes said by the voices of
 /// `opts.synth_engines` for the words anyone may say, none for the others (or when none of the
-/// engines is installed).
+/// engines is installed). Read from and kept in `opts.synth_cache` when it is set.
 pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<Vec<f32>>>> {
     let voices = ds.voices(opts.voices);
     let wanted = opts.anyone_synth > 0 && voices.contains(&Voices::Anyone);
     if !wanted || crate::audio::synth::installed(&opts.synth_engines).is_empty() {
         return Ok(vec![]);
     }
+    let cache = opts.synth_cache.as_deref().map(SynthCache::new);
     let mut out = Vec::new();
     for (i, (word, _)) in ds.words.iter().enumerate() {
         if voices[i] != Voices::Anyone {
@@ -36,6 +38,7 @@ pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
             opts.anyone_synth,
             seed,
             &opts.synth_engines,
+            cache.as_ref(),
         )?;
         out.push(said.iter().filter_map(|x| trim(x)).collect());
     }

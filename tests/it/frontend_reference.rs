@@ -216,7 +216,7 @@ fn embedding_a_long_clip_in_pieces_equals_embedding_it_whole() {
     }
     x.truncate(16000 * 14 + 777);
     for warp in [1.0, 1.1] {
-        let whole = embed_signal_warped(&mut emb, &x, warp).unwrap();
+        let whole = embed_signal_warped(&mut emb, &x, warp, &[]).unwrap();
         assert_eq!(whole.len() / DIM, x.len() / BLOCK_SAMPLES);
         let sizes = [1, 159, 160, 1279, 1280, 16000, 81_920, 3];
         let mut pieces = Pieces::new(&mut emb, warp, 0);

@@ -16,5 +16,6 @@ mod long_files;
 mod mosquitto;
 mod satellite;
 mod synth;
+mod synth_cache;
 mod wyoming;
 mod zeroconf;

@@ -327,13 +327,20 @@ pub fn logmel(samples: &[f32]) -> Vec<f32> {
 /// The embedding sequence of a whole 16 kHz signal, equal to what the streaming pipeline yields
 /// block by block (starting from the all-ones warm-up window), computed in large calls.
 pub fn embed_signal(emb: &mut Embedder, samples: &[f32]) -> Result<Vec<f32>> {
-    embed_signal_warped(emb, samples, 1.0)
+    embed_signal_warped(emb, samples, 1.0, &[])
 }
 
 /// [`embed_signal`] of the signal as a speaker with a vocal tract `alpha` times shorter would
-/// say it (the log-mel frames warped, see [`crate::pipeline::frontend::warp_frames`]).
-pub fn embed_signal_warped(emb: &mut Embedder, samples: &[f32], alpha: f64) -> Result<Vec<f32>> {
-    let mut pieces = Pieces::new(emb, alpha, samples.len());
+/// say it (the log-mel frames warped, see [`crate::pipeline::frontend::warp_frames`]), heard
+/// through a microphone that colours band `m` by `colour[m]` (log-mel units, 10 dB; empty for
+/// none).
+pub fn embed_signal_warped(
+    emb: &mut Embedder,
+    samples: &[f32],
+    alpha: f64,
+    colour: &[f32],
+) -> Result<Vec<f32>> {
+    let mut pieces = Pieces::new(emb, alpha, samples.len()).coloured(colour);
     pieces.push(samples)?;
     pieces.finish()
 }

@@ -24,6 +24,8 @@ pub struct Pieces<'e> {
     real_from: usize,
     /// Vocal-tract-length warp of the signal's frames (1 = none).
     warp: f64,
+    /// Added to each band of the signal's frames after the warp (empty = nothing).
+    colour: Vec<f32>,
     /// The embeddings so far, the warm-up's included.
     out: Vec<f32>,
 }
@@ -43,8 +45,16 @@ impl<'e> Pieces<'e> {
             batch,
             real_from: WARMUP_LEN,
             warp,
+            colour: Vec::new(),
             out: Vec::with_capacity(blocks.min(1 << 20) * DIM),
         }
+    }
+
+    /// As heard through a microphone that colours band `m` by `colour[m]` (log-mel units, 10
+    /// dB; empty for none), after the warp.
+    pub fn coloured(mut self, colour: &[f32]) -> Self {
+        self.colour = colour.to_vec();
+        self
     }
 
     /// Adds the next samples of the signal (16 kHz, int16 scale).
@@ -55,12 +65,13 @@ impl<'e> Pieces<'e> {
             batch,
             real_from,
             warp,
+            colour,
             out,
         } = self;
         frontend.push(samples, |block| {
             batch.extend_from_slice(block);
             if batch.len() == BATCH_LEN {
-                call(emb, batch, real_from, *warp, out)?;
+                call(emb, batch, real_from, (*warp, colour), out)?;
             }
             Ok(())
         })
@@ -74,7 +85,7 @@ impl<'e> Pieces<'e> {
                 self.emb,
                 &mut self.batch,
                 &mut self.real_from,
-                self.warp,
+                (self.warp, &self.colour),
                 &mut self.out,
             )?;
         }
@@ -86,17 +97,22 @@ impl<'e> Pieces<'e> {
     }
 }
 
-/// One call of the model on the frames in `batch` (warped from `real_from` on), its
-/// embeddings appended to `out`; `batch` is emptied.
+/// One call of the model on the frames in `batch` (warped and coloured from `real_from` on),
+/// its embeddings appended to `out`; `batch` is emptied.
 fn call(
     emb: &mut Embedder,
     batch: &mut Vec<f32>,
     real_from: &mut usize,
-    warp: f64,
+    (warp, colour): (f64, &[f32]),
     out: &mut Vec<f32>,
 ) -> Result<()> {
     if warp != 1.0 {
         crate::pipeline::frontend::warp_frames(&mut batch[*real_from..], warp);
+    }
+    if !colour.is_empty() {
+        for frame in batch[*real_from..].chunks_exact_mut(N_MELS) {
+            frame.iter_mut().zip(colour).for_each(|(v, c)| *v += c);
+        }
     }
     emb.model.infer(&mut emb.state, Frames::Slice(batch))?;
     out.extend_from_slice(&emb.state.out);
