@@ -12,17 +12,23 @@ pub fn phrase(label: &str) -> String {
 }
 
 /// Per word (in class order): `opts.anyone_synth` takes said by the voices of
-/// `opts.synth_engines` for the words anyone may say, none for the others (or when none of the
-/// engines is installed).
+/// `opts.synth_engines` for the words anyone may say (more examples of the word), and
+/// `opts.mine_synth` for the others (examples of what the word is not: someone else saying it);
+/// none when the count is 0 or none of the engines is installed.
 pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<Vec<f32>>>> {
     let voices = ds.voices(opts.voices);
-    let wanted = opts.anyone_synth > 0 && voices.contains(&Voices::Anyone);
+    let count = |v: &Voices| match v {
+        Voices::Anyone => opts.anyone_synth,
+        Voices::Mine => opts.mine_synth,
+    };
+    let wanted = voices.iter().any(|v| count(v) > 0);
     if !wanted || crate::audio::synth::installed(&opts.synth_engines).is_empty() {
         return Ok(vec![]);
     }
     let mut out = Vec::new();
     for (i, (word, _)) in ds.words.iter().enumerate() {
-        if voices[i] != Voices::Anyone {
+        let n = count(&voices[i]);
+        if n == 0 {
             out.push(vec![]);
             continue;
         }
@@ -31,12 +37,7 @@ pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
             .fold(opts.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
                 (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
             });
-        let said = super::negatives::say_in_voices(
-            &phrase(word),
-            opts.anyone_synth,
-            seed,
-            &opts.synth_engines,
-        )?;
+        let said = super::negatives::say_in_voices(&phrase(word), n, seed, &opts.synth_engines)?;
         out.push(said.iter().filter_map(|x| trim(x)).collect());
     }
     Ok(out)
