@@ -323,4 +323,36 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn calibration_lowers_a_word_the_bank_says_often_and_raises_one_it_never_says() {
+        let rows: Vec<(usize, Source)> = (0..60).map(|i| (i % 3, Source::Take)).collect();
+        let ex = fit::tests::examples(&rows, |i, k| if k == i % 3 { 3.0 } else { 0.0 });
+        let all: Vec<usize> = (0..60).collect();
+        let labels = ["one".to_string(), "two".to_string()];
+        let opts = TrainOptions {
+            context: 1,
+            epochs: 300,
+            ensemble: false,
+            ..TrainOptions::default()
+        };
+        let mut head = head_from(&ex, &all, (&labels, &[Voices::Mine; 2]), "sha", &opts);
+        // A bank of 100 windows: 20 in a row sound like "one", the rest like nothing.
+        let bank: Vec<f32> = (0..100)
+            .flat_map(|b| {
+                let mut e = [0.0; DIM];
+                e[if (40..60).contains(&b) { 1 } else { 0 }] = 3.0;
+                e
+            })
+            .collect();
+        let q = calibrate::bank_quantiles(&head, &bank, 0.1, 1);
+        assert!(q[0] > 0.9 && q[1] < 0.1, "{q:?}");
+        calibrate_on_bank(&mut head, &bank, 0.1);
+        let [one, two] = head.score_power[..] else {
+            panic!("{:?}", head.score_power)
+        };
+        assert!(one > 1.0 && two < 1.0, "{one} {two}");
+        head.validate().unwrap();
+        assert_eq!(head.report.figures.len(), 2);
+    }
 }
