@@ -89,6 +89,22 @@ pub struct Knobs {
     /// `anyone` words: share of the word's weight its synthetic takes carry (0 = by count).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.95))]
     anyone_synth_share: Option<f32>,
+    /// `mine` words: "none" copies per take as another voice would say it (warped vocal tract).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=20))]
+    mine_foreign: Option<usize>,
+    /// Average the head with the heads of its cross-validation folds (an ensemble): true or false.
+    #[arg(long)]
+    ensemble: Option<bool>,
+    /// `mine` words: synthetic takes of the word by the voices of `--synth-engines`, as "none".
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
+    mine_synth: Option<usize>,
+    /// Per-word calibration: the share of negative-bank windows whose score each word's
+    /// calibrated score puts on its threshold (0 = off).
+    #[arg(long, value_parser = score)]
+    bank_rate: Option<f32>,
+    /// Smallest vocal-tract warp of those copies (e.g. 0.2).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 1.0))]
+    foreign_warp: Option<f32>,
     /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).
     #[arg(long, value_delimiter = ',')]
     synth_engines: Option<Vec<hark::audio::synth::Engine>>,
@@ -111,7 +127,8 @@ impl Knobs {
              anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
-             anyone_synth_share => anyone_synth_share);
+             anyone_synth_share => anyone_synth_share,
+             mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble);
         if let Some(e) = &self.synth_engines {
             o.synth_engines.clone_from(e);
         }

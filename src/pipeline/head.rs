@@ -32,6 +32,49 @@ impl Layer {
     }
 }
 
+/// One more network of an ensemble: its own standardisation and layers, its probabilities
+/// averaged with the head's own.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub mean: Vec<f32>,
+    pub inv_std: Vec<f32>,
+    pub layers: Vec<Layer>,
+}
+
+/// Runs dense `layers` (ReLU between them) on `input` into the scratch `h` (one buffer per
+/// layer), then the softmax of the last into `out`.
+fn run_network(layers: &[Layer], input: &[f32], h: &mut [Vec<f32>], out: &mut [f32]) {
+    let last = layers.len() - 1;
+    for (i, layer) in layers.iter().enumerate() {
+        let (before, after) = h.split_at_mut(i);
+        let x: &[f32] = if i == 0 { input } else { &before[i - 1] };
+        let y = &mut after[0];
+        layer.forward(x, y);
+        if i < last {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+    softmax_into(&h[last], out);
+}
+
+/// Are `layers` a network from `inputs` features to `outputs` classes?
+fn chains(layers: &[Layer], inputs: usize, outputs: usize) -> std::result::Result<(), String> {
+    let mut n = inputs;
+    for (i, l) in layers.iter().enumerate() {
+        if l.inputs != n || l.weights.len() != l.inputs * l.outputs || l.bias.len() != l.outputs {
+            return Err(format!("head layer {i} has inconsistent dimensions"));
+        }
+        n = l.outputs;
+    }
+    if layers.is_empty() || n != outputs {
+        return Err(format!(
+            "head's last layer has {n} outputs, expected {outputs} (labels + none)"
+        ));
+    }
+    Ok(())
+}
+
 /// Consecutive embeddings per feature, at most.
 pub const MAX_CONTEXT: usize = 16;
 
@@ -119,6 +162,13 @@ pub struct Head {
     /// Per word: who may say it (empty in heads written before it was recorded: all `mine`).
     #[serde(default)]
     pub voices: Vec<Voices>,
+    /// Per word: the power its network score is raised to before the detector sees it, set by
+    /// calibration on the negative bank (empty: no calibration, every power 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_power: Vec<f32>,
+    /// More networks whose probabilities are averaged with `layers`' (an ensemble; empty: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
 }
 
 impl Head {
@@ -164,29 +214,27 @@ impl Head {
         if self.mean.len() != d || self.inv_std.len() != d {
             return bad("head feature standardisation has the wrong size".into());
         }
-        let mut inputs = d;
-        for (i, l) in self.layers.iter().enumerate() {
-            if l.inputs != inputs
-                || l.weights.len() != l.inputs * l.outputs
-                || l.bias.len() != l.outputs
-            {
-                return bad(format!("head layer {i} has inconsistent dimensions"));
+        chains(&self.layers, d, n + 1).map_err(Error::Data)?;
+        for (k, m) in self.members.iter().enumerate() {
+            if m.mean.len() != d || m.inv_std.len() != d {
+                return bad(format!(
+                    "head ensemble member {k} has a standardisation of the wrong size"
+                ));
             }
-            inputs = l.outputs;
-        }
-        if self.layers.is_empty() || inputs != n + 1 {
-            return bad(format!(
-                "head's last layer has {inputs} outputs, expected {} (labels + none)",
-                n + 1
-            ));
+            chains(&m.layers, d, n + 1)
+                .map_err(|e| Error::Data(format!("ensemble member {k}: {e}")))?;
         }
         self.detector.check(n).map_err(Error::Data)?;
         if self.templates.len() != n
             || self.template_min.len() != n
             || !(self.voices.is_empty() || self.voices.len() == n)
+            || !(self.score_power.is_empty() || self.score_power.len() == n)
             || self.detector.thresholds.len() != n
         {
-            return bad(format!("head's templates, template thresholds, detector thresholds or voices do not match its {n} labels"));
+            return bad(format!("head's templates, template thresholds, detector thresholds, voices or score powers do not match its {n} labels"));
+        }
+        if let Some(p) = self.score_power.iter().find(|p| **p <= 0.0) {
+            return bad(format!("head has a score power {p} that is not above 0"));
         }
         if self.templates.iter().flatten().any(|t| t.len() != d) {
             return bad("head has a template of the wrong dimension".into());
@@ -201,12 +249,21 @@ impl Head {
             .iter()
             .flat_map(|l| l.weights.iter().chain(&l.bias));
         let templates = self.templates.iter().flatten().flatten();
+        let members = self.members.iter().flat_map(|m| {
+            let layers = m
+                .layers
+                .iter()
+                .flat_map(|l| l.weights.iter().chain(&l.bias));
+            m.mean.iter().chain(&m.inv_std).chain(layers)
+        });
         self.mean
             .iter()
             .chain(&self.inv_std)
             .chain(&self.template_min)
+            .chain(&self.score_power)
             .chain(layers)
             .chain(templates)
+            .chain(members)
             .all(|v| v.is_finite())
     }
 
@@ -288,6 +345,12 @@ pub struct Scorer {
     pub raw: Vec<f32>,
     /// Per word: windows since the template check last passed.
     since_pass: Vec<usize>,
+    /// Ensemble scratch: the raw feature, one member's standardised feature, hidden layers
+    /// (per member) and probabilities.
+    raw_x: Vec<f32>,
+    member_x: Vec<f32>,
+    member_h: Vec<Vec<Vec<f32>>>,
+    member_out: Vec<f32>,
 }
 
 impl Scorer {
@@ -304,6 +367,14 @@ impl Scorer {
             similarity: vec![0.0; head.labels.len()],
             raw: vec![0.0; head.labels.len()],
             since_pass: vec![usize::MAX; head.labels.len()],
+            raw_x: vec![0.0; d],
+            member_x: vec![0.0; d],
+            member_h: head
+                .members
+                .iter()
+                .map(|m| m.layers.iter().map(|l| vec![0.0; l.outputs]).collect())
+                .collect(),
+            member_out: vec![0.0; head.labels.len() + 1],
         }
     }
 
@@ -341,7 +412,7 @@ impl Scorer {
                 self.since_pass[w].saturating_add(1)
             };
             self.scores[w] = if self.since_pass[w] <= head.template_hold {
-                self.out[w + 1]
+                calibrated(head, w, self.out[w + 1])
             } else {
                 0.0
             };
@@ -349,21 +420,54 @@ impl Scorer {
         true
     }
 
+    /// Per-word scores of one raw `feature` alone (no context, no hold, no calibration): the
+    /// network's score where the template check passes, else 0. Scores below `floor` are
+    /// returned without their template check (for calibration, where they never count).
+    pub fn gated_scores(&mut self, head: &Head, feature: &[f32], floor: f32) -> &[f32] {
+        self.x.copy_from_slice(feature);
+        self.forward(head);
+        let norm = dot(&self.x, &self.x).sqrt().max(1e-12);
+        for w in 0..head.labels.len() {
+            let p = self.out[w + 1];
+            let pass = p < floor
+                || head.templates[w]
+                    .iter()
+                    .any(|t| dot(t, &self.x) / norm >= head.template_min[w]);
+            self.scores[w] = if pass { p } else { 0.0 };
+        }
+        &self.scores
+    }
+
     fn forward(&mut self, head: &Head) {
+        if !head.members.is_empty() {
+            self.raw_x.copy_from_slice(&self.x);
+        }
         for ((x, m), s) in self.x.iter_mut().zip(&head.mean).zip(&head.inv_std) {
             *x = (*x - m) * s;
         }
-        let last = head.layers.len() - 1;
-        for (i, layer) in head.layers.iter().enumerate() {
-            let (before, after) = self.h.split_at_mut(i);
-            let input: &[f32] = if i == 0 { &self.x } else { &before[i - 1] };
-            let y = &mut after[0];
-            layer.forward(input, y);
-            if i < last {
-                y.iter_mut().for_each(|v| *v = v.max(0.0));
+        run_network(&head.layers, &self.x, &mut self.h, &mut self.out);
+        for (member, h) in head.members.iter().zip(&mut self.member_h) {
+            let standardised = self.raw_x.iter().zip(&member.mean).zip(&member.inv_std);
+            for (z, ((x, m), s)) in self.member_x.iter_mut().zip(standardised) {
+                *z = (x - m) * s;
+            }
+            run_network(&member.layers, &self.member_x, h, &mut self.member_out);
+            for (o, p) in self.out.iter_mut().zip(&self.member_out) {
+                *o += p;
             }
         }
-        softmax_into(&self.h[last], &mut self.out);
+        if !head.members.is_empty() {
+            let n = (head.members.len() + 1) as f32;
+            self.out.iter_mut().for_each(|o| *o /= n);
+        }
+    }
+}
+
+/// Word `w`'s score `p` raised to the word's calibrated power, if the head has one.
+fn calibrated(head: &Head, w: usize, p: f32) -> f32 {
+    match head.score_power.get(w) {
+        Some(&power) if power != 1.0 => p.powf(power),
+        _ => p,
     }
 }
 
@@ -445,6 +549,8 @@ mod tests {
             },
             template_hold: 0,
             voices: vec![],
+            score_power: vec![],
+            members: vec![],
             report: TrainReport::default(),
         }
     }
@@ -566,5 +672,79 @@ mod tests {
         let mut h = head();
         h.mean[3] = f32::NAN;
         assert!(refused(h).contains("not finite"));
+        let mut h = head();
+        h.score_power = vec![1.0];
+        assert!(refused(h).contains("score powers do not match"));
+        let mut h = head();
+        h.score_power = vec![1.0, 0.0];
+        assert!(refused(h).contains("score power 0 that is not above 0"));
+    }
+
+    #[test]
+    fn an_ensemble_averages_its_members_probabilities() {
+        let d = 2 * DIM;
+        let linear = |bias: [f32; 3], w: f32| Layer {
+            inputs: d,
+            outputs: 3,
+            weights: vec![w; 3 * d],
+            bias: bias.to_vec(),
+        };
+        let mut h = head();
+        h.layers = vec![linear([0.0, 1.0, 1.0], 0.0)];
+        let alone = h.probabilities(&[0.5; 2 * DIM]);
+        let member = Member {
+            mean: vec![0.5; d],
+            inv_std: vec![2.0; d],
+            layers: vec![linear([0.0, 0.0, 3.0], 1.0)],
+        };
+        let mut other = h.clone();
+        other.mean = member.mean.clone();
+        other.inv_std = member.inv_std.clone();
+        other.layers = member.layers.clone();
+        let theirs = other.probabilities(&[0.5; 2 * DIM]);
+        h.members = vec![member];
+        h.validate().unwrap();
+        let both = h.probabilities(&[0.5; 2 * DIM]);
+        for k in 0..3 {
+            assert!(
+                (both[k] - (alone[k] + theirs[k]) / 2.0).abs() < 1e-6,
+                "{both:?}"
+            );
+        }
+        h.members[0].inv_std.pop();
+        assert!(refused(h.clone()).contains("member 0 has a standardisation"));
+        h.members[0].inv_std.push(1.0);
+        h.members[0].layers[0].bias.push(0.0);
+        assert!(refused(h).contains("ensemble member 0: head layer 0"));
+    }
+
+    #[test]
+    fn score_powers_reshape_each_words_score_and_gated_scores_check_templates() {
+        let mut h = head();
+        h.layers = vec![Layer {
+            inputs: 2 * DIM,
+            outputs: 3,
+            weights: vec![0.0; 6 * DIM],
+            bias: vec![0.0, 1.0, 1.0],
+        }];
+        h.template_min = vec![-1.0, -1.0];
+        let mut s = Scorer::new(&h);
+        s.push(&h, &[0.5; DIM]);
+        assert!(s.push(&h, &[0.5; DIM]));
+        let p = s.scores[0];
+        assert!((p - s.scores[1]).abs() < 1e-6 && p > 0.3, "{:?}", s.scores);
+        h.score_power = vec![2.0, 0.5];
+        let mut s = Scorer::new(&h);
+        s.push(&h, &[0.5; DIM]);
+        s.push(&h, &[0.5; DIM]);
+        assert!((s.scores[0] - p * p).abs() < 1e-6, "{:?}", s.scores);
+        assert!((s.scores[1] - p.sqrt()).abs() < 1e-6, "{:?}", s.scores);
+        assert_eq!(s.raw, [p, p], "raw scores are not calibrated");
+        // Word 2's templates are out of reach: its gated score is 0, but not below the floor.
+        h.template_min = vec![-1.0, 3.0];
+        let g = s.gated_scores(&h, &[0.5; 2 * DIM], 0.01).to_vec();
+        assert_eq!(g, [p, 0.0]);
+        let g = s.gated_scores(&h, &[0.5; 2 * DIM], 0.9).to_vec();
+        assert_eq!(g, [p, p]);
     }
 }

@@ -39,7 +39,8 @@ impl Clip {
 
 /// Every clip of `ds`, drawn from `rng` in a fixed order: per word and take, the take's
 /// augmented copies, spliced halves and reversed copies; then the `_unknown_` takes.
-/// `synthetic[w]` are more takes of word `w` (other voices, in every fold's training set).
+/// `synthetic[w]` are takes of word `w` by other voices, in every fold's training set: more
+/// examples of a word anyone may say, "none" for a word only its own voices may say.
 /// Fails only when a long background recording cannot be read back from its temporary file.
 pub(super) fn make_clips(
     ds: &Dataset,
@@ -64,12 +65,18 @@ pub(super) fn make_clips(
         for (ti, take) in takes.iter().enumerate() {
             let fold = Fold::Take(ti);
             match voices[ci] {
-                Voices::Mine => maker.take(&take.samples, ci + 1, fold, &partners),
+                Voices::Mine => {
+                    maker.take(&take.samples, ci + 1, fold, &partners);
+                    maker.foreign(&take.samples, fold);
+                }
                 Voices::Anyone => maker.take_for_anyone(&take.samples, ci + 1, fold, &partners),
             }
         }
         for take in synthetic.get(ci).into_iter().flatten() {
-            maker.synthetic_take(take, ci + 1);
+            match voices[ci] {
+                Voices::Mine => maker.twice(take, Fold::Always, Source::Altered),
+                Voices::Anyone => maker.synthetic_take(take, ci + 1),
+            }
         }
     }
     for (ui, take) in ds.unknown.iter().enumerate() {
@@ -185,6 +192,20 @@ impl ClipMaker<'_> {
         });
     }
 
+    /// `mine_foreign` "none" copies of a take of a word only its own voices may say: the take
+    /// as a voice with a vocal tract `foreign_warp` to 1.5 `foreign_warp` longer or shorter
+    /// would say it, so that the head learns the voice as well as the word.
+    fn foreign(&mut self, take: &[f32], fold: Fold) {
+        let lo = (1.0 + self.opts.foreign_warp as f64).ln();
+        for _ in 0..self.opts.mine_foreign {
+            let mut audio = self.augmenter.place(self.rng, take, true);
+            let sign = if self.rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            audio.warp = (sign * self.rng.random_range(lo..=1.5 * lo)).exp();
+            self.clips
+                .push(Clip::negative(audio, fold, Source::Altered));
+        }
+    }
+
     /// The "none" clips made from a take: spliced with other sounds, and played backwards.
     fn negatives_of(&mut self, take: &[f32], fold: Fold, partners: &[&[f32]]) {
         // Half of this take joined to half of another sound: the head must hear the whole word,
@@ -274,6 +295,7 @@ mod tests {
         let opts = TrainOptions {
             augment: 3,
             chimeras: 2,
+            mine_foreign: 0,
             ..TrainOptions::default()
         };
         let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
@@ -299,11 +321,47 @@ mod tests {
     }
 
     #[test]
+    fn foreign_voices_of_a_take_are_warped_negatives() {
+        let ds = dataset(1, 2, 0);
+        let opts = TrainOptions {
+            augment: 1,
+            reversed: false,
+            mine_foreign: 3,
+            foreign_warp: 0.2,
+            ..TrainOptions::default()
+        };
+        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
+        assert_eq!(clips.len(), 2 * (1 + 3));
+        let foreign: Vec<&Clip> = clips.iter().filter(|c| c.class == 0).collect();
+        assert_eq!(foreign.len(), 6);
+        for c in &foreign {
+            assert_eq!((c.source, c.clean), (Source::Altered, false));
+            let w = c.audio.warp.ln().abs();
+            assert!(
+                (1.2f64.ln() - 1e-9..=1.5 * 1.2f64.ln() + 1e-9).contains(&w),
+                "{w}"
+            );
+        }
+        assert!(foreign.iter().any(|c| c.audio.warp > 1.0));
+        assert!(foreign.iter().any(|c| c.audio.warp < 1.0));
+        assert_eq!(foreign[3].fold, Fold::Take(1));
+        // `anyone` words have none: other voices are theirs.
+        let anyone = TrainOptions {
+            voices: Voices::Anyone,
+            anyone_augment: 1,
+            ..opts
+        };
+        let clips = make_clips(&ds, &[], &anyone, &mut SmallRng::seed_from_u64(5)).unwrap();
+        assert!(clips.iter().all(|c| c.class == 1));
+    }
+
+    #[test]
     fn options_turn_negatives_off_and_the_stream_is_reproducible() {
         let ds = dataset(1, 3, 0);
         let opts = TrainOptions {
             augment: 0,
             reversed: false,
+            mine_foreign: 0,
             ..TrainOptions::default()
         };
         let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();

@@ -11,6 +11,7 @@
 
 mod augment;
 mod bank_filter;
+mod calibrate;
 mod clips;
 pub mod dataset;
 mod examples;
@@ -29,7 +30,7 @@ pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
 
 use crate::pipeline::detector::DetectorSettings;
 use crate::pipeline::embedding::Embedder;
-use crate::pipeline::head::{Head, TrainReport, Voices};
+use crate::pipeline::head::{Head, Member, TrainReport, Voices};
 use crate::train::dataset::Dataset;
 
 /// Training knobs (defaults are what the benchmark chose; see README's design table).
@@ -100,6 +101,18 @@ pub struct TrainOptions {
     pub anyone_synth_share: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
+    /// Average the head with its cross-validation folds' heads (an ensemble).
+    pub ensemble: bool,
+    /// `mine` words: synthetic takes of the word (voices of `synth_engines`) as "none": the
+    /// word said by someone else.
+    pub mine_synth: usize,
+    /// `mine` words: "none" copies per take as another voice would say it (warped vocal tract).
+    pub mine_foreign: usize,
+    /// Per-word calibration on the negative bank: each word's scores are raised to the power
+    /// that puts the score this share of bank windows reach on its threshold (0 = off).
+    pub bank_rate: f32,
+    /// Smallest vocal-tract warp of those copies (factor 1+w to (1+w)^1.5, longer or shorter).
+    pub foreign_warp: f32,
     /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
     /// flite measured best, see README's voices table).
     pub synth_engines: Vec<Engine>,
@@ -145,6 +158,11 @@ impl Default for TrainOptions {
             anyone_synth: 60,
             anyone_synth_share: 0.5,
             anyone_threshold: 0.35,
+            ensemble: true,
+            mine_foreign: 2,
+            mine_synth: 0,
+            bank_rate: 0.0,
+            foreign_warp: 0.2,
             synth_engines: vec![Engine::Espeak, Engine::Flite],
             synth_cache: None,
             bank_engines: negatives::ENGINES.to_vec(),
@@ -199,6 +217,8 @@ fn head_from(
         template_hold: opts.template_hold,
         report: TrainReport::default(),
         voices: voices.to_vec(),
+        score_power: vec![],
+        members: vec![],
     }
 }
 
@@ -224,24 +244,62 @@ pub fn train(
     let rows: Vec<usize> = (0..ex.len()).collect();
     let mut head = head_from(&ex, &rows, words, &emb.model_sha256, opts);
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
-    let figures = &mut head.report.figures;
-    figures.push(("training windows".into(), ex.len() as f32));
-    if opts.cross_validate {
+    head.report
+        .figures
+        .push(("training windows".into(), ex.len() as f32));
+    if let Some(bank) = bank.filter(|_| opts.bank_rate > 0.0) {
+        calibrate_on_bank(&mut head, bank, opts.bank_rate);
+    }
+    if opts.cross_validate || opts.ensemble {
         let folds = validate::fold_count(ds);
-        let cv = validate::cross_validate(&ex, words, &emb.model_sha256, opts, folds);
-        figures.push((
-            format!("{folds}-fold cross-validated recall of held-out takes"),
-            cv.recall(),
-        ));
-        figures.push((
-            format!(
-                "false-fire rate of held-out negative windows ({})",
-                cv.negatives
-            ),
-            cv.false_fire_rate(),
-        ));
+        let (cv, fold_heads) = validate::cross_validate(&ex, words, &emb.model_sha256, opts, folds);
+        if opts.ensemble && folds > 1 {
+            head.members = fold_heads
+                .into_iter()
+                .map(|h| Member {
+                    mean: h.mean,
+                    inv_std: h.inv_std,
+                    layers: h.layers,
+                })
+                .collect();
+        }
+        if opts.cross_validate {
+            let figures = &mut head.report.figures;
+            figures.push((
+                format!("{folds}-fold cross-validated recall of held-out takes"),
+                cv.recall(),
+            ));
+            figures.push((
+                format!(
+                    "false-fire rate of held-out negative windows ({})",
+                    cv.negatives
+                ),
+                cv.false_fire_rate(),
+            ));
+        }
     }
     Ok(head)
+}
+
+/// Bank windows scored for the calibration, at most (every so many of the bank's).
+const CALIBRATION_WINDOWS: usize = 60_000;
+
+/// Sets each word's score power from its bank score at `rate` (see `calibrate`), and adds the
+/// bank scores to the report.
+fn calibrate_on_bank(head: &mut Head, bank: &[f32], rate: f32) {
+    let step = (bank.len() / crate::pipeline::embedding::DIM).div_ceil(CALIBRATION_WINDOWS);
+    let q = calibrate::bank_quantiles(head, bank, rate, step);
+    head.score_power = q
+        .iter()
+        .zip(&head.detector.thresholds)
+        .map(|(q, t)| calibrate::power_for(*q, *t))
+        .collect();
+    for (label, (q, p)) in head.labels.iter().zip(q.iter().zip(&head.score_power)) {
+        head.report.figures.push((
+            format!("{label}: bank score at rate {rate} (score power {p:.2})"),
+            *q,
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -281,5 +339,37 @@ mod tests {
                 assert_eq!(best, r % 3, "row {r}: {p:?}");
             }
         }
+    }
+
+    #[test]
+    fn calibration_lowers_a_word_the_bank_says_often_and_raises_one_it_never_says() {
+        let rows: Vec<(usize, Source)> = (0..60).map(|i| (i % 3, Source::Take)).collect();
+        let ex = fit::tests::examples(&rows, |i, k| if k == i % 3 { 3.0 } else { 0.0 });
+        let all: Vec<usize> = (0..60).collect();
+        let labels = ["one".to_string(), "two".to_string()];
+        let opts = TrainOptions {
+            context: 1,
+            epochs: 300,
+            ensemble: false,
+            ..TrainOptions::default()
+        };
+        let mut head = head_from(&ex, &all, (&labels, &[Voices::Mine; 2]), "sha", &opts);
+        // A bank of 100 windows: 20 in a row sound like "one", the rest like nothing.
+        let bank: Vec<f32> = (0..100)
+            .flat_map(|b| {
+                let mut e = [0.0; DIM];
+                e[if (40..60).contains(&b) { 1 } else { 0 }] = 3.0;
+                e
+            })
+            .collect();
+        let q = calibrate::bank_quantiles(&head, &bank, 0.1, 1);
+        assert!(q[0] > 0.9 && q[1] < 0.1, "{q:?}");
+        calibrate_on_bank(&mut head, &bank, 0.1);
+        let [one, two] = head.score_power[..] else {
+            panic!("{:?}", head.score_power)
+        };
+        assert!(one > 1.0 && two < 1.0, "{one} {two}");
+        head.validate().unwrap();
+        assert_eq!(head.report.figures.len(), 2);
     }
 }

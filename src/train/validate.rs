@@ -41,22 +41,25 @@ pub(super) fn fold_count(ds: &Dataset) -> usize {
         .min(5)
 }
 
-/// Trains a head per fold without that fold's takes and scores the held-out windows.
+/// Trains a head per fold without that fold's takes and scores the held-out windows; returns
+/// the figures and the folds' heads.
 pub(super) fn cross_validate(
     ex: &Examples,
     words: (&[String], &[Voices]),
     base_sha: &str,
     opts: &TrainOptions,
     folds: usize,
-) -> CrossValidation {
+) -> (CrossValidation, Vec<Head>) {
     let mut cv = CrossValidation::default();
+    let mut heads = Vec::with_capacity(folds);
     for f in 0..folds {
         let (held, rows): (Vec<usize>, Vec<usize>) =
             (0..ex.len()).partition(|&r| ex.fold[r].held_out_in(f, folds));
         let head = head_from(ex, &rows, words, base_sha, opts);
         score_held_out(ex, &head, &held, opts.threshold, &mut cv);
+        heads.push(head);
     }
-    cv
+    (cv, heads)
 }
 
 /// The word with the highest probability (0-based) and that probability, from a head's

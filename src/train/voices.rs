@@ -13,18 +13,25 @@ pub fn phrase(label: &str) -> String {
 }
 
 /// Per word (in class order): `opts.anyone_synth` takes said by the voices of
-/// `opts.synth_engines` for the words anyone may say, none for the others (or when none of the
-/// engines is installed). Read from and kept in `opts.synth_cache` when it is set.
+/// `opts.synth_engines` for the words anyone may say (more examples of the word), and
+/// `opts.mine_synth` for the others (examples of what the word is not: someone else saying it);
+/// none when the count is 0 or none of the engines is installed. Read from and kept in
+/// `opts.synth_cache` when it is set.
 pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<Vec<f32>>>> {
     let voices = ds.voices(opts.voices);
-    let wanted = opts.anyone_synth > 0 && voices.contains(&Voices::Anyone);
+    let count = |v: &Voices| match v {
+        Voices::Anyone => opts.anyone_synth,
+        Voices::Mine => opts.mine_synth,
+    };
+    let wanted = voices.iter().any(|v| count(v) > 0);
     if !wanted || crate::audio::synth::installed(&opts.synth_engines).is_empty() {
         return Ok(vec![]);
     }
     let cache = opts.synth_cache.as_deref().map(SynthCache::new);
     let mut out = Vec::new();
     for (i, (word, _)) in ds.words.iter().enumerate() {
-        if voices[i] != Voices::Anyone {
+        let n = count(&voices[i]);
+        if n == 0 {
             out.push(vec![]);
             continue;
         }
@@ -35,7 +42,7 @@ pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
             });
         let said = super::negatives::say_in_voices(
             &phrase(word),
-            opts.anyone_synth,
+            n,
             seed,
             &opts.synth_engines,
             cache.as_ref(),

@@ -13,8 +13,10 @@ use hark::eval::feedback::{false_triggers, gone, Case};
 use hark::eval::score;
 use hark::Detection;
 
-/// The cases drawn (speaker, digits, stream), summed, and their size.
-const SEEDS: [u64; 3] = [1, 2, 3];
+/// The cases drawn (speaker, digits, stream), summed, and their size. The seeds are ones whose
+/// first heads fire wrongly: those of seeds 1-3 no longer do since the ensemble and the
+/// warped-voice negatives (issue 10); 4, 5 and 7 are the first three after them that do.
+const SEEDS: [u64; 3] = [4, 5, 7];
 const TARGETS_PER_WORD: usize = 20;
 const NONTARGETS: usize = 120;
 
