@@ -7,8 +7,8 @@
 //! state: the front end, the base model's streaming state, the gate, the head's scorer and the
 //! detector (a few tens of kilobytes). [`Stream::push`] runs the front end on the caller's
 //! thread; when an 80 ms block is ready it hands the stream to the pool and waits. A free
-//! worker takes the streams waiting (up to [`BATCH`]; if none was waiting, it gives others up
-//! to [`GATHER`] to join the first), runs their blocks through its session in one call
+//! worker takes the streams waiting once [`BATCH`] wait or the oldest has waited [`GATHER`]
+//! (so batches fill when many streams are open, whether or not the machine is busy), runs their blocks through its session in one call
 //! (`hark::pipeline::embedding::batch`; a stream's cold start runs alone), then each through
 //! its head and detector, and hands the streams back. A stream is on one worker at a time, in
 //! order.
@@ -32,8 +32,8 @@ const MAX_WORKERS: usize = 8;
 /// Most streams whose blocks one call of the base model runs (README, Many satellites: a
 /// block costs 0.75 of its cost alone in calls of 4, 0.70 in calls of 16).
 const BATCH: usize = 16;
-/// How long a worker that finds no stream waiting waits, after the first, for more to batch
-/// with it (bounds the latency batching adds).
+/// How long a block waits at most for others to batch with it (bounds the latency batching
+/// adds).
 const GATHER: Duration = Duration::from_millis(20);
 /// Values in one block of log-mel frames.
 const BLOCK_LEN: usize = BLOCK_FRAMES * N_MELS;

@@ -19,7 +19,8 @@ pub struct Queue<T> {
 }
 
 struct Inner<T> {
-    items: VecDeque<T>,
+    /// The items, each with the time it was pushed.
+    items: VecDeque<(Instant, T)>,
     closed: bool,
     /// Whether a consumer sleeps on `ready`, and the length of the queue that wakes it.
     sleeping: bool,
@@ -47,7 +48,7 @@ impl<T> Queue<T> {
         if q.closed {
             return Err(item);
         }
-        q.items.push_back(item);
+        q.items.push_back((Instant::now(), item));
         let wake = q.sleeping && q.items.len() >= q.wake_at;
         drop(q);
         if wake {
@@ -65,21 +66,20 @@ impl<T> Queue<T> {
     }
 
     /// Moves up to `max` items into `into`; false (nothing moved) once the queue is closed and
-    /// empty. Waits for a first item, then, if the queue was empty when this consumer's turn
-    /// came, up to `wait` more for the batch to fill; items that were already waiting go at
-    /// once. One consumer gathers at a time.
+    /// empty. Waits for a first item, then until `max` items wait or the oldest of them has
+    /// waited `wait`, whichever comes first: a batch fills when items come often, and no item
+    /// waits more than `wait` for others to join it. One consumer gathers at a time.
     pub fn pop_batch(&self, into: &mut Vec<T>, max: usize, wait: Duration) -> bool {
         let _turn = self.turn.lock().unwrap();
         let mut q = self.inner.lock().unwrap();
-        let waited = q.items.is_empty();
         while q.items.is_empty() {
             if q.closed {
                 return false;
             }
             q = self.sleep(q, 1, None);
         }
-        if waited && max > 1 {
-            let deadline = Instant::now() + wait;
+        if let Some(&(oldest, _)) = q.items.front() {
+            let deadline = oldest + wait;
             while q.items.len() < max && !q.closed {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -89,7 +89,7 @@ impl<T> Queue<T> {
             }
         }
         let n = q.items.len().min(max);
-        into.extend(q.items.drain(..n));
+        into.extend(q.items.drain(..n).map(|(_, item)| item));
         true
     }
 
@@ -183,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_takes_what_waits_at_once_and_otherwise_waits_a_bounded_time_to_fill() {
+    fn a_batch_goes_when_full_or_once_its_oldest_item_has_waited() {
         let q = Arc::new(Queue::with_capacity(8));
         let mut got = Vec::with_capacity(8);
         // Items already waiting go at once, up to the most asked for.
@@ -193,9 +193,14 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(q.pop_batch(&mut got, 3, Duration::from_secs(10)));
         assert_eq!(got, [0, 1, 2]);
-        assert!(q.pop_batch(&mut got, 3, Duration::from_secs(10)));
-        assert_eq!(got, [0, 1, 2, 3, 4]);
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // Two left, fewer than asked for: they go once the older has waited `wait`, counted
+        // from when it came, not from when its consumer came.
+        std::thread::sleep(Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        assert!(q.pop_batch(&mut got, 3, Duration::from_millis(250)));
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        assert!(t.elapsed() < Duration::from_millis(250), "{:?}", t.elapsed());
         // An empty queue: the first item, then what comes within the wait...
         got.clear();
         let pusher = {
