@@ -200,7 +200,11 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(q.pop_batch(&mut got, 3, Duration::from_millis(250)));
         assert_eq!(got, [0, 1, 2, 3, 4]);
-        assert!(t.elapsed() < Duration::from_millis(250), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
         // An empty queue: the first item, then what comes within the wait...
         got.clear();
         let pusher = {

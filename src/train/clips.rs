@@ -42,17 +42,32 @@ impl Clip {
 /// `synthetic[w]` are takes of word `w` by other voices, in every fold's training set: more
 /// examples of a word anyone may say, "none" for a word only its own voices may say.
 /// Fails only when a long background recording cannot be read back from its temporary file.
+#[cfg(test)]
 pub(super) fn make_clips(
     ds: &Dataset,
     synthetic: &[Vec<Vec<f32>>],
     opts: &TrainOptions,
     rng: &mut SmallRng,
 ) -> Result<Vec<Clip>> {
+    let mut clips = Vec::new();
+    for_each_clip(ds, synthetic, opts, rng, &mut |c| clips.push(c))?;
+    Ok(clips)
+}
+
+/// The clips of [`make_clips`], each handed to `emit` as soon as it is made, so that they need
+/// not all be held at once (an `anyone` word's 60 synthetic takes make 73 MB of clips).
+pub(super) fn for_each_clip(
+    ds: &Dataset,
+    synthetic: &[Vec<Vec<f32>>],
+    opts: &TrainOptions,
+    rng: &mut SmallRng,
+    emit: &mut dyn FnMut(Clip),
+) -> Result<()> {
     let mut maker = ClipMaker {
         augmenter: Augmenter::new(&ds.background, opts),
         opts,
         rng,
-        clips: Vec::new(),
+        emit,
     };
     let reversed_takes: Vec<Vec<f32>> = ds
         .words
@@ -84,8 +99,27 @@ pub(super) fn make_clips(
     }
     match maker.augmenter.failure() {
         Some(e) => Err(e),
-        None => Ok(maker.clips),
+        None => Ok(()),
     }
+}
+
+/// How many clips [`for_each_clip`] makes (for a progress bar).
+pub(super) fn clip_count(ds: &Dataset, synthetic: &[Vec<Vec<f32>>], opts: &TrainOptions) -> usize {
+    let negatives = opts.chimeras + if opts.reversed { 2 } else { 0 };
+    let voices = ds.voices(opts.voices);
+    let words: usize = ds
+        .words
+        .iter()
+        .enumerate()
+        .map(|(ci, (_, takes))| {
+            let per_take = match voices[ci] {
+                Voices::Mine => opts.augment.max(1) + opts.mine_foreign,
+                Voices::Anyone => opts.anyone_augment.max(1),
+            };
+            takes.len() * (per_take + negatives) + 2 * synthetic.get(ci).map_or(0, Vec::len)
+        })
+        .sum();
+    words + 2 * ds.unknown.len()
 }
 
 /// Sounds to splice word `ci`'s takes with: the other words' takes, `_unknown_` takes, and
@@ -135,7 +169,7 @@ struct ClipMaker<'a> {
     augmenter: Augmenter<'a>,
     opts: &'a TrainOptions,
     rng: &'a mut SmallRng,
-    clips: Vec<Clip>,
+    emit: &'a mut dyn FnMut(Clip),
 }
 
 impl ClipMaker<'_> {
@@ -183,7 +217,7 @@ impl ClipMaker<'_> {
 
     /// One copy of a take: the word's windows are its class.
     fn word(&mut self, audio: Placed, class: usize, fold: Fold, clean: bool) {
-        self.clips.push(Clip {
+        (self.emit)(Clip {
             audio,
             class,
             fold,
@@ -201,8 +235,7 @@ impl ClipMaker<'_> {
             let mut audio = self.augmenter.place(self.rng, take, true);
             let sign = if self.rng.random_bool(0.5) { 1.0 } else { -1.0 };
             audio.warp = (sign * self.rng.random_range(lo..=1.5 * lo)).exp();
-            self.clips
-                .push(Clip::negative(audio, fold, Source::Altered));
+            (self.emit)(Clip::negative(audio, fold, Source::Altered));
         }
     }
 
@@ -218,8 +251,7 @@ impl ClipMaker<'_> {
                 splice(self.rng, partner, take)
             };
             let audio = self.augmenter.place(self.rng, &x, true);
-            self.clips
-                .push(Clip::negative(audio, fold, Source::Altered));
+            (self.emit)(Clip::negative(audio, fold, Source::Altered));
         }
         if self.opts.reversed {
             self.twice(&reversed(take), fold, Source::Altered);
@@ -230,7 +262,7 @@ impl ClipMaker<'_> {
     fn twice(&mut self, sound: &[f32], fold: Fold, source: Source) {
         for aug in 0..2 {
             let audio = self.augmenter.place(self.rng, sound, aug > 0);
-            self.clips.push(Clip::negative(audio, fold, source));
+            (self.emit)(Clip::negative(audio, fold, source));
         }
     }
 }
@@ -373,5 +405,24 @@ mod tests {
             .iter()
             .zip(&again)
             .all(|(a, b)| a.audio.samples == b.audio.samples));
+    }
+
+    #[test]
+    fn clip_count_is_the_number_of_clips_made() {
+        let ds = dataset(2, 3, 2);
+        let synthetic = vec![vec![take(7).samples; 4], vec![take(8).samples; 3]];
+        for voices in [Voices::Mine, Voices::Anyone] {
+            let opts = TrainOptions {
+                voices,
+                augment: 2,
+                anyone_augment: 3,
+                mine_foreign: 1,
+                chimeras: 2,
+                ..TrainOptions::default()
+            };
+            let mut rng = SmallRng::seed_from_u64(5);
+            let made = make_clips(&ds, &synthetic, &opts, &mut rng).unwrap().len();
+            assert_eq!(clip_count(&ds, &synthetic, &opts), made, "{voices:?}");
+        }
     }
 }

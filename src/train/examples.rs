@@ -6,7 +6,7 @@ use crate::Result;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::clips::{make_clips, Clip};
+use super::clips::{clip_count, for_each_clip, Clip};
 use super::recording::Recording;
 use super::TrainOptions;
 use crate::pipeline::embedding::{
@@ -283,15 +283,24 @@ pub fn build_examples<'a>(
 ) -> Result<Examples<'a>> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
-    let clips = make_clips(ds, &synthetic, opts, &mut rng)?;
-    let total = clips.len() as u64 + 1;
+    let total = clip_count(ds, &synthetic, opts) as u64 + 1;
     let mut ex = Examples::default();
-    // Each clip's samples are let go once it is embedded (all of them are 15 MB).
-    for (i, clip) in clips.into_iter().enumerate() {
+    // Each clip is embedded as soon as it is made, and its samples let go.
+    let (mut i, mut failed) = (0, None);
+    for_each_clip(ds, &synthetic, opts, &mut rng, &mut |clip| {
+        if failed.is_some() {
+            return;
+        }
         let a = &clip.audio;
-        let e = embed_signal_warped(emb, &a.samples, a.warp, &a.colour)?;
-        clip_examples(&clip, i, &e, opts.context, &mut ex);
-        progress(i as u64 + 1, total);
+        match embed_signal_warped(emb, &a.samples, a.warp, &a.colour) {
+            Ok(e) => clip_examples(&clip, i, &e, opts.context, &mut ex),
+            Err(e) => failed = Some(e),
+        }
+        i += 1;
+        progress((i as u64).min(total - 1), total);
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     for noise in &ds.background {
         background_examples(emb, noise, opts.context, Source::Background, &mut ex)?;
