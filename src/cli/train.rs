@@ -88,7 +88,11 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
         ))
     );
     for (name, v) in &head.report.figures {
-        println!("  {name}: {v:.3}");
+        // Rates are at most 1; a whole number beyond that is a count.
+        match v.fract() == 0.0 && v.abs() >= 2.0 {
+            true => println!("  {name}: {v:.0}"),
+            false => println!("  {name}: {v:.3}"),
+        }
     }
     if let Some(kb) = hark::util::peak_rss_kb() {
         println!("  peak memory: {:.1} MB", kb as f64 / 1024.0);
