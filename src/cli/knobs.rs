@@ -105,6 +105,12 @@ pub struct Knobs {
     /// Smallest vocal-tract warp of those copies (e.g. 0.2).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 1.0))]
     foreign_warp: Option<f32>,
+    /// `mine` words: colour augmented copies' log-mel bands by up to this many dB (0 = none).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 20.0))]
+    mine_colour: Option<f32>,
+    /// `mine` words: vocal-tract warp range of augmented copies (0 = none).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
+    mine_warp: Option<f32>,
     /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).
     #[arg(long, value_delimiter = ',')]
     synth_engines: Option<Vec<hark::audio::synth::Engine>>,
@@ -128,7 +134,8 @@ impl Knobs {
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
              anyone_synth_share => anyone_synth_share,
-             mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble);
+             mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble,
+             mine_colour => mine_colour, mine_warp => mine_warp);
         if let Some(e) = &self.synth_engines {
             o.synth_engines.clone_from(e);
         }

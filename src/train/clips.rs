@@ -176,7 +176,10 @@ impl ClipMaker<'_> {
     /// A take of word `class`: `augment` copies (the first clean), then the negatives made from it.
     fn take(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
         for aug in 0..self.opts.augment.max(1) {
-            let audio = self.augmenter.place(self.rng, take, aug > 0);
+            let mut audio = self.augmenter.place(self.rng, take, aug > 0);
+            if aug > 0 {
+                self.vary(&mut audio, self.opts.mine_warp, self.opts.mine_colour);
+            }
             self.word(audio, class, fold, aug == 0);
         }
         self.negatives_of(take, fold, partners);
@@ -213,6 +216,17 @@ impl ClipMaker<'_> {
             other.colour = colouring(self.rng, self.opts.anyone_colour);
         }
         self.word(other, class, Fold::Always, false);
+    }
+
+    /// Warps `audio`'s vocal tract by a factor within 1/(1+`warp`)..1+`warp` and colours its
+    /// bands by up to `colour_db` (each only when above 0), drawing from the random stream.
+    fn vary(&mut self, audio: &mut Placed, warp: f32, colour_db: f32) {
+        if warp > 0.0 {
+            audio.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + warp as f64).ln()).exp();
+        }
+        if colour_db > 0.0 {
+            audio.colour = colouring(self.rng, colour_db);
+        }
     }
 
     /// One copy of a take: the word's windows are its class.

@@ -113,6 +113,11 @@ pub struct TrainOptions {
     pub bank_rate: f32,
     /// Smallest vocal-tract warp of those copies (factor 1+w to (1+w)^1.5, longer or shorter).
     pub foreign_warp: f32,
+    /// `mine` words: colouring of augmented copies' log-mel bands, up to this many dB (0 = none;
+    /// tried, see README).
+    pub mine_colour: f32,
+    /// `mine` words: vocal-tract warp range of augmented copies (0 = none; tried, see README).
+    pub mine_warp: f32,
     /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
     /// flite measured best, see README's voices table).
     pub synth_engines: Vec<Engine>,
@@ -163,6 +168,8 @@ impl Default for TrainOptions {
             mine_synth: 0,
             bank_rate: 0.0,
             foreign_warp: 0.2,
+            mine_colour: 0.0,
+            mine_warp: 0.0,
             synth_engines: vec![Engine::Espeak, Engine::Flite],
             synth_cache: None,
             bank_engines: negatives::ENGINES.to_vec(),
