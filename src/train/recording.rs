@@ -4,6 +4,9 @@
 //! bank and its examples. Training reads it back in pieces: short noise segments at random
 //! places for the augmentation, and consecutive pieces to embed it. Nothing is lost in the
 //! round trip (the samples are written as they are), so a head is the same either way.
+//!
+//! This type keeps the samples; [`crate::pipeline::embedding::Pieces`] is its counterpart that
+//! embeds a signal given in pieces, so that neither side ever holds a long recording whole.
 
 use std::fs::File;
 use std::io::Write;

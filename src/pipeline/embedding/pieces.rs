@@ -4,6 +4,9 @@
 //! blocks a call), so the embeddings are the same bit for bit. A long clip (600 s of room
 //! noise: 38 MB of samples, 7.7 MB of log-mel frames) then never needs to be held whole: only
 //! the piece at hand, one batch of frames and the embeddings (2.9 MB for 600 s) are.
+//!
+//! Training's long recordings are kept, and read back in pieces, by
+//! [`crate::train::recording::Recording`]; this type embeds what it reads.
 
 use super::{Embedder, Frames, BLOCK_FRAMES, CONTEXT_FRAMES, DIM, EMBED_BATCH, N_MELS};
 use crate::pipeline::frontend::Frontend;
