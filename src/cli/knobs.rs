@@ -74,6 +74,13 @@ pub struct Knobs {
     /// `anyone` words: speed perturbation range.
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     anyone_speed: Option<f32>,
+    /// `anyone` words: pitch shift (tempo kept) of the takes' augmented copies, up to this
+    /// many semitones either way (0 = none).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 12.0))]
+    anyone_pitch: Option<f32>,
+    /// `anyone` words: the same for the altered copy of each synthetic take.
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 12.0))]
+    anyone_synth_pitch: Option<f32>,
     /// `anyone` words: augmented copies per take.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
     anyone_augment: Option<usize>,
@@ -134,6 +141,7 @@ impl Knobs {
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
              anyone_synth_share => anyone_synth_share,
+             anyone_pitch => anyone_pitch, anyone_synth_pitch => anyone_synth_pitch,
              mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble,
              mine_colour => mine_colour, mine_warp => mine_warp);
         if let Some(e) = &self.synth_engines {

@@ -4,9 +4,11 @@
 
 use rand::rngs::SmallRng;
 use rand::Rng;
+use std::borrow::Cow;
 
 use super::augment::{reversed, splice, Augmenter, Placed};
 use super::examples::{Fold, Source};
+use super::pitch;
 use super::TrainOptions;
 use crate::pipeline::frontend::N_MELS;
 use crate::pipeline::head::Voices;
@@ -186,17 +188,16 @@ impl ClipMaker<'_> {
     }
 
     /// A take of a word anyone may say: `anyone_augment` copies (the first clean), the others
-    /// as other voices would say it: a wider speed range and a warped vocal tract.
+    /// as other voices would say it: a wider speed range, a warped vocal tract, a colouring
+    /// and (`anyone_pitch`) a pitch shift.
     fn take_for_anyone(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
-        let w = self.opts.anyone_warp as f64;
         for aug in 0..self.opts.anyone_augment.max(1) {
             let speed = (aug > 0).then_some(self.opts.anyone_speed);
-            let mut audio = self.augmenter.place_with(self.rng, take, speed);
-            if aug > 0 && w > 0.0 {
-                audio.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
-            }
-            if aug > 0 && self.opts.anyone_colour > 0.0 {
-                audio.colour = colouring(self.rng, self.opts.anyone_colour);
+            let pitch = if aug > 0 { self.opts.anyone_pitch } else { 0.0 };
+            let shifted = self.pitch_shifted(take, pitch);
+            let mut audio = self.augmenter.place_with(self.rng, &shifted, speed);
+            if aug > 0 {
+                self.vary(&mut audio, self.opts.anyone_warp, self.opts.anyone_colour);
             }
             self.word(audio, class, fold, aug == 0);
         }
@@ -207,14 +208,11 @@ impl ClipMaker<'_> {
     fn synthetic_take(&mut self, take: &[f32], class: usize) {
         let clean = self.augmenter.place(self.rng, take, false);
         self.word(clean, class, Fold::Always, false);
+        let shifted = self.pitch_shifted(take, self.opts.anyone_synth_pitch);
         let mut other = self
             .augmenter
-            .place_with(self.rng, take, Some(self.opts.anyone_speed));
-        let w = self.opts.anyone_warp as f64;
-        other.warp = (self.rng.random_range(-1.0..1.0) * (1.0 + w).ln()).exp();
-        if self.opts.anyone_colour > 0.0 {
-            other.colour = colouring(self.rng, self.opts.anyone_colour);
-        }
+            .place_with(self.rng, &shifted, Some(self.opts.anyone_speed));
+        self.vary(&mut other, self.opts.anyone_warp, self.opts.anyone_colour);
         self.word(other, class, Fold::Always, false);
     }
 
@@ -227,6 +225,16 @@ impl ClipMaker<'_> {
         if colour_db > 0.0 {
             audio.colour = colouring(self.rng, colour_db);
         }
+    }
+
+    /// `take` with its pitch shifted (tempo kept) by up to `semitones` either way, drawn
+    /// evenly in semitones; unchanged (and nothing drawn) when `semitones` is 0.
+    fn pitch_shifted<'t>(&mut self, take: &'t [f32], semitones: f32) -> Cow<'t, [f32]> {
+        if semitones <= 0.0 {
+            return Cow::Borrowed(take);
+        }
+        let ratio = pitch::ratio_of(self.rng.random_range(-semitones..=semitones));
+        Cow::Owned(pitch::shift_pitch(take, ratio))
     }
 
     /// One copy of a take: the word's windows are its class.
@@ -419,6 +427,42 @@ mod tests {
             .iter()
             .zip(&again)
             .all(|(a, b)| a.audio.samples == b.audio.samples));
+    }
+
+    #[test]
+    fn pitch_shifted_copies_of_anyone_takes_keep_their_length_and_the_clean_copy() {
+        let ds = dataset(1, 2, 0);
+        let opts = |pitch| TrainOptions {
+            voices: Voices::Anyone,
+            anyone_augment: 4,
+            anyone_speed: 0.0,
+            anyone_pitch: pitch,
+            reversed: false,
+            ..TrainOptions::default()
+        };
+        let make = |pitch| make_clips(&ds, &[], &opts(pitch), &mut SmallRng::seed_from_u64(5));
+        let (plain, shifted) = (make(0.0).unwrap(), make(4.0).unwrap());
+        assert_eq!(plain.len(), shifted.len());
+        let word = |c: &Clip| {
+            let start = (c.audio.word_start * 16000.0).round() as usize;
+            let end = (c.audio.word_end * 16000.0).round() as usize;
+            c.audio.samples[start..end].to_vec()
+        };
+        for (i, (p, s)) in plain.iter().zip(&shifted).enumerate() {
+            // Tempo is kept: the word is as long as the take.
+            assert_eq!(word(s).len(), 4000, "clip {i}");
+            assert_eq!(p.clean, s.clean);
+        }
+        // The clean copies are the same; the others are shifted.
+        assert_eq!(word(&plain[0]), word(&shifted[0]));
+        // Gain and noise leave a copy like its take; a pitch shift does not.
+        let likeness = |c: &Clip| {
+            let (w, t) = (word(c), &ds.words[0].1[0].samples);
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            dot(&w, t) / (dot(&w, &w) * dot(t, t)).sqrt()
+        };
+        assert!(plain[1..4].iter().all(|c| likeness(c) > 0.8));
+        assert!(shifted[1..4].iter().any(|c| likeness(c) < 0.5));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod examples;
 mod fit;
 mod mining;
 pub mod negatives;
+mod pitch;
 pub mod recording;
 mod templates;
 mod validate;
@@ -90,6 +91,11 @@ pub struct TrainOptions {
     pub anyone_colour: f32,
     /// `anyone` words: speed perturbation range (+-) instead of `speed`.
     pub anyone_speed: f32,
+    /// `anyone` words: pitch shift of the takes' augmented copies, tempo kept, up to this many
+    /// semitones either way (0 = none; see `pitch`).
+    pub anyone_pitch: f32,
+    /// `anyone` words: the same for the second (altered) copy of each synthetic take.
+    pub anyone_synth_pitch: f32,
     /// `anyone` words: augmented copies per take instead of `augment`.
     pub anyone_augment: usize,
     /// `anyone` words: template check slack instead of `template_slack` (negative disables).
@@ -158,6 +164,8 @@ impl Default for TrainOptions {
             anyone_warp: 0.15,
             anyone_colour: 6.0,
             anyone_speed: 0.15,
+            anyone_pitch: 0.0,
+            anyone_synth_pitch: 0.0,
             anyone_augment: 12,
             anyone_slack: 0.3,
             anyone_synth: 60,
