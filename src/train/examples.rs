@@ -9,9 +9,7 @@ use rand::SeedableRng;
 use super::clips::{clip_count, for_each_clip, Clip};
 use super::recording::Recording;
 use super::TrainOptions;
-use crate::pipeline::embedding::{
-    block_end_time, embed_signal_warped, Embedder, Pieces, DIM, WINDOW_FRAMES,
-};
+use crate::pipeline::embedding::{block_end_time, Embedder, Pieces, DIM, WINDOW_FRAMES};
 use crate::pipeline::frontend::{BLOCK_SAMPLES, HOP, N_FFT, SAMPLE_RATE};
 use crate::train::dataset::Dataset;
 
@@ -285,23 +283,17 @@ pub fn build_examples<'a>(
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
     let total = clip_count(ds, &synthetic, opts) as u64 + 1;
     let mut ex = Examples::default();
-    // Each clip is embedded as soon as it is made, and its samples let go.
-    let (mut i, mut failed) = (0, None);
-    for_each_clip(ds, &synthetic, opts, &mut rng, &mut |clip| {
-        if failed.is_some() {
-            return;
-        }
-        let a = &clip.audio;
-        match embed_signal_warped(emb, &a.samples, a.warp, &a.colour) {
-            Ok(e) => clip_examples(&clip, i, &e, opts.context, &mut ex),
-            Err(e) => failed = Some(e),
-        }
-        i += 1;
-        progress((i as u64).min(total - 1), total);
+    // Each clip is embedded as soon as it is made (on every core), and its samples let go.
+    let mut more = super::pool::embedders(emb, super::pool::worker_count())?;
+    let mut workers: Vec<&mut Embedder> = std::iter::once(&mut *emb).chain(&mut more).collect();
+    let mut make = |emit: &mut dyn FnMut(Clip)| for_each_clip(ds, &synthetic, opts, &mut rng, emit);
+    super::pool::embed_clips(&mut workers, &mut make, &mut |i, clip, e| {
+        clip_examples(&clip, i, e, opts.context, &mut ex);
+        progress((i as u64 + 1).min(total - 1), total);
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    drop(workers);
+    drop(more);
+    super::pool::trim_heap();
     for noise in &ds.background {
         background_examples(emb, noise, opts.context, Source::Background, &mut ex)?;
     }
@@ -345,7 +337,7 @@ fn background_examples(
     out: &mut Examples,
 ) -> Result<()> {
     let min_len = (1.6 * SAMPLE_RATE as f32) as usize;
-    let mut pieces = Pieces::new(emb, 1.0, noise.len().max(min_len));
+    let mut pieces = Pieces::warm(emb, 1.0, noise.len().max(min_len))?;
     if noise.len() < min_len {
         let once = noise.to_vec()?;
         let mut x = once.clone();

@@ -18,6 +18,7 @@ mod examples;
 mod fit;
 mod mining;
 pub mod negatives;
+mod pool;
 pub mod recording;
 mod templates;
 mod validate;
