@@ -242,8 +242,15 @@ pub fn train(
         let rows = mining::mine_bank(&all, words, &emb.model_sha256, opts);
         all.subset(&rows)
     };
-    let rows: Vec<usize> = (0..ex.len()).collect();
-    let mut head = head_from(&ex, &rows, words, &emb.model_sha256, opts);
+    let cv_wanted = opts.cross_validate || opts.ensemble;
+    let folds = validate::fold_count(ds);
+    let (mut head, cv, fold_heads) = validate::head_and_folds(
+        &ex,
+        words,
+        &emb.model_sha256,
+        opts,
+        if cv_wanted { folds } else { 0 },
+    );
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
     head.report
         .figures
@@ -251,9 +258,7 @@ pub fn train(
     if let Some(bank) = bank.filter(|_| opts.bank_rate > 0.0) {
         calibrate_on_bank(&mut head, bank, opts.bank_rate);
     }
-    if opts.cross_validate || opts.ensemble {
-        let folds = validate::fold_count(ds);
-        let (cv, fold_heads) = validate::cross_validate(&ex, words, &emb.model_sha256, opts, folds);
+    if cv_wanted {
         if opts.ensemble && folds > 1 {
             head.members = fold_heads
                 .into_iter()

@@ -35,6 +35,30 @@ pub(super) fn embedders(emb: &Embedder, n: usize) -> Result<Vec<Embedder>> {
     (1..n).map(|_| emb.try_clone()).collect()
 }
 
+/// `f(0)`, ..., `f(n - 1)` on up to [`worker_count`] threads (each takes the next job when it
+/// is free, so put the longest first), in order of `k`.
+pub(super) fn map_in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..worker_count().min(n) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                let v = f(k);
+                results.lock().expect("a job panicked")[k] = Some(v);
+            });
+        }
+    });
+    let results = results.into_inner().expect("a job panicked");
+    results
+        .into_iter()
+        .map(|v| v.expect("every job ran"))
+        .collect()
+}
+
 /// Hands the heap's free memory back to the system: after the workers' sessions are dropped,
 /// their few megabytes would otherwise stay in the process's peak (the larger allocations that
 /// follow are mapped apart and never reuse them).
@@ -239,6 +263,16 @@ mod tests {
             let many = run(&mut emb, workers);
             assert!(one == many, "{workers} workers differ from one");
         }
+    }
+
+    #[test]
+    fn parallel_jobs_come_back_in_order() {
+        let squares = map_in_parallel(50, |k| {
+            std::thread::sleep(std::time::Duration::from_micros((50 - k as u64) * 20));
+            k * k
+        });
+        assert_eq!(squares, (0..50).map(|k| k * k).collect::<Vec<_>>());
+        assert!(map_in_parallel(0, |k| k).is_empty());
     }
 
     #[test]
