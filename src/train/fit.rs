@@ -100,14 +100,22 @@ fn standardised(
     batch: &[usize],
     (mean, inv_std): (&Array1<f32>, &Array1<f32>),
 ) -> Array2<f32> {
-    let mut x = Array2::<f32>::zeros((batch.len(), mean.len()));
-    for (mut row, &i) in x.rows_mut().into_iter().zip(batch) {
+    let d = mean.len();
+    let (mean, inv_std) = (as_slice(mean), as_slice(inv_std));
+    let mut x = vec![0.0f32; batch.len() * d];
+    for (row, &i) in x.chunks_exact_mut(d).zip(batch) {
         let by = mean.iter().zip(inv_std);
         for ((o, v), (m, s)) in row.iter_mut().zip(ex.features(rows[i])).zip(by) {
             *o = (v - m) * s;
         }
     }
-    x
+    Array2::from_shape_vec((batch.len(), d), x).expect("batch.len() rows of d")
+}
+
+/// The values of a vector made here (contiguous).
+fn as_slice(v: &Array1<f32>) -> &[f32] {
+    v.as_slice()
+        .expect("a vector made by zeros and mapv is contiguous")
 }
 
 /// Weight per row: each word's windows weigh 1 in all; the "none" windows weigh, per source,
