@@ -220,11 +220,14 @@ enum Role {
     Ignore,
 }
 
+/// How long after the word's end a window may end and still be the word's, seconds.
+const WORD_AFTER: f64 = 0.30;
+
 /// The role of a window ending at `end` (seconds) in a clip whose word spans `start..end_of_word`.
 fn role(end: f64, start: f64, end_of_word: f64) -> Role {
     let d = end_of_word - start;
     if end >= end_of_word - 0.04
-        && end <= end_of_word + 0.30
+        && end <= end_of_word + WORD_AFTER
         && (end - WIN_SECONDS <= start + 0.10 || d > 0.65)
     {
         Role::Word
@@ -240,6 +243,18 @@ fn has_full_context(b: usize, context: usize) -> bool {
     block_end_time(b) - WIN_SECONDS >= -1e-6
         && b + 1 >= context
         && block_end_time(b + 1 - context) - WIN_SECONDS >= -1e-6
+}
+
+/// How many of `clip`'s samples its examples hear: all of a "none" clip's; of a word's, those
+/// up to `WORD_AFTER` after the word (and a block more): the windows ending later are left out,
+/// and the model is causal, so embedding the rest (0.15 s a clip) would be work thrown away.
+fn samples_used(clip: &Clip) -> usize {
+    let n = clip.audio.samples.len();
+    if clip.class == 0 {
+        return n;
+    }
+    let end = (clip.audio.word_end + WORD_AFTER) * SAMPLE_RATE as f64;
+    n.min(end.ceil() as usize + BLOCK_SAMPLES)
 }
 
 /// Turns clip number `id`'s embeddings into examples.
@@ -319,7 +334,12 @@ pub fn build_examples<'a>(
     // Each clip is embedded as soon as it is made (on every core), and its samples let go.
     let mut own = super::pool::embedders(emb, super::pool::worker_count())?;
     let mut workers: Vec<&mut Embedder> = own.iter_mut().collect();
-    let mut make = |emit: &mut dyn FnMut(Clip)| for_each_clip(ds, &synthetic, opts, &mut rng, emit);
+    let mut make = |emit: &mut dyn FnMut(Clip)| {
+        for_each_clip(ds, &synthetic, opts, &mut rng, &mut |mut clip| {
+            clip.audio.samples.truncate(samples_used(&clip));
+            emit(clip)
+        })
+    };
     super::pool::embed_clips(&mut workers, &mut make, &mut |i, clip, e| {
         clip_examples(&clip, i, e, opts.context, &mut ex);
         progress((i as u64 + 1).min(total - 1), total);
@@ -473,6 +493,40 @@ mod tests {
         clip_examples(&clip(0, false), 0, &numbered(30), 2, &mut neg);
         assert_eq!(neg.y, vec![0; 20]);
         assert!(neg.clean.iter().all(|&c| !c));
+    }
+
+    #[test]
+    fn a_word_clip_cut_after_its_last_word_window_gives_the_same_examples() {
+        let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+        let assets = crate::assets::Assets::locate(Some(&models)).unwrap();
+        let mut emb = Embedder::load(&assets).unwrap();
+        let (speech, _) = crate::audio::synth::stream(crate::audio::synth::VOICE, 1).unwrap();
+        for (class, word_end) in [(1, 1.5), (2, 1.1), (0, 1.5)] {
+            let mut c = clip(class, true);
+            c.audio.samples = speech[4_000..4_000 + 40_000].to_vec();
+            c.audio.word_end = word_end;
+            let examples = |c: &Clip, emb: &mut Embedder| {
+                let e = crate::pipeline::embedding::embed_signal_warm(emb, &c.audio.samples, 1.0, &[]);
+                let mut ex = Examples::default();
+                clip_examples(c, 0, &e.unwrap(), 3, &mut ex);
+                ex
+            };
+            let whole = examples(&c, &mut emb);
+            let used = samples_used(&c);
+            c.audio.samples.truncate(used);
+            let cut = examples(&c, &mut emb);
+            if class == 0 {
+                assert_eq!(used, 40_000, "a \"none\" clip is heard whole");
+            } else {
+                assert!(used < 40_000 - 8_000, "{used}");
+            }
+            assert_eq!((cut.y.clone(), cut.len()), (whole.y.clone(), whole.len()));
+            assert!(whole.y.contains(&class));
+            for r in 0..whole.len() {
+                let d = whole.features(r).iter().zip(cut.features(r));
+                assert!(d.map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) < 1e-4);
+            }
+        }
     }
 
     #[test]
