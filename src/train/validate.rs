@@ -58,14 +58,22 @@ pub(super) fn head_and_folds(
         .collect();
     let mut heads = super::pool::map_in_parallel(folds + 1, |k| {
         let rows = if k == 0 { &all } else { &splits[k - 1].1 };
-        head_from(ex, rows, words, base_sha, opts)
+        let head = head_from(ex, rows, words, base_sha, opts);
+        let mut cv = CrossValidation::default();
+        if k > 0 {
+            score_held_out(ex, &head, &splits[k - 1].0, opts.threshold, &mut cv);
+        }
+        (head, cv)
     });
-    let whole = heads.remove(0);
+    let (whole, _) = heads.remove(0);
     let mut cv = CrossValidation::default();
-    for ((held, _), head) in splits.iter().zip(&heads) {
-        score_held_out(ex, head, held, opts.threshold, &mut cv);
+    for (_, fold) in &heads {
+        cv.hits += fold.hits;
+        cv.takes += fold.takes;
+        cv.fires += fold.fires;
+        cv.negatives += fold.negatives;
     }
-    (whole, cv, heads)
+    (whole, cv, heads.into_iter().map(|(h, _)| h).collect())
 }
 
 /// The word with the highest probability (0-based) and that probability, from a head's
