@@ -9,9 +9,7 @@ use rand::SeedableRng;
 use super::clips::{clip_count, for_each_clip, Clip};
 use super::recording::Recording;
 use super::TrainOptions;
-use crate::pipeline::embedding::{
-    block_end_time, embed_signal_warped, Embedder, Pieces, DIM, WINDOW_FRAMES,
-};
+use crate::pipeline::embedding::{block_end_time, Embedder, Pieces, DIM, WINDOW_FRAMES};
 use crate::pipeline::frontend::{BLOCK_SAMPLES, HOP, N_FFT, SAMPLE_RATE};
 use crate::train::dataset::Dataset;
 
@@ -135,6 +133,39 @@ impl<'a> Examples<'a> {
         }
     }
 
+    /// The examples at `rows`, in that order, all with features of their own: the windows that
+    /// owned theirs keep them where they are (no copy), and the borrowed ones (the bank's) are
+    /// copied after them. The fits read the windows in random order, many times over: a few
+    /// megabytes packed together are read faster than windows spread over the whole bank.
+    pub fn into_packed(mut self, rows: &[usize]) -> Examples<'a> {
+        let width = self.width;
+        let mut own = std::mem::take(&mut self.own);
+        let shared = rows
+            .iter()
+            .filter(|&&r| matches!(self.at[r], Features::Shared(_)))
+            .count();
+        own.reserve_exact(shared * width);
+        let at = rows
+            .iter()
+            .map(|&r| match self.at[r] {
+                Features::Shared(o) => {
+                    own.extend_from_slice(&self.shared[o..o + width]);
+                    Features::Own(own.len() - width)
+                }
+                mine => mine,
+            })
+            .collect();
+        let mut sub = self.subset(&[]);
+        sub.own = own;
+        sub.at = at;
+        sub.y = rows.iter().map(|&r| self.y[r]).collect();
+        sub.fold = rows.iter().map(|&r| self.fold[r]).collect();
+        sub.clean = rows.iter().map(|&r| self.clean[r]).collect();
+        sub.clip = rows.iter().map(|&r| self.clip[r]).collect();
+        sub.source = rows.iter().map(|&r| self.source[r]).collect();
+        sub
+    }
+
     /// Appends one window of class `y`, with its own copy of `features`.
     fn push(&mut self, features: &[f32], y: usize, clean: bool, origin: Origin) {
         self.width = features.len();
@@ -189,11 +220,14 @@ enum Role {
     Ignore,
 }
 
+/// How long after the word's end a window may end and still be the word's, seconds.
+const WORD_AFTER: f64 = 0.30;
+
 /// The role of a window ending at `end` (seconds) in a clip whose word spans `start..end_of_word`.
 fn role(end: f64, start: f64, end_of_word: f64) -> Role {
     let d = end_of_word - start;
     if end >= end_of_word - 0.04
-        && end <= end_of_word + 0.30
+        && end <= end_of_word + WORD_AFTER
         && (end - WIN_SECONDS <= start + 0.10 || d > 0.65)
     {
         Role::Word
@@ -209,6 +243,18 @@ fn has_full_context(b: usize, context: usize) -> bool {
     block_end_time(b) - WIN_SECONDS >= -1e-6
         && b + 1 >= context
         && block_end_time(b + 1 - context) - WIN_SECONDS >= -1e-6
+}
+
+/// How many of `clip`'s samples its examples hear: all of a "none" clip's; of a word's, those
+/// up to `WORD_AFTER` after the word (and a block more): the windows ending later are left out,
+/// and the model is causal, so embedding the rest (0.15 s a clip) would be work thrown away.
+fn samples_used(clip: &Clip) -> usize {
+    let n = clip.audio.samples.len();
+    if clip.class == 0 {
+        return n;
+    }
+    let end = (clip.audio.word_end + WORD_AFTER) * SAMPLE_RATE as f64;
+    n.min(end.ceil() as usize + BLOCK_SAMPLES)
 }
 
 /// Turns clip number `id`'s embeddings into examples.
@@ -285,23 +331,22 @@ pub fn build_examples<'a>(
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
     let total = clip_count(ds, &synthetic, opts) as u64 + 1;
     let mut ex = Examples::default();
-    // Each clip is embedded as soon as it is made, and its samples let go.
-    let (mut i, mut failed) = (0, None);
-    for_each_clip(ds, &synthetic, opts, &mut rng, &mut |clip| {
-        if failed.is_some() {
-            return;
-        }
-        let a = &clip.audio;
-        match embed_signal_warped(emb, &a.samples, a.warp, &a.colour) {
-            Ok(e) => clip_examples(&clip, i, &e, opts.context, &mut ex),
-            Err(e) => failed = Some(e),
-        }
-        i += 1;
-        progress((i as u64).min(total - 1), total);
+    // Each clip is embedded as soon as it is made (on every core), and its samples let go.
+    let mut own = super::pool::embedders(emb, super::pool::worker_count())?;
+    let mut workers: Vec<&mut Embedder> = own.iter_mut().collect();
+    let mut make = |emit: &mut dyn FnMut(Clip)| {
+        for_each_clip(ds, &synthetic, opts, &mut rng, &mut |mut clip| {
+            clip.audio.samples.truncate(samples_used(&clip));
+            emit(clip)
+        })
+    };
+    super::pool::embed_clips(&mut workers, &mut make, &mut |i, clip, e| {
+        clip_examples(&clip, i, e, opts.context, &mut ex);
+        progress((i as u64 + 1).min(total - 1), total);
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    drop(workers);
+    drop(own);
+    super::pool::trim_heap();
     for noise in &ds.background {
         background_examples(emb, noise, opts.context, Source::Background, &mut ex)?;
     }
@@ -345,7 +390,7 @@ fn background_examples(
     out: &mut Examples,
 ) -> Result<()> {
     let min_len = (1.6 * SAMPLE_RATE as f32) as usize;
-    let mut pieces = Pieces::new(emb, 1.0, noise.len().max(min_len));
+    let mut pieces = Pieces::warm(emb, 1.0, noise.len().max(min_len))?;
     if noise.len() < min_len {
         let once = noise.to_vec()?;
         let mut x = once.clone();
@@ -451,6 +496,38 @@ mod tests {
     }
 
     #[test]
+    fn a_word_clip_cut_after_its_last_word_window_gives_the_same_examples() {
+        let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+        let assets = crate::assets::Assets::locate(Some(&models)).unwrap();
+        let mut emb = Embedder::load(&assets).unwrap();
+        let (speech, _) = crate::audio::synth::stream(crate::audio::synth::VOICE, 1).unwrap();
+        for (class, word_end) in [(1, 1.5), (2, 1.1), (0, 1.5)] {
+            let mut c = clip(class, true);
+            c.audio.samples = speech[4_000..4_000 + 40_000].to_vec();
+            c.audio.word_end = word_end;
+            let examples = |c: &Clip, emb: &mut Embedder| {
+                let e =
+                    crate::pipeline::embedding::embed_signal_warm(emb, &c.audio.samples, 1.0, &[]);
+                let mut ex = Examples::default();
+                clip_examples(c, 0, &e.unwrap(), 3, &mut ex);
+                ex
+            };
+            let whole = examples(&c, &mut emb);
+            let used = samples_used(&c);
+            c.audio.samples.truncate(used);
+            let cut = examples(&c, &mut emb);
+            // A "none" clip is heard whole, a word's up to 0.3 s after the word and a block.
+            assert_eq!(used == 40_000, class == 0, "{used}");
+            assert_eq!((cut.y.clone(), cut.len()), (whole.y.clone(), whole.len()));
+            assert!(whole.y.contains(&class));
+            for r in 0..whole.len() {
+                let d = whole.features(r).iter().zip(cut.features(r));
+                assert!(d.map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) < 1e-4);
+            }
+        }
+    }
+
+    #[test]
     fn sequences_take_every_step_th_window() {
         let mut ex = Examples::default();
         sequence_examples(&numbered(10), 2, Fold::Always, 3, Source::Bank, &mut ex);
@@ -509,6 +586,15 @@ mod tests {
                 (0, Fold::Always)
             );
         }
+        // A packed subset owns them all, with the same features; own ones are not copied.
+        let kept = borrowed.subset(&(0..borrowed.len()).collect::<Vec<_>>());
+        let packed = kept.into_packed(&[own + 2, 0, own + 1]);
+        assert_eq!(packed.own.len(), (own + 2) * 2 * DIM);
+        assert_eq!(packed.features(0), copied.features(2));
+        assert_eq!(packed.features(1), borrowed.features(0));
+        assert_eq!(packed.features(2), copied.features(1));
+        assert_eq!(packed.source, [Source::Bank, Source::Take, Source::Bank]);
+        assert_eq!((packed.y[1], packed.clip[1]), (borrowed.y[0], Some(0)));
         // A subset keeps borrowed windows borrowed, and own ones its own.
         let sub = borrowed.subset(&[own + 2, 0]);
         assert_eq!(sub.own.len(), 2 * DIM);

@@ -33,7 +33,7 @@ pub(super) struct Fitted {
 /// then each pass's order.
 pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> Fitted {
     let d = opts.context * DIM;
-    let (x, mean, inv_std) = standardised(ex, rows, d);
+    let (mean, inv_std) = moments(ex, rows, d);
     let classes: Vec<usize> = rows.iter().map(|&r| ex.y[r]).collect();
     let weights = sample_weights(
         ex,
@@ -54,7 +54,8 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
     for _epoch in 0..opts.epochs {
         order.shuffle(&mut rng);
         for batch in order.chunks(BATCH) {
-            let activations = net.forward(x.select(Axis(0), batch));
+            let x = standardised(ex, rows, batch, (&mean, &inv_std));
+            let activations = net.forward(x);
             let logits = activations.last().unwrap();
             let grad = loss_gradient(logits, batch, &classes, &weights);
             adam.next_step();
@@ -68,24 +69,53 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
     }
 }
 
-/// The features at `rows` (`d` each) as a matrix, standardised: minus the column means, times
-/// the inverse standard deviations (deviations floored at 1e-3). Returns the matrix, the means
-/// and the inverse deviations.
+/// The means and inverse standard deviations (deviations floored at 1e-3) of the features at
+/// `rows` (`d` each). Computed a row at a time, as ndarray's `mean_axis` and `std_axis` compute
+/// them over the whole matrix (the same sums in the same order: the same values bit for bit),
+/// so the matrix (13 MB for 3 words x 5 takes, more with long recordings) is never held.
+fn moments(ex: &Examples, rows: &[usize], d: usize) -> (Array1<f32>, Array1<f32>) {
+    let mut sum = Array1::<f32>::zeros(d);
+    let mut mean = Array1::<f32>::zeros(d);
+    let mut sum_sq = Array1::<f32>::zeros(d);
+    for (i, &r) in rows.iter().enumerate() {
+        let count = (i + 1) as f32;
+        let running = sum.iter_mut().zip(mean.iter_mut()).zip(sum_sq.iter_mut());
+        for (&x, ((s, m), q)) in ex.features(r).iter().zip(running) {
+            *s += x;
+            let delta = x - *m;
+            *m += delta / count;
+            *q = (x - *m).mul_add(delta, *q);
+        }
+    }
+    let n = rows.len() as f32;
+    let inv_std = sum_sq.mapv(|q| 1.0 / (q / n).sqrt().max(1e-3));
+    (sum.mapv(|s| s / n), inv_std)
+}
+
+/// The features of `rows[i]` for each `i` in `batch`, standardised: minus the means, times the
+/// inverse deviations.
 fn standardised(
     ex: &Examples,
     rows: &[usize],
-    d: usize,
-) -> (Array2<f32>, Array1<f32>, Array1<f32>) {
-    let mut x = Array2::<f32>::zeros((rows.len(), d));
-    for (i, &r) in rows.iter().enumerate() {
-        x.row_mut(i)
-            .assign(&ndarray::ArrayView1::from(ex.features(r)));
+    batch: &[usize],
+    (mean, inv_std): (&Array1<f32>, &Array1<f32>),
+) -> Array2<f32> {
+    let d = mean.len();
+    let (mean, inv_std) = (as_slice(mean), as_slice(inv_std));
+    let mut x = vec![0.0f32; batch.len() * d];
+    for (row, &i) in x.chunks_exact_mut(d).zip(batch) {
+        let by = mean.iter().zip(inv_std);
+        for ((o, v), (m, s)) in row.iter_mut().zip(ex.features(rows[i])).zip(by) {
+            *o = (v - m) * s;
+        }
     }
-    let mean = x.mean_axis(Axis(0)).unwrap();
-    let inv_std = x.std_axis(Axis(0), 0.0).mapv(|s| 1.0 / s.max(1e-3));
-    x -= &mean;
-    x *= &inv_std;
-    (x, mean, inv_std)
+    Array2::from_shape_vec((batch.len(), d), x).expect("batch.len() rows of d")
+}
+
+/// The values of a vector made here (contiguous).
+fn as_slice(v: &Array1<f32>) -> &[f32] {
+    v.as_slice()
+        .expect("a vector made by zeros and mapv is contiguous")
 }
 
 /// Weight per row: each word's windows weigh 1 in all; the "none" windows weigh, per source,
@@ -336,6 +366,39 @@ pub(super) mod tests {
             ex.y[i] = y;
         }
         ex
+    }
+
+    #[test]
+    fn row_by_row_standardisation_equals_the_whole_matrix_bit_for_bit() {
+        let rows: Vec<(usize, Source)> = (0..300).map(|i| (i % 3, Source::Take)).collect();
+        // Values of very different scales, and one constant feature (its deviation floored).
+        let ex = examples(&rows, |i, k| match k {
+            0 => 5.0,
+            _ => ((i * 31 + k * 17) % 97) as f32 * 0.37 * (k as f32).powi(2) - 40.0,
+        });
+        let rows: Vec<usize> = (0..300).filter(|r| r % 7 != 3).collect();
+        // The matrix and ndarray's moments, as the fit held them.
+        let mut x = Array2::<f32>::zeros((rows.len(), DIM));
+        for (i, &r) in rows.iter().enumerate() {
+            x.row_mut(i)
+                .assign(&ndarray::ArrayView1::from(ex.features(r)));
+        }
+        let want_mean = x.mean_axis(Axis(0)).unwrap();
+        let want_inv = x.std_axis(Axis(0), 0.0).mapv(|s| 1.0 / s.max(1e-3));
+        let (mean, inv_std) = moments(&ex, &rows, DIM);
+        let bits = |a: &Array1<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&mean), bits(&want_mean));
+        assert_eq!(bits(&inv_std), bits(&want_inv));
+        assert!((inv_std[0] - 1e3).abs() < 1e-2, "{}", inv_std[0]);
+        x -= &want_mean;
+        x *= &want_inv;
+        let batch = [5, 0, 17, 5];
+        let got = standardised(&ex, &rows, &batch, (&mean, &inv_std));
+        let want = x.select(Axis(0), &batch);
+        assert!(got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

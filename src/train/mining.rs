@@ -35,10 +35,18 @@ pub(super) fn mine_bank(
         ..opts.clone()
     };
     let head = head_from(ex, &first, words, base_sha, &no_templates);
-    let scored = hardest_first(&bank, |r| {
-        let p = head.probabilities(ex.features(r));
-        p[1..].iter().copied().fold(0.0, f32::max)
-    });
+    // Scored on every core, a slice of the bank each; the same scores whatever the threads do.
+    let slices: Vec<&[usize]> = bank.chunks(bank.len().div_ceil(8).max(1)).collect();
+    let scores: Vec<f32> = super::pool::map_in_parallel(slices.len(), |k| {
+        let word_score = |&r: &usize| {
+            let p = head.probabilities(ex.features(r));
+            p[1..].iter().copied().fold(0.0, f32::max)
+        };
+        slices[k].iter().map(word_score).collect::<Vec<f32>>()
+    })
+    .concat();
+    // `bank` is in ascending order (a partition of 0..len).
+    let scored = hardest_first(&bank, |r| scores[bank.binary_search(&r).unwrap_or(0)]);
     let (hard, easy) = scored.split_at(opts.mine);
     rest.extend_from_slice(hard);
     let mut easy = easy.to_vec();

@@ -19,6 +19,7 @@ mod fit;
 mod mining;
 pub mod negatives;
 mod pitch;
+mod pool;
 pub mod recording;
 mod templates;
 mod validate;
@@ -251,13 +252,20 @@ pub fn train(
     let words = (&labels[..], &voices[..]);
     let ex = {
         // Every window, until mining has chosen the bank's; then only those (and the rest)
-        // are kept: the first set is dropped here, not held to the end.
+        // are kept, packed together for the fits: the first set is dropped here.
         let all = build_examples(emb, ds, bank, opts, progress)?;
         let rows = mining::mine_bank(&all, words, &emb.model_sha256, opts);
-        all.subset(&rows)
+        all.into_packed(&rows)
     };
-    let rows: Vec<usize> = (0..ex.len()).collect();
-    let mut head = head_from(&ex, &rows, words, &emb.model_sha256, opts);
+    let cv_wanted = opts.cross_validate || opts.ensemble;
+    let folds = validate::fold_count(ds);
+    let (mut head, cv, fold_heads) = validate::head_and_folds(
+        &ex,
+        words,
+        &emb.model_sha256,
+        opts,
+        if cv_wanted { folds } else { 0 },
+    );
     head.report.takes = ds.words.iter().map(|(_, t)| t.len()).collect();
     head.report
         .figures
@@ -265,35 +273,45 @@ pub fn train(
     if let Some(bank) = bank.filter(|_| opts.bank_rate > 0.0) {
         calibrate_on_bank(&mut head, bank, opts.bank_rate);
     }
-    if opts.cross_validate || opts.ensemble {
-        let folds = validate::fold_count(ds);
-        let (cv, fold_heads) = validate::cross_validate(&ex, words, &emb.model_sha256, opts, folds);
-        if opts.ensemble && folds > 1 {
-            head.members = fold_heads
-                .into_iter()
-                .map(|h| Member {
-                    mean: h.mean,
-                    inv_std: h.inv_std,
-                    layers: h.layers,
-                })
-                .collect();
-        }
-        if opts.cross_validate {
-            let figures = &mut head.report.figures;
-            figures.push((
-                format!("{folds}-fold cross-validated recall of held-out takes"),
-                cv.recall(),
-            ));
-            figures.push((
-                format!(
-                    "false-fire rate of held-out negative windows ({})",
-                    cv.negatives
-                ),
-                cv.false_fire_rate(),
-            ));
-        }
+    if cv_wanted {
+        add_folds(&mut head, cv, fold_heads, folds, opts);
     }
     Ok(head)
+}
+
+/// The folds' heads as the ensemble's members (with `opts.ensemble`), and the cross-validated
+/// figures in the report (with `opts.cross_validate`).
+fn add_folds(
+    head: &mut Head,
+    cv: validate::CrossValidation,
+    fold_heads: Vec<Head>,
+    folds: usize,
+    opts: &TrainOptions,
+) {
+    if opts.ensemble && folds > 1 {
+        head.members = fold_heads
+            .into_iter()
+            .map(|h| Member {
+                mean: h.mean,
+                inv_std: h.inv_std,
+                layers: h.layers,
+            })
+            .collect();
+    }
+    if opts.cross_validate {
+        let figures = &mut head.report.figures;
+        figures.push((
+            format!("{folds}-fold cross-validated recall of held-out takes"),
+            cv.recall(),
+        ));
+        figures.push((
+            format!(
+                "false-fire rate of held-out negative windows ({})",
+                cv.negatives
+            ),
+            cv.false_fire_rate(),
+        ));
+    }
 }
 
 /// Bank windows scored for the calibration, at most (every so many of the bank's).

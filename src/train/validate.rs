@@ -41,25 +41,39 @@ pub(super) fn fold_count(ds: &Dataset) -> usize {
         .min(5)
 }
 
-/// Trains a head per fold without that fold's takes and scores the held-out windows; returns
-/// the figures and the folds' heads.
-pub(super) fn cross_validate(
+/// The head on all the examples and, for each of `folds` folds (none when 0), a head without
+/// that fold's takes, scored on the held-out windows: the figures and the folds' heads. The
+/// heads are fitted on every core, the whole one first (the longest); each fit draws from its
+/// own random stream, so they are the same whatever the threads do.
+pub(super) fn head_and_folds(
     ex: &Examples,
     words: (&[String], &[Voices]),
     base_sha: &str,
     opts: &TrainOptions,
     folds: usize,
-) -> (CrossValidation, Vec<Head>) {
+) -> (Head, CrossValidation, Vec<Head>) {
+    let all: Vec<usize> = (0..ex.len()).collect();
+    let splits: Vec<(Vec<usize>, Vec<usize>)> = (0..folds)
+        .map(|f| (0..ex.len()).partition(|&r| ex.fold[r].held_out_in(f, folds)))
+        .collect();
+    let mut heads = super::pool::map_in_parallel(folds + 1, |k| {
+        let rows = if k == 0 { &all } else { &splits[k - 1].1 };
+        let head = head_from(ex, rows, words, base_sha, opts);
+        let mut cv = CrossValidation::default();
+        if k > 0 {
+            score_held_out(ex, &head, &splits[k - 1].0, opts.threshold, &mut cv);
+        }
+        (head, cv)
+    });
+    let (whole, _) = heads.remove(0);
     let mut cv = CrossValidation::default();
-    let mut heads = Vec::with_capacity(folds);
-    for f in 0..folds {
-        let (held, rows): (Vec<usize>, Vec<usize>) =
-            (0..ex.len()).partition(|&r| ex.fold[r].held_out_in(f, folds));
-        let head = head_from(ex, &rows, words, base_sha, opts);
-        score_held_out(ex, &head, &held, opts.threshold, &mut cv);
-        heads.push(head);
+    for (_, fold) in &heads {
+        cv.hits += fold.hits;
+        cv.takes += fold.takes;
+        cv.fires += fold.fires;
+        cv.negatives += fold.negatives;
     }
-    (cv, heads)
+    (whole, cv, heads.into_iter().map(|(h, _)| h).collect())
 }
 
 /// The word with the highest probability (0-based) and that probability, from a head's
