@@ -93,6 +93,9 @@ pub struct Knobs {
     /// `anyone` words: synthetic takes said by the voices of `--synth-engines`.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=200))]
     anyone_synth: Option<usize>,
+    /// `anyone` words: clips per synthetic take: 2 (clean and as another voice) or 1 (only the latter).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=2))]
+    anyone_synth_copies: Option<usize>,
     /// `anyone` words: share of the word's weight its synthetic takes carry (0 = by count).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.95))]
     anyone_synth_share: Option<f32>,
@@ -140,7 +143,7 @@ impl Knobs {
              anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
-             anyone_synth_share => anyone_synth_share,
+             anyone_synth_share => anyone_synth_share, anyone_synth_copies => anyone_synth_copies,
              anyone_pitch => anyone_pitch, anyone_synth_pitch => anyone_synth_pitch,
              mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble,
              mine_colour => mine_colour, mine_warp => mine_warp);

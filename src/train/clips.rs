@@ -105,23 +105,57 @@ pub(super) fn for_each_clip(
     }
 }
 
-/// How many clips [`for_each_clip`] makes (for a progress bar).
+/// How many clips [`for_each_clip`] makes (for a progress bar), from the same per-take counts
+/// the clip maker uses.
 pub(super) fn clip_count(ds: &Dataset, synthetic: &[Vec<Vec<f32>>], opts: &TrainOptions) -> usize {
-    let negatives = opts.chimeras + if opts.reversed { 2 } else { 0 };
     let voices = ds.voices(opts.voices);
     let words: usize = ds
         .words
         .iter()
+        .zip(&voices)
         .enumerate()
-        .map(|(ci, (_, takes))| {
-            let per_take = match voices[ci] {
-                Voices::Mine => opts.augment.max(1) + opts.mine_foreign,
-                Voices::Anyone => opts.anyone_augment.max(1),
-            };
-            takes.len() * (per_take + negatives) + 2 * synthetic.get(ci).map_or(0, Vec::len)
+        .map(|(ci, ((_, takes), &v))| {
+            let per_take =
+                word_copies(opts, v) + foreign_copies(opts, v) + negatives_per_take(opts);
+            let synthetic = synthetic.get(ci).map_or(0, Vec::len);
+            takes.len() * per_take + synthetic_copies(opts, v) * synthetic
         })
         .sum();
-    words + 2 * ds.unknown.len()
+    words + TWICE * ds.unknown.len()
+}
+
+/// Clips of a sound made twice, clean and augmented (`_unknown_` takes, reversed takes, a `mine`
+/// word's synthetic takes).
+const TWICE: usize = 2;
+
+/// Copies of a take of a word that are the word (the first clean).
+fn word_copies(opts: &TrainOptions, voices: Voices) -> usize {
+    match voices {
+        Voices::Mine => opts.augment.max(1),
+        Voices::Anyone => opts.anyone_augment.max(1),
+    }
+}
+
+/// "None" copies of a take as another voice would say it (`mine` words only).
+fn foreign_copies(opts: &TrainOptions, voices: Voices) -> usize {
+    match voices {
+        Voices::Mine => opts.mine_foreign,
+        Voices::Anyone => 0,
+    }
+}
+
+/// "None" clips made from each take: spliced halves, and the reversed take twice.
+fn negatives_per_take(opts: &TrainOptions) -> usize {
+    opts.chimeras + if opts.reversed { TWICE } else { 0 }
+}
+
+/// Clips made from each synthetic take of a word: its copies for an `anyone` word (2: clean
+/// and as another voice, or 1: only the latter), two "none" clips for a `mine` word.
+fn synthetic_copies(opts: &TrainOptions, voices: Voices) -> usize {
+    match voices {
+        Voices::Mine => TWICE,
+        Voices::Anyone => opts.anyone_synth_copies.clamp(1, 2),
+    }
 }
 
 /// Sounds to splice word `ci`'s takes with: the other words' takes, `_unknown_` takes, and
@@ -177,7 +211,7 @@ struct ClipMaker<'a> {
 impl ClipMaker<'_> {
     /// A take of word `class`: `augment` copies (the first clean), then the negatives made from it.
     fn take(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
-        for aug in 0..self.opts.augment.max(1) {
+        for aug in 0..word_copies(self.opts, Voices::Mine) {
             let mut audio = self.augmenter.place(self.rng, take, aug > 0);
             if aug > 0 {
                 self.vary(&mut audio, self.opts.mine_warp, self.opts.mine_colour);
@@ -191,7 +225,7 @@ impl ClipMaker<'_> {
     /// as other voices would say it: a wider speed range, a warped vocal tract, a colouring
     /// and (`anyone_pitch`) a pitch shift.
     fn take_for_anyone(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
-        for aug in 0..self.opts.anyone_augment.max(1) {
+        for aug in 0..word_copies(self.opts, Voices::Anyone) {
             let speed = (aug > 0).then_some(self.opts.anyone_speed);
             let pitch = if aug > 0 { self.opts.anyone_pitch } else { 0.0 };
             let shifted = self.pitch_shifted(take, pitch);
@@ -206,8 +240,10 @@ impl ClipMaker<'_> {
 
     /// A synthetic take of a word anyone may say: a clean copy and one as another voice.
     fn synthetic_take(&mut self, take: &[f32], class: usize) {
-        let clean = self.augmenter.place(self.rng, take, false);
-        self.word(clean, class, Fold::Always, false);
+        if synthetic_copies(self.opts, Voices::Anyone) > 1 {
+            let clean = self.augmenter.place(self.rng, take, false);
+            self.word(clean, class, Fold::Always, false);
+        }
         let shifted = self.pitch_shifted(take, self.opts.anyone_synth_pitch);
         let mut other = self
             .augmenter
@@ -253,7 +289,7 @@ impl ClipMaker<'_> {
     /// would say it, so that the head learns the voice as well as the word.
     fn foreign(&mut self, take: &[f32], fold: Fold) {
         let lo = (1.0 + self.opts.foreign_warp as f64).ln();
-        for _ in 0..self.opts.mine_foreign {
+        for _ in 0..foreign_copies(self.opts, Voices::Mine) {
             let mut audio = self.augmenter.place(self.rng, take, true);
             let sign = if self.rng.random_bool(0.5) { 1.0 } else { -1.0 };
             audio.warp = (sign * self.rng.random_range(lo..=1.5 * lo)).exp();
@@ -282,7 +318,7 @@ impl ClipMaker<'_> {
 
     /// Two "none" clips of `sound`: a clean copy and an augmented one.
     fn twice(&mut self, sound: &[f32], fold: Fold, source: Source) {
-        for aug in 0..2 {
+        for aug in 0..TWICE {
             let audio = self.augmenter.place(self.rng, sound, aug > 0);
             (self.emit)(Clip::negative(audio, fold, source));
         }

@@ -106,6 +106,9 @@ pub struct TrainOptions {
     /// `anyone` words: the share of the word's weight its synthetic takes carry together (0 =
     /// every word window weighs the same, whoever said it).
     pub anyone_synth_share: f32,
+    /// `anyone` words: clips per synthetic take: 2 (a clean copy and one as another voice) or 1
+    /// (only the other voice).
+    pub anyone_synth_copies: usize,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
     /// Average the head with its cross-validation folds' heads (an ensemble).
@@ -172,6 +175,7 @@ impl Default for TrainOptions {
             anyone_synth: 60,
             anyone_synth_share: 0.5,
             anyone_threshold: 0.35,
+            anyone_synth_copies: 2,
             ensemble: true,
             mine_foreign: 2,
             mine_synth: 0,
