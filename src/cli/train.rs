@@ -22,7 +22,7 @@ pub struct Train {
 
 /// `hark train`: trains, writes the head, prints a summary.
 pub fn run(t: &Train, assets: &Assets) -> Result<()> {
-    one_malloc_arena();
+    hark::util::one_malloc_arena();
     let ds = Dataset::load(&t.data)?;
     let mut emb = Embedder::load(assets)?;
     let t0 = Instant::now();
@@ -46,16 +46,6 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
     );
     print_summary(&ds, &head, negatives.as_deref());
     Ok(())
-}
-
-/// One malloc arena for the whole process: training's threads (embedding, fitting) would each
-/// keep an arena at its own high-water mark, 4-7 MB more at the peak (2-hour `_background_`:
-/// 107.0 -> 103.1 MB).
-fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }
 
 /// Trains a head on `ds` (against the bank windows `negatives`) under a progress bar labelled

@@ -53,7 +53,7 @@ impl Daemon {
     /// Loads the config, the base model and the head, binds the sinks, installs the signal
     /// handlers, opens the source and starts the processing thread.
     pub fn start(opts: ListenOptions) -> Result<Daemon> {
-        one_malloc_arena();
+        hark::util::one_malloc_arena();
         let cfg = load_config(&opts)?;
         let log = Log::new(&cfg.log_level);
         log.debug(&describe_config(&opts, &cfg));
@@ -83,7 +83,7 @@ impl Daemon {
         }
         log.info(&format!("words: {}", head.labels.join(", ")));
         // Loading parsed files and built sessions: hand the freed heap back before the long run.
-        trim_heap();
+        hark::util::trim_heap();
         let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
         pipeline.set_gate(cfg.quiet_gate);
         let (clips, clip_stats) = start_clips(&cfg, log)?.unzip();
@@ -206,7 +206,7 @@ impl Daemon {
             sink.tick();
         }
         if std::mem::take(&mut self.trim_pending) {
-            trim_heap();
+            hark::util::trim_heap();
         }
         let dropped = self.stats.dropped.load(Ordering::Relaxed);
         if dropped > self.reported_drops {
@@ -279,20 +279,4 @@ fn load_base_model(cfg: &Config, log: &Log) -> Result<Embedder> {
         embedder.model_sha256
     ));
     Ok(embedder)
-}
-
-/// One malloc arena: the daemon's threads allocate little, and extra arenas only hold memory.
-fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// Hands the heap's free memory back to the system.
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

@@ -346,7 +346,7 @@ pub fn build_examples<'a>(
     })?;
     drop(workers);
     drop(own);
-    super::pool::trim_heap();
+    crate::util::trim_heap();
     for noise in &ds.background {
         background_examples(emb, noise, opts.context, Source::Background, &mut ex)?;
     }

@@ -60,16 +60,6 @@ pub(super) fn map_in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) 
         .collect()
 }
 
-/// Hands the heap's free memory back to the system: after the workers' sessions are dropped,
-/// their few megabytes would otherwise stay in the process's peak (the larger allocations that
-/// follow are mapped apart and never reuse them).
-pub(super) fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Embeds each clip that `make` hands out (warm-started, see [`embed_signal_warm`]) on one
 /// thread per embedder in `workers`, and hands it with its number and its embeddings to `done`
 /// in the order the clips were made. Stops at the first failure, `make`'s or a clip's.
