@@ -160,6 +160,27 @@ pub fn toml_error_line(origin: &str, text: &str, e: &toml::de::Error) -> String 
     format!("{origin}:{} {message}", at.unwrap_or_default())
 }
 
+/// One malloc arena for the whole process (glibc): each thread would otherwise keep an arena at
+/// its own high-water mark, memory the process holds but does not use (training's workers:
+/// 4-7 MB more at the peak). Call before starting threads.
+pub fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Hands the heap's free memory back to the system (glibc), so that a peak passed does not stay
+/// resident.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory the allocator holds.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,26 +266,5 @@ mod tests {
         assert_eq!(super::parse_vm_hwm(status), Some(36148));
         assert_eq!(super::parse_vm_hwm("Name: x\n"), None);
         assert!(super::peak_rss_kb().unwrap_or(1) > 0);
-    }
-}
-
-/// One malloc arena for the whole process (glibc): each thread would otherwise keep an arena at
-/// its own high-water mark, memory the process holds but does not use (training's workers:
-/// 4-7 MB more at the peak). Call before starting threads.
-pub fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
-/// Hands the heap's free memory back to the system (glibc), so that a peak passed does not stay
-/// resident.
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory the allocator holds.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
