@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::examples::{Examples, Fold};
+use super::fit_linear::Linear;
 use super::TrainOptions;
 use crate::pipeline::embedding::DIM;
 use crate::pipeline::head::Layer;
@@ -15,9 +16,9 @@ use crate::pipeline::head::Layer;
 const BATCH: usize = 256;
 /// Adam's decay rates of its running means of the gradient and of its square, and the small
 /// number that keeps its step finite.
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const EPSILON: f32 = 1e-8;
+pub(super) const BETA1: f32 = 0.9;
+pub(super) const BETA2: f32 = 0.999;
+pub(super) const EPSILON: f32 = 1e-8;
 
 /// A fitted network, as the head stores it.
 pub(super) struct Fitted {
@@ -34,14 +35,19 @@ pub(super) struct Fitted {
 pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> Fitted {
     let d = opts.context * DIM;
     let (mean, inv_std) = moments(ex, rows, d);
-    let classes: Vec<usize> = rows.iter().map(|&r| ex.y[r]).collect();
-    let weights = sample_weights(
+    let data = Data {
         ex,
         rows,
-        n_classes,
-        &opts.source_weights,
-        opts.anyone_synth_share,
-    );
+        classes: rows.iter().map(|&r| ex.y[r]).collect(),
+        weights: sample_weights(
+            ex,
+            rows,
+            n_classes,
+            &opts.source_weights,
+            opts.anyone_synth_share,
+        ),
+        standardise: (&mean, &inv_std),
+    };
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
     let sizes: Vec<usize> = if opts.hidden > 0 {
         vec![d, opts.hidden, n_classes]
@@ -49,23 +55,71 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
         vec![d, n_classes]
     };
     let mut net = Network::new(&sizes, &mut rng);
-    let mut adam = Adam::new(&net, if opts.hidden > 0 { 3e-3 } else { 1e-2 });
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    for _epoch in 0..opts.epochs {
-        order.shuffle(&mut rng);
-        for batch in order.chunks(BATCH) {
-            let x = standardised(ex, rows, batch, (&mean, &inv_std));
-            let activations = net.forward(x);
-            let logits = activations.last().unwrap();
-            let grad = loss_gradient(logits, batch, &classes, &weights);
-            adam.next_step();
-            net.backward(&activations, grad, opts.l2, &mut adam);
-        }
+    if opts.hidden == 0 {
+        linear_passes(&mut net, &data, opts, &mut rng);
+    } else {
+        matrix_passes(&mut net, &data, (3e-3, opts), &mut rng);
     }
     Fitted {
         mean: mean.to_vec(),
         inv_std: inv_std.to_vec(),
         layers: net.into_layers(),
+    }
+}
+
+/// What a fit's passes read: the examples at `rows`, each row's class and weight (by position
+/// in `rows`), and the standardisation.
+struct Data<'d, 'e> {
+    ex: &'d Examples<'e>,
+    rows: &'d [usize],
+    classes: Vec<usize>,
+    weights: Vec<f32>,
+    standardise: (&'d Array1<f32>, &'d Array1<f32>),
+}
+
+/// `opts.epochs` passes over `data` in batches shuffled by `rng`, for a linear `net`, row by
+/// row (see `fit_linear`); learning rate 1e-2.
+fn linear_passes(net: &mut Network, data: &Data, opts: &TrainOptions, rng: &mut SmallRng) {
+    let mut linear = Linear::new(as_slice2(&net.weights[0]), as_slice(&net.biases[0]));
+    let (mean, inv_std) = data.standardise;
+    let mut order: Vec<usize> = (0..data.rows.len()).collect();
+    for _epoch in 0..opts.epochs {
+        order.shuffle(rng);
+        for batch in order.chunks(BATCH) {
+            linear.step(
+                data.ex,
+                (data.rows, batch),
+                (&data.classes, &data.weights),
+                (as_slice(mean), as_slice(inv_std)),
+                (1e-2, opts.l2),
+            );
+        }
+    }
+    let (w, b) = linear.weights_and_bias();
+    net.weights[0] = Array2::from_shape_vec(net.weights[0].raw_dim(), w).expect("d x classes");
+    net.biases[0] = Array1::from(b);
+}
+
+/// `opts.epochs` passes over `data` in batches shuffled by `rng`, with matrices: any network,
+/// learning rate `rate`.
+fn matrix_passes(
+    net: &mut Network,
+    data: &Data,
+    (rate, opts): (f32, &TrainOptions),
+    rng: &mut SmallRng,
+) {
+    let mut adam = Adam::new(net, rate);
+    let mut order: Vec<usize> = (0..data.rows.len()).collect();
+    for _epoch in 0..opts.epochs {
+        order.shuffle(rng);
+        for batch in order.chunks(BATCH) {
+            let x = standardised(data.ex, data.rows, batch, data.standardise);
+            let activations = net.forward(x);
+            let logits = activations.last().unwrap();
+            let grad = loss_gradient(logits, batch, &data.classes, &data.weights);
+            adam.next_step();
+            net.backward(&activations, grad, opts.l2, &mut adam);
+        }
     }
 }
 
@@ -110,6 +164,12 @@ fn standardised(
         }
     }
     Array2::from_shape_vec((batch.len(), d), x).expect("batch.len() rows of d")
+}
+
+/// The values of a matrix made here (contiguous, row-major).
+fn as_slice2(v: &Array2<f32>) -> &[f32] {
+    v.as_slice()
+        .expect("a matrix made by from_shape_fn is contiguous")
 }
 
 /// The values of a vector made here (contiguous).
@@ -399,6 +459,47 @@ pub(super) mod tests {
             .iter()
             .zip(&want)
             .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn the_row_by_row_linear_fit_follows_the_matrix_fit() {
+        let rows: Vec<(usize, Source)> = (0..700).map(|i| (i % 3, Source::Take)).collect();
+        // Three overlapping classes: class c leans on features c and c + 3, plus noise.
+        let ex = examples(&rows, |i, k| {
+            let noise = ((i * 7919 + k * 104729) % 1000) as f32 / 500.0 - 1.0;
+            noise + if k % 3 == i % 3 && k < 6 { 1.5 } else { 0.0 }
+        });
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let (mean, inv_std) = moments(&ex, &all, DIM);
+        let data = Data {
+            ex: &ex,
+            rows: &all,
+            classes: all.iter().map(|&r| ex.y[r]).collect(),
+            weights: sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.0),
+            standardise: (&mean, &inv_std),
+        };
+        let opts = TrainOptions {
+            epochs: 15,
+            ..TrainOptions::default()
+        };
+        let fitted = |linear: bool| {
+            let mut rng = SmallRng::seed_from_u64(9);
+            let mut net = Network::new(&[DIM, 3], &mut rng);
+            match linear {
+                true => linear_passes(&mut net, &data, &opts, &mut rng),
+                false => matrix_passes(&mut net, &data, (1e-2, &opts), &mut rng),
+            }
+            net.into_layers().remove(0)
+        };
+        let (a, b) = (fitted(true), fitted(false));
+        let scale = b.weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        assert!(scale > 0.1, "the fit learned something: {scale}");
+        let params = |l: &Layer| l.weights.iter().chain(&l.bias).copied().collect::<Vec<_>>();
+        let worst = params(&a)
+            .iter()
+            .zip(params(&b))
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst < 1e-3 * scale, "{worst} of {scale}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rand::SeedableRng;
 
 use super::examples::{Examples, Source};
 use super::{head_from, TrainOptions};
-use crate::pipeline::head::Voices;
+use crate::pipeline::head::{Scorer, Voices};
 
 /// Fits once on everything else plus `mine` random bank windows, then keeps the `mine` bank
 /// windows that head likes most plus `mine` random others. Returns the rows to train on (all
@@ -38,8 +38,9 @@ pub(super) fn mine_bank(
     // Scored on every core, a slice of the bank each; the same scores whatever the threads do.
     let slices: Vec<&[usize]> = bank.chunks(bank.len().div_ceil(8).max(1)).collect();
     let scores: Vec<f32> = super::pool::map_in_parallel(slices.len(), |k| {
+        let mut scorer = Scorer::new(&head);
         let word_score = |&r: &usize| {
-            let p = head.probabilities(ex.features(r));
+            let p = head.probabilities_with(&mut scorer, ex.features(r));
             p[1..].iter().copied().fold(0.0, f32::max)
         };
         slices[k].iter().map(word_score).collect::<Vec<f32>>()

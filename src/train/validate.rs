@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::examples::{Examples, Fold};
 use super::{head_from, TrainOptions};
-use crate::pipeline::head::{Head, Voices};
+use crate::pipeline::head::{Head, Scorer, Voices};
 use crate::train::dataset::Dataset;
 
 /// What cross-validation measured.
@@ -56,8 +56,18 @@ pub(super) fn head_and_folds(
     let splits: Vec<(Vec<usize>, Vec<usize>)> = (0..folds)
         .map(|f| (0..ex.len()).partition(|&r| ex.fold[r].held_out_in(f, folds)))
         .collect();
+    // A fold's head is scored, and kept in an ensemble, by its network alone: its template
+    // gates would be computed for nothing.
+    let no_gates = TrainOptions {
+        template_slack: -1.0,
+        anyone_slack: -1.0,
+        ..opts.clone()
+    };
     let mut heads = super::pool::map_in_parallel(folds + 1, |k| {
-        let rows = if k == 0 { &all } else { &splits[k - 1].1 };
+        let (rows, opts) = match k {
+            0 => (&all, opts),
+            _ => (&splits[k - 1].1, &no_gates),
+        };
         let head = head_from(ex, rows, words, base_sha, opts);
         let mut cv = CrossValidation::default();
         if k > 0 {
@@ -95,8 +105,9 @@ fn score_held_out(
     cv: &mut CrossValidation,
 ) {
     let mut take_best: HashMap<(usize, Fold), f32> = Default::default();
+    let mut scorer = Scorer::new(head);
     for &r in held {
-        let (word, p) = best_word(&head.probabilities(ex.features(r)));
+        let (word, p) = best_word(head.probabilities_with(&mut scorer, ex.features(r)));
         if ex.y[r] == 0 {
             cv.negatives += 1;
             if p >= threshold {

@@ -8,6 +8,7 @@ use std::path::Path;
 
 mod scorer;
 
+pub(crate) use scorer::dot;
 pub use scorer::{softmax_into, Scorer};
 
 use crate::pipeline::detector::DetectorSettings;
@@ -310,10 +311,16 @@ impl Head {
 
     /// Class probabilities (index 0 = none) for a raw feature vector; allocates (training use).
     pub fn probabilities(&self, feature: &[f32]) -> Vec<f32> {
-        let mut s = Scorer::new(self);
+        self.probabilities_with(&mut Scorer::new(self), feature)
+            .to_vec()
+    }
+
+    /// [`Head::probabilities`] in the buffers of `s` (a scorer of this head), for many features
+    /// in a row without allocating.
+    pub fn probabilities_with<'s>(&self, s: &'s mut Scorer, feature: &[f32]) -> &'s [f32] {
         s.x.copy_from_slice(feature);
         s.forward(self);
-        s.out.clone()
+        &s.out
     }
 }
 

@@ -164,9 +164,9 @@ fn calibrated(head: &Head, w: usize, p: f32) -> f32 {
 
 /// The dot product of the common length of `a` and `b`, in 8 running sums: one running sum
 /// cannot be reordered, so it is neither vectorised nor pipelined, and the template check
-/// takes one per template for every block of every stream. (Training keeps its own sums: a
-/// head trains the same as before.)
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// takes one per template for every block of every stream (and the linear fit one per class
+/// for every training row).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
     let tail: f32 = a
