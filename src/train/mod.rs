@@ -16,7 +16,6 @@ mod clips;
 pub mod dataset;
 mod examples;
 mod fit;
-mod fit_linear;
 mod mining;
 pub mod negatives;
 mod pitch;

@@ -1,13 +1,13 @@
 //! The fit of a linear softmax head (no hidden layer), one row at a time: each row is
 //! standardised, scored and folded into the batch's gradient in one pass over its features, in
 //! buffers made once, and Adam updates the parameters in place. It computes what
-//! [`super::fit`]'s general path computes with matrices (the same initial weights, batches,
+//! [`super::fit`]'s matrix path ([`super::network`]) computes with matrices (the same initial weights, batches,
 //! gradient, weight decay and Adam steps) in about a third of the time, summing in another
 //! order.
 
-use super::examples::Examples;
-use super::fit::{BETA1, BETA2, EPSILON};
+use super::network::{BETA1, BETA2, EPSILON};
 use crate::pipeline::head::dot;
+use crate::train::examples::Examples;
 
 /// A linear softmax layer being fitted: weights stored class-major (`classes x d`), so a class's
 /// score is one dot product, and Adam's moments beside them.
