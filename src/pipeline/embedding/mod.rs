@@ -39,8 +39,8 @@ pub struct BaseModel {
     state_shapes: Vec<[usize; 4]>,
     /// sha256 of the model file.
     pub model_sha256: String,
-    /// Where the model came from and how its session was made, to make more sessions alike.
-    origin: (Assets, bool, Option<i64>),
+    /// Where the model came from and its batch dimension, to make more sessions of it.
+    origin: (Assets, Option<i64>),
 }
 
 /// One stream's part of the base model: the convolutions' states and the newest log-mel
@@ -127,17 +127,10 @@ impl BaseModel {
                     session: session(assets, &path, &model.bytes)?,
                     state_shapes: model.states.clone(),
                     model_sha256: model_sha256.clone(),
-                    origin: (assets.clone(), fastest, batch),
+                    origin: (assets.clone(), batch),
                 })
             })
             .collect()
-    }
-
-    /// `n` more sessions made as this one was (same file, same optimisations, same batch
-    /// dimension): they give the same embeddings bit for bit.
-    pub fn copies(&self, n: usize) -> Result<Vec<Self>> {
-        let (assets, fastest, batch) = &self.origin;
-        Self::load_copies_at(assets, n, *fastest, *batch)
     }
 
     /// A stream's state at its start (the warm-up state).
@@ -279,18 +272,11 @@ impl Embedder {
         }
     }
 
-    /// Another embedder with its own session of the same model (for another thread): it gives
-    /// the same embeddings bit for bit.
-    pub fn try_clone(&self) -> Result<Self> {
-        let mut copies = self.model.copies(1)?;
-        Ok(Self::from_model(copies.pop().expect("one copy made")))
-    }
-
     /// `n` embedders with sessions of the same model with all of ONNX Runtime's graph
     /// optimisations (see [`BaseModel::load_copies_fastest`]: 10% less work, embeddings
     /// differing in the 6th digit), alike to each other bit for bit.
     pub fn fastest_copies(&self, n: usize) -> Result<Vec<Self>> {
-        let (assets, _, batch) = &self.model.origin;
+        let (assets, batch) = &self.model.origin;
         let models = BaseModel::load_copies_at(assets, n, true, *batch)?;
         Ok(models.into_iter().map(Self::from_model).collect())
     }

@@ -20,9 +20,12 @@ pub(super) struct Linear {
     mean2: Vec<f32>,
     grad: Vec<f32>,
     step: i32,
+    /// The row at hand, made once.
+    scratch: Scratch,
 }
 
 /// One row's features standardised, and its class scores.
+#[derive(Default)]
 struct Scratch {
     x: Vec<f32>,
     z: Vec<f32>,
@@ -50,6 +53,10 @@ impl Linear {
             mean2: vec![0.0; n],
             grad: vec![0.0; n],
             step: 0,
+            scratch: Scratch {
+                x: vec![0.0; d],
+                z: vec![0.0; classes],
+            },
         }
     }
 
@@ -75,10 +82,7 @@ impl Linear {
         (mean, inv_std): (&[f32], &[f32]),
         (rate, l2): (f32, f32),
     ) {
-        let mut s = Scratch {
-            x: vec![0.0; self.d],
-            z: vec![0.0; self.classes],
-        };
+        let mut s = std::mem::take(&mut self.scratch);
         self.grad.fill(0.0);
         let m = batch.len() as f32;
         for &i in batch {
@@ -88,6 +92,7 @@ impl Linear {
             }
             self.accumulate(&mut s, classes[i], weights[i] / m);
         }
+        self.scratch = s;
         let wd = self.d * self.classes;
         for (g, w) in self.grad[..wd].iter_mut().zip(&self.params[..wd]) {
             *g += w * l2;
