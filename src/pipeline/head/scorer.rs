@@ -166,6 +166,7 @@ fn calibrated(head: &Head, w: usize, p: f32) -> f32 {
 /// cannot be reordered, so it is neither vectorised nor pipelined, and the template check
 /// takes one per template for every block of every stream (and the linear fit one per class
 /// for every training row).
+#[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
