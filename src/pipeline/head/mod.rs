@@ -32,7 +32,7 @@ impl Layer {
     fn forward(&self, x: &[f32], y: &mut [f32]) {
         for (o, yo) in y.iter_mut().enumerate().take(self.outputs) {
             let row = &self.weights[o * self.inputs..(o + 1) * self.inputs];
-            *yo = self.bias[o] + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+            *yo = self.bias[o] + scorer::dot(row, x);
         }
     }
 }
