@@ -36,30 +36,6 @@ pub(super) fn embedders(emb: &Embedder, n: usize) -> Result<Vec<Embedder>> {
     emb.fastest_copies(n)
 }
 
-/// `f(0)`, ..., `f(n - 1)` on up to [`worker_count`] threads (each takes the next job when it
-/// is free, so put the longest first), in order of `k`.
-pub(super) fn map_in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..worker_count().min(n) {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if k >= n {
-                    break;
-                }
-                let v = f(k);
-                results.lock().expect("a job panicked")[k] = Some(v);
-            });
-        }
-    });
-    let results = results.into_inner().expect("a job panicked");
-    results
-        .into_iter()
-        .map(|v| v.expect("every job ran"))
-        .collect()
-}
-
 /// Embeds each clip that `make` hands out (warm-started, see [`embed_signal_warm`]) on one
 /// thread per embedder in `workers`, and hands it with its number and its embeddings to `done`
 /// in the order the clips were made. Stops at the first failure, `make`'s or a clip's.
@@ -254,16 +230,6 @@ mod tests {
             let many = run(&mut emb, workers);
             assert!(one == many, "{workers} workers differ from one");
         }
-    }
-
-    #[test]
-    fn parallel_jobs_come_back_in_order() {
-        let squares = map_in_parallel(50, |k| {
-            std::thread::sleep(std::time::Duration::from_micros((50 - k as u64) * 20));
-            k * k
-        });
-        assert_eq!(squares, (0..50).map(|k| k * k).collect::<Vec<_>>());
-        assert!(map_in_parallel(0, |k| k).is_empty());
     }
 
     #[test]

@@ -63,18 +63,22 @@ pub(super) fn head_and_folds(
         anyone_slack: -1.0,
         ..opts.clone()
     };
-    let mut heads = super::pool::map_in_parallel(folds + 1, |k| {
-        let (rows, opts) = match k {
-            0 => (&all, opts),
-            _ => (&splits[k - 1].1, &no_gates),
-        };
-        let head = head_from(ex, rows, words, base_sha, opts);
-        let mut cv = CrossValidation::default();
-        if k > 0 {
-            score_held_out(ex, &head, &splits[k - 1].0, opts.threshold, &mut cv);
-        }
-        (head, cv)
-    });
+    use rayon::prelude::*;
+    let mut heads: Vec<(Head, CrossValidation)> = (0..folds + 1)
+        .into_par_iter()
+        .map(|k| {
+            let (rows, opts) = match k {
+                0 => (&all, opts),
+                _ => (&splits[k - 1].1, &no_gates),
+            };
+            let head = head_from(ex, rows, words, base_sha, opts);
+            let mut cv = CrossValidation::default();
+            if k > 0 {
+                score_held_out(ex, &head, &splits[k - 1].0, opts.threshold, &mut cv);
+            }
+            (head, cv)
+        })
+        .collect();
     let (whole, _) = heads.remove(0);
     let mut cv = CrossValidation::default();
     for (_, fold) in &heads {
