@@ -121,6 +121,10 @@ pub struct Knobs {
     /// `mine` words: vocal-tract warp range of augmented copies (0 = none).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     mine_warp: Option<f32>,
+    /// `mine` words: pitch shift (tempo kept) of augmented copies, up to this many semitones
+    /// either way (0 = none).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 12.0))]
+    mine_pitch: Option<f32>,
     /// Speech engines of those synthetic takes, taking turns (espeak, flite, festival, mbrola).
     #[arg(long, value_delimiter = ',')]
     synth_engines: Option<Vec<hark::audio::synth::Engine>>,
@@ -146,7 +150,7 @@ impl Knobs {
              anyone_synth_share => anyone_synth_share, anyone_synth_copies => anyone_synth_copies,
              anyone_pitch => anyone_pitch, anyone_synth_pitch => anyone_synth_pitch,
              mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble,
-             mine_colour => mine_colour, mine_warp => mine_warp);
+             mine_colour => mine_colour, mine_warp => mine_warp, mine_pitch => mine_pitch);
         if let Some(e) = &self.synth_engines {
             o.synth_engines.clone_from(e);
         }

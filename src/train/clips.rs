@@ -212,7 +212,9 @@ impl ClipMaker<'_> {
     /// A take of word `class`: `augment` copies (the first clean), then the negatives made from it.
     fn take(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
         for aug in 0..word_copies(self.opts, Voices::Mine) {
-            let mut audio = self.augmenter.place(self.rng, take, aug > 0);
+            let pitch = if aug > 0 { self.opts.mine_pitch } else { 0.0 };
+            let shifted = self.pitch_shifted(take, pitch);
+            let mut audio = self.augmenter.place(self.rng, &shifted, aug > 0);
             if aug > 0 {
                 self.vary(&mut audio, self.opts.mine_warp, self.opts.mine_colour);
             }

@@ -128,6 +128,9 @@ pub struct TrainOptions {
     pub mine_colour: f32,
     /// `mine` words: vocal-tract warp range of augmented copies (0 = none; tried, see README).
     pub mine_warp: f32,
+    /// `mine` words: pitch shift (tempo kept) of augmented copies, up to this many semitones
+    /// either way (0 = none; tried, see README).
+    pub mine_pitch: f32,
     /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
     /// flite measured best, see README's voices table).
     pub synth_engines: Vec<Engine>,
@@ -183,6 +186,7 @@ impl Default for TrainOptions {
             foreign_warp: 0.2,
             mine_colour: 0.0,
             mine_warp: 0.0,
+            mine_pitch: 0.0,
             synth_engines: vec![Engine::Espeak, Engine::Flite],
             synth_cache: None,
             bank_engines: negatives::ENGINES.to_vec(),

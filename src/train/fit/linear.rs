@@ -84,7 +84,14 @@ impl Linear {
     ) {
         let mut s = std::mem::take(&mut self.scratch);
         self.grad.fill(0.0);
-        fold_batch(self, &mut s, ex, (rows, batch), (classes, weights), (mean, inv_std));
+        fold_batch(
+            self,
+            &mut s,
+            ex,
+            (rows, batch),
+            (classes, weights),
+            (mean, inv_std),
+        );
         self.scratch = s;
         let wd = self.d * self.classes;
         for (g, w) in self.grad[..wd].iter_mut().zip(&self.params[..wd]) {
