@@ -416,6 +416,7 @@ fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<har
         cross_voices: hark::pipeline::head::Voices::Mine,
         sweep: vec![],
         write_streams: None,
+        dump_candidates: None,
         targets_per_word: 20,
         nontargets: 120,
         explain: false,

@@ -334,6 +334,10 @@ pub struct EvalFlags {
     /// Write each stream and its truth (JSON) to DIR.
     #[arg(long, value_name = "DIR")]
     write_streams: Option<PathBuf>,
+    /// Write each scenario's stream, enrolled takes and the detections at every threshold
+    /// (with their peak score and whether they hit) to DIR, for the study of a second stage.
+    #[arg(long, value_name = "DIR")]
+    dump_candidates: Option<PathBuf>,
     /// Who may say the word in the cross-speaker cases.
     #[arg(long, default_value = "anyone")]
     cross_voices: hark::pipeline::head::Voices,
@@ -364,6 +368,7 @@ impl EvalFlags {
             same_speaker: !self.no_same,
             sweep: self.sweep,
             write_streams: self.write_streams,
+            dump_candidates: self.dump_candidates,
             targets_per_word: if self.quick { 5 } else { 20 },
             nontargets: if self.quick { 30 } else { 120 },
             explain: self.explain,

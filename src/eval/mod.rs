@@ -13,6 +13,7 @@
 //! embeddings; `score` the hit test and the counts; `crowd` the crowd rows (every speaker's
 //! non-target words); `curve` the scores over thresholds; `plot` the picture of them.
 
+mod candidates;
 mod crowd;
 mod curve;
 pub mod feedback;
@@ -54,6 +55,9 @@ pub struct EvalOptions {
     pub sweep: Vec<f32>,
     /// Write each seed's stream and its truth here, for replay with `hark detect`.
     pub write_streams: Option<PathBuf>,
+    /// Write each scenario's stream, enrolled takes and candidate detections here, for the
+    /// study of a second stage (see `candidates`).
+    pub dump_candidates: Option<PathBuf>,
     /// Number of stream takes per target digit and of non-target takes (smaller for quick runs).
     pub targets_per_word: usize,
     pub nontargets: usize,
@@ -200,6 +204,8 @@ impl Evaluation<'_> {
             score::trace_misses(&head, &dets, truth, embs, self.log);
         }
         self.sweep(&scenario, &head, embs, truth, seconds);
+        let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
+        self.dump_candidates(&name, &head, embs, &case.stream, &enrol)?;
         self.crowd(seed, &scenario, &head, &enrol)
     }
 
@@ -232,7 +238,24 @@ impl Evaluation<'_> {
         self.record(&scenario, "default", &s);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         self.sweep(&scenario, &head, &embs, truth, seconds);
+        let name = format!("x{seed}-{}", case.enrolled);
+        self.dump_candidates(&name, &head, &embs, &case.stream, &case.enrol)?;
         Ok(())
+    }
+
+    /// With `--dump-candidates`, writes scenario `name`'s folder there (see `candidates`).
+    fn dump_candidates(
+        &self,
+        name: &str,
+        head: &Head,
+        embs: &Timeline,
+        stream: &Stream,
+        enrol: &Dataset,
+    ) -> Result<()> {
+        match &self.opts.dump_candidates {
+            Some(dir) => candidates::dump(&dir.join(name), head, embs, stream, enrol),
+            None => Ok(()),
+        }
     }
 
     /// Trains a head on `enrol` as `hark train --no-cv` would, with the seed and the negative

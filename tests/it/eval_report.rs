@@ -29,6 +29,7 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         return;
     };
     let curve = hark::eval::curve_thresholds();
+    let dumped = tempfile::tempdir().unwrap();
     let opts = hark::eval::EvalOptions {
         data,
         seeds: vec![5],
@@ -40,6 +41,7 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         cross_voices: hark::pipeline::head::Voices::Mine,
         sweep: vec![0.5],
         write_streams: None,
+        dump_candidates: Some(dumped.path().to_path_buf()),
         targets_per_word: 5,
         nontargets: 30,
         explain: false,
@@ -79,10 +81,51 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         let (low, high) = (at(0.01), at(0.999));
         assert!(low.hits >= high.hits && low.false_accepts >= high.false_accepts);
     }
+    check_candidates(dumped.path(), &res);
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("det.png");
     hark::eval::plot::write(&png, &res, &curve).unwrap();
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(&bytes[12..16], b"IHDR");
+}
+
+/// `--dump-candidates` wrote a folder per scenario whose candidates at 0.5 (every head's
+/// threshold here) score as the benchmark scored the scenario, each with a level at or above
+/// the threshold it was listed at, and the enrolled takes beside them.
+fn check_candidates(dir: &std::path::Path, res: &[(String, Vec<(String, hark::eval::Score)>)]) {
+    let folders = [
+        ("same speaker, 5 takes", "s5-takes"),
+        ("same speaker, 5 takes + 30 _unknown_", "s5-unknown"),
+        ("cross-speaker, 1 enrolled", "x5-1"),
+        ("cross-speaker, 2 enrolled", "x5-2"),
+    ];
+    for (scenario, folder) in folders {
+        let (_, rows) = res.iter().find(|(n, _)| n.starts_with(scenario)).unwrap();
+        let default = &rows[0].1;
+        let path = dir.join(folder).join("candidates.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let dump: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(dump["targets"], default.targets, "{folder}");
+        let at_half = dump["candidates"]["0.50"].as_array().unwrap();
+        let hits = at_half.iter().filter(|c| !c["hit"].is_null()).count();
+        assert_eq!(
+            (hits, at_half.len() - hits),
+            (default.hits, default.false_accepts),
+            "{folder}"
+        );
+        for (level, cands) in dump["candidates"].as_object().unwrap() {
+            let level: f64 = level.parse().unwrap();
+            for c in cands.as_array().unwrap() {
+                assert!(
+                    c["level"].as_f64().unwrap() >= level - 1e-6,
+                    "{folder}: {c}"
+                );
+            }
+        }
+        let takes = dump["takes"].as_object().unwrap();
+        let first = takes.values().next().unwrap()[0].as_str().unwrap();
+        assert!(dir.join(folder).join(first).is_file(), "{folder}: {first}");
+        assert!(dir.join(folder).join("stream.wav").is_file());
+    }
 }

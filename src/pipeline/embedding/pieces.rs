@@ -40,20 +40,8 @@ impl<'e> Pieces<'e> {
     /// speaker with a vocal tract `warp` times shorter would say it (see
     /// [`crate::pipeline::frontend::warp_frames`]; 1 = as recorded).
     pub fn new(emb: &'e mut Embedder, warp: f64, samples: usize) -> Self {
-        let blocks = samples / crate::pipeline::frontend::BLOCK_SAMPLES + 10;
         emb.state.cold();
-        let mut batch = Vec::with_capacity(BATCH_LEN);
-        batch.resize(WARMUP_LEN, 1.0);
-        Pieces {
-            emb,
-            frontend: Frontend::new(),
-            batch,
-            real_from: WARMUP_LEN,
-            warp,
-            colour: Vec::new(),
-            out: Vec::with_capacity(blocks.min(1 << 20) * DIM),
-            warmup_out: WARMUP_LEN / (BLOCK_FRAMES * N_MELS) * DIM,
-        }
+        Self::start(emb, warp, samples, WARMUP_LEN)
     }
 
     /// [`Pieces::new`], but the model starts from its states after the warm-up (computed once
@@ -61,12 +49,25 @@ impl<'e> Pieces<'e> {
     /// `EMBED_BATCH` blocks of the signal's own, so the embeddings differ from
     /// [`Pieces::new`]'s in float rounding only.
     pub fn warm(emb: &'e mut Embedder, warp: f64, samples: usize) -> Result<Self> {
-        let mut p = Self::new(emb, warp, samples);
-        p.emb.start_warmed_up(WARMUP_LEN)?;
-        p.batch.clear();
-        p.real_from = 0;
-        p.warmup_out = 0;
-        Ok(p)
+        emb.start_warmed_up(WARMUP_LEN)?;
+        Ok(Self::start(emb, warp, samples, 0))
+    }
+
+    /// A signal whose first batch begins with `warmup` all-ones values.
+    fn start(emb: &'e mut Embedder, warp: f64, samples: usize, warmup: usize) -> Self {
+        let blocks = samples / crate::pipeline::frontend::BLOCK_SAMPLES + 10;
+        let mut batch = Vec::with_capacity(BATCH_LEN);
+        batch.resize(warmup, 1.0);
+        Pieces {
+            emb,
+            frontend: Frontend::new(),
+            batch,
+            real_from: warmup,
+            warp,
+            colour: Vec::new(),
+            out: Vec::with_capacity(blocks.min(1 << 20) * DIM),
+            warmup_out: warmup / (BLOCK_FRAMES * N_MELS) * DIM,
+        }
     }
 
     /// As heard through a microphone that colours band `m` by `colour[m]` (log-mel units, 10
