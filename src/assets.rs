@@ -15,6 +15,11 @@ pub const EMBEDDING_SHA256: &str =
 /// sha256 of the reference front end `melspectrogram.onnx` from openwakeword 0.5.1.
 pub const MELSPEC_SHA256: &str = "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f";
 
+/// sha256 of the word check's model: EfficientWord-Net 1.0.5's 8-bit word embedding
+/// (`slim_93%_accuracy_72.7390%_qint8.onnx`).
+pub const WORD_CHECK_SHA256: &str =
+    "08189e02003f00d1438c9fa05277ac1a91affeb7c58981d11bc5ac89ddbd0424";
+
 const SETUP_HINT: &str =
     "run `bash .ci/setup` from the repository root to fetch it, or point to it with --models DIR \
                           (or `models_dir` in config/hark.toml)";
@@ -57,6 +62,11 @@ impl Assets {
         self.dir.join("base").join("embedding_model.onnx")
     }
 
+    /// The word check's model (see [`crate::pipeline::word_check`]).
+    pub fn word_check_model(&self) -> PathBuf {
+        self.dir.join("base").join("word_check.onnx")
+    }
+
     pub fn melspec_model(&self) -> PathBuf {
         self.dir.join("base").join("melspectrogram.onnx")
     }
@@ -89,16 +99,24 @@ impl Assets {
     /// Reads the base model, checking it is the expected file.
     pub fn read_embedding_model(&self) -> Result<Vec<u8>> {
         let p = self.embedding_model();
+        self.read_checked(&p, EMBEDDING_SHA256, "base model")
+    }
+
+    /// Reads model file `p` (`what`, for the error), checking its sha256 is `sha`.
+    pub fn read_checked(&self, p: &Path, sha: &str, what: &str) -> Result<Vec<u8>> {
         if !p.is_file() {
             return Err(Error::model(format!(
-                "{}: base model not found; {SETUP_HINT}",
+                "{}: {what} not found; {SETUP_HINT}",
                 p.display()
             )));
         }
-        let bytes = std::fs::read(&p).map_err(Error::io(&p, "cannot read"))?;
-        let sha = crate::util::sha256_hex(&bytes);
-        if sha != EMBEDDING_SHA256 {
-            return Err(Error::model(format!("{}: base model has sha256 {sha}, expected {EMBEDDING_SHA256} (openwakeword 0.5.1's embedding_model.onnx)", p.display())));
+        let bytes = std::fs::read(p).map_err(Error::io(p, "cannot read"))?;
+        let got = crate::util::sha256_hex(&bytes);
+        if got != sha {
+            return Err(Error::model(format!(
+                "{}: {what} has sha256 {got}, expected {sha}",
+                p.display()
+            )));
         }
         Ok(bytes)
     }

@@ -10,6 +10,7 @@ pub mod frontend;
 mod gate;
 pub mod head;
 pub mod resample;
+pub mod word_check;
 
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
