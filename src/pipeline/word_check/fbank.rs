@@ -35,11 +35,13 @@ fn filterbank() -> Vec<[f64; NFFT / 2 + 1]> {
         .map(|j| {
             let mut row = [0.0; NFFT / 2 + 1];
             let (a, b, c) = (bins[j], bins[j + 1], bins[j + 2]);
-            for i in a as usize..b as usize {
-                row[i] = (i as f64 - a) / (b - a);
-            }
-            for i in b as usize..c as usize {
-                row[i] = (c - i as f64) / (c - b);
+            for (i, w) in row.iter_mut().enumerate().take(c as usize).skip(a as usize) {
+                let i = i as f64;
+                *w = if i < b {
+                    (i - a) / (b - a)
+                } else {
+                    (c - i) / (c - b)
+                };
             }
             row
         })

@@ -113,12 +113,12 @@ mod tests {
         let best = (0..DIM).max_by(|&a, &b| e[a].total_cmp(&e[b])).unwrap();
         assert_eq!(best, 1847);
         // Unit length; a take is most like itself.
-        assert!((best_similarity(&e, &[e.clone()]) - 1.0).abs() < 1e-5);
+        assert!((best_similarity(&e, std::slice::from_ref(&e)) - 1.0).abs() < 1e-5);
         let other = m.embed(&vec![100.0; 8000]).unwrap();
-        assert!(best_similarity(&e, &[other.clone()]) < 0.99);
+        assert!(best_similarity(&e, std::slice::from_ref(&other)) < 0.99);
         assert_eq!(
             best_similarity(&e, &[other, e.clone()]),
-            best_similarity(&e, &[e.clone()])
+            best_similarity(&e, std::slice::from_ref(&e))
         );
     }
 }
