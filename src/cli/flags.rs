@@ -338,6 +338,10 @@ pub struct EvalFlags {
     /// (with their peak score and whether they hit) to DIR, for the study of a second stage.
     #[arg(long, value_name = "DIR")]
     dump_candidates: Option<PathBuf>,
+    /// Also score each scenario with the word check as a second stage (a second pretrained
+    /// model compares each candidate's audio with the takes; see README).
+    #[arg(long)]
+    word_check: bool,
     /// Who may say the word in the cross-speaker cases.
     #[arg(long, default_value = "anyone")]
     cross_voices: hark::pipeline::head::Voices,
@@ -369,6 +373,7 @@ impl EvalFlags {
             sweep: self.sweep,
             write_streams: self.write_streams,
             dump_candidates: self.dump_candidates,
+            word_check: self.word_check,
             targets_per_word: if self.quick { 5 } else { 20 },
             nontargets: if self.quick { 30 } else { 120 },
             explain: self.explain,

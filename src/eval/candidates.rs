@@ -47,23 +47,18 @@ pub fn dump(
         }
         takes.insert(word.clone(), Value::Array(files));
     }
-    let levels = levels();
-    let all = decide_at(head, embs, &levels);
     let mut at_level = Map::new();
-    for (k, dets) in all.iter().enumerate() {
-        let listed = dets
-            .iter()
-            .zip(match_detections(dets, &stream.truth))
-            .map(|(d, hit)| {
-                let same = |e: &Detection| e.word == d.word && (e.time - d.time).abs() < SAME_EVENT;
-                let peak = (k..levels.len())
-                    .rev()
-                    .find(|&j| all[j].iter().any(same))
-                    .unwrap_or(k);
-                json!({"time": d.time, "word": d.word, "level": levels[peak],
+    for (k, listed) in with_levels(head, embs).into_iter().enumerate() {
+        let dets: Vec<Detection> = listed.iter().map(|(d, _)| d.clone()).collect();
+        let hits = match_detections(&dets, &stream.truth);
+        let listed = listed.iter().zip(hits).map(|((d, level), hit)| {
+            json!({"time": d.time, "word": d.word, "level": level,
                    "similarity": d.similarity, "hit": hit})
-            });
-        at_level.insert(format!("{:.2}", levels[k]), Value::Array(listed.collect()));
+        });
+        at_level.insert(
+            format!("{:.2}", levels()[k]),
+            Value::Array(listed.collect()),
+        );
     }
     let targets = stream.truth.iter().filter(|t| t.word.is_some()).count();
     let summary = json!({
@@ -74,4 +69,27 @@ pub fn dump(
         "candidates": at_level,
     });
     crate::util::write_atomic(&dir.join("candidates.json"), summary.to_string().as_bytes())
+}
+
+/// The detections at each of [`levels`], each with its level: the highest of those thresholds
+/// at which the same word fires within `SAME_EVENT` (its peak smoothed score, to 0.05).
+pub fn with_levels(head: &Head, embs: &Timeline) -> Vec<Vec<(Detection, f32)>> {
+    let levels = levels();
+    let all = decide_at(head, embs, &levels);
+    all.iter()
+        .enumerate()
+        .map(|(k, dets)| {
+            dets.iter()
+                .map(|d| {
+                    let same =
+                        |e: &Detection| e.word == d.word && (e.time - d.time).abs() < SAME_EVENT;
+                    let peak = (k..levels.len())
+                        .rev()
+                        .find(|&j| all[j].iter().any(same))
+                        .unwrap_or(k);
+                    (d.clone(), levels[peak])
+                })
+                .collect()
+        })
+        .collect()
 }

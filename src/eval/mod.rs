@@ -20,6 +20,7 @@ pub mod feedback;
 pub mod plot;
 mod score;
 mod streams;
+mod word_check;
 
 pub use curve::{curve_label, curve_thresholds, is_curve_label};
 pub use score::{hits, score, Score, Truth, HIT_WINDOW};
@@ -58,6 +59,8 @@ pub struct EvalOptions {
     /// Write each scenario's stream, enrolled takes and candidate detections here, for the
     /// study of a second stage (see `candidates`).
     pub dump_candidates: Option<PathBuf>,
+    /// Also score each scenario with the word check as a second stage (see `word_check`).
+    pub word_check: bool,
     /// Number of stream takes per target digit and of non-target takes (smaller for quick runs).
     pub targets_per_word: usize,
     pub nontargets: usize,
@@ -93,6 +96,10 @@ pub fn run(
         results: Vec::new(),
         log,
         crowd: None,
+        word_model: match opts.word_check {
+            true => Some(crate::pipeline::word_check::WordModel::load(assets)?),
+            false => None,
+        },
     };
     for &seed in &opts.seeds {
         eval.run_seed(seed)?;
@@ -131,6 +138,8 @@ struct Evaluation<'a> {
     log: &'a mut dyn FnMut(&str),
     /// The crowd stream's embeddings, made on first use.
     crowd: Option<crowd::Crowd>,
+    /// The word check's model, with `--word-check`.
+    word_model: Option<crate::pipeline::word_check::WordModel>,
 }
 
 impl Evaluation<'_> {
@@ -206,6 +215,7 @@ impl Evaluation<'_> {
         self.sweep(&scenario, &head, embs, truth, seconds);
         let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
         self.dump_candidates(&name, &head, embs, &case.stream, &enrol)?;
+        self.word_check(&scenario, &head, embs, &case.stream, &enrol)?;
         self.crowd(seed, &scenario, &head, &enrol)
     }
 
@@ -240,6 +250,7 @@ impl Evaluation<'_> {
         self.sweep(&scenario, &head, &embs, truth, seconds);
         let name = format!("x{seed}-{}", case.enrolled);
         self.dump_candidates(&name, &head, &embs, &case.stream, &case.enrol)?;
+        self.word_check(&scenario, &head, &embs, &case.stream, &case.enrol)?;
         Ok(())
     }
 

@@ -17,13 +17,17 @@ const HEIGHT: u32 = 640;
 /// The left edge of the false-accept axis; a point with none is drawn there.
 const FA_FLOOR: f64 = 1e-4;
 /// The lines' colours, in scenario order (then again).
-const COLOURS: [RGBColor; 6] = [
+const COLOURS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
 ];
 /// Where the labels' font is looked for.
 const FONTS: [&str; 2] = [

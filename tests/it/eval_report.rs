@@ -42,6 +42,7 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         sweep: vec![0.5],
         write_streams: None,
         dump_candidates: Some(dumped.path().to_path_buf()),
+        word_check: true,
         targets_per_word: 5,
         nontargets: 30,
         explain: false,
@@ -51,7 +52,15 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
     };
     let res = hark::eval::run(&common::assets(), &opts, &mut |l| eprintln!("{l}")).unwrap();
     let names: Vec<&str> = res.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    // 4 scenarios, each also with the word check, and 2 crowd rows.
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.ends_with(" + word check"))
+            .count(),
+        4
+    );
     for (scenario, rows) in &res {
         let default = &rows[0].1;
         assert!(default.speech_seconds > 0.0 && default.speech_seconds < default.seconds);
