@@ -20,7 +20,7 @@ pub mod feedback;
 pub mod plot;
 mod score;
 mod streams;
-mod word_check;
+pub mod word_check;
 
 pub use curve::{curve_label, curve_thresholds, is_curve_label};
 pub use score::{hits, score, Score, Truth, HIT_WINDOW};
@@ -61,6 +61,8 @@ pub struct EvalOptions {
     pub dump_candidates: Option<PathBuf>,
     /// Also score each scenario with the word check as a second stage (see `word_check`).
     pub word_check: bool,
+    /// The word check's rule.
+    pub word_check_rule: word_check::Rule,
     /// Number of stream takes per target digit and of non-target takes (smaller for quick runs).
     pub targets_per_word: usize,
     pub nontargets: usize,

@@ -1,8 +1,8 @@
 //! `hark eval --word-check`: each scenario again with the word check as a second stage (see
 //! [`crate::pipeline::word_check`]), under its own name with " + word check". A candidate is a
-//! detection at threshold `CANDIDATE`; it is kept when its peak score plus `WEIGHT` times (its
-//! best cosine to its word's takes - `CENTRE`) reaches the word's threshold (or the swept
-//! one). The rule is the one `tests/probes/word_check.py` chose on seeds 1-8.
+//! detection at the rule's candidate threshold; it is kept when its peak score plus the rule's
+//! weight times (its best cosine to its word's takes - the rule's centre) reaches the word's
+//! threshold (or the swept one). The rule is the one `tests/probes/word_check.py` chose on seeds 1-8.
 
 use super::candidates::{levels, with_levels};
 use super::score::score;
@@ -14,13 +14,28 @@ use crate::pipeline::word_check::{best_similarity, WordModel};
 use crate::train::dataset::Dataset;
 use crate::Result;
 
-/// The threshold of the first stage's candidates.
-const CANDIDATE: f32 = 0.20;
-/// How much the cosine counts, and the cosine that counts as nothing either way: set so that
-/// the words' own thresholds fall where the probe's best points were (cosines of this model run
-/// from about 0.2 for another word to 0.9 for the same take).
-const WEIGHT: f32 = 1.0;
-const CENTRE: f32 = 0.2;
+/// The rule of the check (`hark eval --word-check [--word-check-rule CAND,WEIGHT,CENTRE]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rule {
+    /// The threshold of the first stage's candidates (one of [`levels`]).
+    pub candidate: f32,
+    /// How much the cosine counts, and the cosine that counts as nothing either way: set so
+    /// that the words' own thresholds fall where the probe's best points were (cosines of this
+    /// model run from about 0.2 for another word to 0.9 for the same take).
+    pub weight: f32,
+    pub centre: f32,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule {
+            candidate: 0.20,
+            weight: 1.0,
+            centre: 0.2,
+        }
+    }
+}
+
 /// The audio the check hears: this long before the detection and after it (1.5 s in all).
 const BEFORE: f64 = 1.3;
 const AFTER: f64 = 0.2;
@@ -28,6 +43,7 @@ const AFTER: f64 = 0.2;
 /// Each candidate of `head` on `embs` with its fused score.
 pub(super) fn fused(
     model: &mut WordModel,
+    rule: Rule,
     head: &Head,
     embs: &Timeline,
     stream: &Stream,
@@ -40,7 +56,7 @@ pub(super) fn fused(
     }
     let k = levels()
         .iter()
-        .position(|&l| (l - CANDIDATE).abs() < 1e-6)
+        .position(|&l| (l - rule.candidate).abs() < 1e-6)
         .unwrap_or(0);
     let candidates = with_levels(head, embs).swap_remove(k);
     let rate = crate::pipeline::frontend::SAMPLE_RATE as f64;
@@ -50,7 +66,7 @@ pub(super) fn fused(
         let to = (((d.time + AFTER) * rate) as usize).min(stream.samples.len());
         let e = model.embed(&stream.samples[from.min(to)..to])?;
         let sim = takes.get(&d.word).map_or(-1.0, |t| best_similarity(&e, t));
-        out.push((d, level + WEIGHT * (sim - CENTRE)));
+        out.push((d, level + rule.weight * (sim - rule.centre)));
     }
     Ok(out)
 }
@@ -69,7 +85,7 @@ impl Evaluation<'_> {
         let Some(model) = self.word_model.as_mut() else {
             return Ok(());
         };
-        let scored = fused(model, head, embs, stream, enrol)?;
+        let scored = fused(model, self.opts.word_check_rule, head, embs, stream, enrol)?;
         let name = format!("{scenario} + word check");
         let (truth, seconds) = (&stream.truth, stream.seconds());
         let threshold_of = |w: &str| {

@@ -43,6 +43,7 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         write_streams: None,
         dump_candidates: Some(dumped.path().to_path_buf()),
         word_check: true,
+        word_check_rule: Default::default(),
         targets_per_word: 5,
         nontargets: 30,
         explain: false,
