@@ -48,17 +48,14 @@ pub fn dump(
         takes.insert(word.clone(), Value::Array(files));
     }
     let mut at_level = Map::new();
-    for (k, listed) in with_levels(head, embs).into_iter().enumerate() {
+    for (threshold, listed) in levels().into_iter().zip(with_levels(head, embs)) {
         let dets: Vec<Detection> = listed.iter().map(|(d, _)| d.clone()).collect();
         let hits = match_detections(&dets, &stream.truth);
         let listed = listed.iter().zip(hits).map(|((d, level), hit)| {
             json!({"time": d.time, "word": d.word, "level": level,
                    "similarity": d.similarity, "hit": hit})
         });
-        at_level.insert(
-            format!("{:.2}", levels()[k]),
-            Value::Array(listed.collect()),
-        );
+        at_level.insert(format!("{threshold:.2}"), Value::Array(listed.collect()));
     }
     let targets = stream.truth.iter().filter(|t| t.word.is_some()).count();
     let summary = json!({

@@ -35,23 +35,22 @@ pub(super) fn mine_bank(
         ..opts.clone()
     };
     let head = head_from(ex, &first, words, base_sha, &no_templates);
-    // Scored on every core, a slice of the bank each; the same scores whatever the threads do.
-    let slices: Vec<&[usize]> = bank.chunks(bank.len().div_ceil(8).max(1)).collect();
+    // Scored on every core, one scorer per task; each score depends on its window alone.
     use rayon::prelude::*;
-    let scores: Vec<f32> = (0..slices.len())
-        .into_par_iter()
-        .map(|k| {
-            let mut scorer = Scorer::new(&head);
-            let word_score = |&r: &usize| {
-                let p = head.probabilities_with(&mut scorer, ex.features(r));
+    let scores: Vec<f32> = bank
+        .par_iter()
+        .map_init(
+            || Scorer::new(&head),
+            |scorer, &r| {
+                let p = head.probabilities_with(scorer, ex.features(r));
                 p[1..].iter().copied().fold(0.0, f32::max)
-            };
-            slices[k].iter().map(word_score).collect::<Vec<f32>>()
-        })
-        .collect::<Vec<_>>()
-        .concat();
-    // `bank` is in ascending order (a partition of 0..len).
-    let scored = hardest_first(&bank, |r| scores[bank.binary_search(&r).unwrap_or(0)]);
+            },
+        )
+        .collect();
+    let scored: Vec<usize> = hardest_first(&(0..bank.len()).collect::<Vec<_>>(), |i| scores[i])
+        .into_iter()
+        .map(|i| bank[i])
+        .collect();
     let (hard, easy) = scored.split_at(opts.mine);
     rest.extend_from_slice(hard);
     let mut easy = easy.to_vec();

@@ -30,12 +30,6 @@ pub(super) fn worker_count() -> usize {
         .clamp(1, MAX_WORKERS)
 }
 
-/// `n` embedders for the workers: sessions of `emb`'s model with all graph optimisations
-/// (10% less work), alike to each other, so a clip's embeddings do not depend on its worker.
-pub(super) fn embedders(emb: &Embedder, n: usize) -> Result<Vec<Embedder>> {
-    emb.fastest_copies(n)
-}
-
 /// Embeds each clip that `make` hands out (warm-started, see [`embed_signal_warm`]) on one
 /// thread per embedder in `workers`, and hands it with its number and its embeddings to `done`
 /// in the order the clips were made. Stops at the first failure, `make`'s or a clip's.
@@ -205,7 +199,7 @@ mod tests {
 
     /// (number, class, embeddings) of each clip handed on, on `workers` threads.
     fn run(emb: &mut Embedder, workers: usize) -> Vec<(usize, usize, Vec<f32>)> {
-        let mut own = embedders(emb, workers).unwrap();
+        let mut own = emb.fastest_copies(workers).unwrap();
         let mut all: Vec<&mut Embedder> = own.iter_mut().collect();
         let mut out = Vec::new();
         let mut make = |emit: &mut dyn FnMut(Clip)| {
@@ -235,7 +229,7 @@ mod tests {
     #[test]
     fn a_failure_to_make_clips_is_returned_after_the_workers_stop() {
         let emb = Embedder::load(&assets()).unwrap();
-        let mut own = embedders(&emb, 2).unwrap();
+        let mut own = emb.fastest_copies(2).unwrap();
         let mut all: Vec<&mut Embedder> = own.iter_mut().collect();
         let mut make = |emit: &mut dyn FnMut(Clip)| {
             clips(3).into_iter().for_each(emit);

@@ -48,36 +48,55 @@ fn filterbank() -> Vec<[f64; NFFT / 2 + 1]> {
         .collect()
 }
 
-/// The log filterbank energies of `x` (float samples, -1..1): one row of `FILTERS` per frame,
-/// `1 + ceil((len - 400) / 160)` frames (the signal padded with zeros to fill the last).
-pub fn log_fbank(x: &[f32]) -> Vec<[f32; FILTERS]> {
-    let frames = if x.len() <= FRAME {
-        1
-    } else {
-        1 + (x.len() - FRAME).div_ceil(STEP)
-    };
-    let fft = FftPlanner::<f64>::new().plan_fft_forward(NFFT);
-    let bank = filterbank();
-    let mut buf = vec![Complex::new(0.0, 0.0); NFFT];
-    (0..frames)
-        .map(|f| {
-            buf.fill(Complex::new(0.0, 0.0));
-            for (b, &v) in buf.iter_mut().zip(x.iter().skip(f * STEP).take(FRAME)) {
-                b.re = v as f64;
-            }
-            fft.process(&mut buf);
-            let power: Vec<f64> = buf[..NFFT / 2 + 1]
-                .iter()
-                .map(|c| c.norm_sqr() / NFFT as f64)
-                .collect();
-            let mut row = [0.0f32; FILTERS];
-            for (o, filter) in row.iter_mut().zip(&bank) {
-                let e: f64 = filter.iter().zip(&power).map(|(w, p)| w * p).sum();
-                *o = (if e == 0.0 { f64::EPSILON } else { e }).ln() as f32;
-            }
-            row
-        })
-        .collect()
+/// The front end, made once: its FFT plan, filters and buffers.
+pub struct Fbank {
+    fft: std::sync::Arc<dyn rustfft::Fft<f64>>,
+    bank: Vec<[f64; NFFT / 2 + 1]>,
+    buf: Vec<Complex<f64>>,
+    power: Vec<f64>,
+}
+
+impl Default for Fbank {
+    fn default() -> Self {
+        Fbank {
+            fft: FftPlanner::<f64>::new().plan_fft_forward(NFFT),
+            bank: filterbank(),
+            buf: vec![Complex::new(0.0, 0.0); NFFT],
+            power: vec![0.0; NFFT / 2 + 1],
+        }
+    }
+}
+
+impl Fbank {
+    /// The log filterbank energies of `x` (float samples, -1..1): one row of `FILTERS` per
+    /// frame, `1 + ceil((len - 400) / 160)` frames (the signal padded with zeros to fill the
+    /// last).
+    pub fn log_fbank(&mut self, x: &[f32]) -> Vec<[f32; FILTERS]> {
+        let frames = if x.len() <= FRAME {
+            1
+        } else {
+            1 + (x.len() - FRAME).div_ceil(STEP)
+        };
+        (0..frames).map(|f| self.frame(x, f * STEP)).collect()
+    }
+
+    /// The row of the frame that starts at sample `from` of `x`.
+    fn frame(&mut self, x: &[f32], from: usize) -> [f32; FILTERS] {
+        self.buf.fill(Complex::new(0.0, 0.0));
+        for (b, &v) in self.buf.iter_mut().zip(x.iter().skip(from).take(FRAME)) {
+            b.re = v as f64;
+        }
+        self.fft.process(&mut self.buf);
+        for (p, c) in self.power.iter_mut().zip(&self.buf) {
+            *p = c.norm_sqr() / NFFT as f64;
+        }
+        let mut row = [0.0f32; FILTERS];
+        for (o, filter) in row.iter_mut().zip(&self.bank) {
+            let e: f64 = filter.iter().zip(&self.power).map(|(w, p)| w * p).sum();
+            *o = (if e == 0.0 { f64::EPSILON } else { e }).ln() as f32;
+        }
+        row
+    }
 }
 
 #[cfg(test)]
@@ -100,7 +119,7 @@ pub(crate) mod tests {
     #[test]
     fn the_front_end_gives_what_the_word_model_was_trained_on() {
         // Reference: tests/probes/word_check.py's log_fbank (the wheel's own, to the last bit).
-        let f = log_fbank(&signal());
+        let f = Fbank::default().log_fbank(&signal());
         assert_eq!(f.len(), FRAMES);
         let want = [
             (0, 0, -15.819353),

@@ -19,6 +19,7 @@ pub const DIM: usize = 2048;
 /// A session of the word model.
 pub struct WordModel {
     session: ort::session::Session,
+    fbank: fbank::Fbank,
 }
 
 impl WordModel {
@@ -32,6 +33,7 @@ impl WordModel {
         )?;
         Ok(WordModel {
             session: crate::assets::session_from_memory(assets, &path, &bytes)?,
+            fbank: fbank::Fbank::default(),
         })
     }
 
@@ -44,7 +46,7 @@ impl WordModel {
         for (o, v) in window[lead..].iter_mut().zip(x) {
             *o = v / 32768.0;
         }
-        let rows = fbank::log_fbank(&window);
+        let rows = self.fbank.log_fbank(&window);
         let features: Vec<f32> = rows.iter().flatten().copied().collect();
         let shape = [1, 1, fbank::FRAMES, fbank::FILTERS];
         let input = TensorRef::from_array_view((shape, &features[..]))?;

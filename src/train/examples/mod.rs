@@ -145,8 +145,9 @@ pub fn build_examples<'a>(
     let synthetic = super::voices::synthetic_takes(ds, opts)?;
     let total = clip_count(ds, &synthetic, opts) as u64 + 1;
     let mut ex = Examples::default();
-    // Each clip is embedded as soon as it is made (on every core), and its samples let go.
-    let mut own = super::pool::embedders(emb, super::pool::worker_count())?;
+    // Each clip is embedded as soon as it is made (on every core, by sessions alike to each
+    // other, so a clip's embeddings do not depend on its worker), and its samples let go.
+    let mut own = emb.fastest_copies(super::pool::worker_count())?;
     let mut workers: Vec<&mut Embedder> = own.iter_mut().collect();
     let mut make = |emit: &mut dyn FnMut(Clip)| {
         for_each_clip(ds, &synthetic, opts, &mut rng, &mut |mut clip| {
