@@ -3,6 +3,7 @@
 //! takes of `anyone` words and the tests.
 
 pub mod clip;
+pub mod ring;
 pub mod synth;
 pub mod synth_cache;
 pub mod wav;

@@ -25,55 +25,12 @@ use std::thread::JoinHandle;
 use crate::daemon::config::EventsConfig;
 use crate::daemon::Log;
 use hark::audio::clip::{self, CLIP_SAMPLES};
+pub use hark::audio::ring::Ring;
 
 /// Events that may wait for their last 0.5 s at once, and clip buffers in the pool.
 const SLOTS: usize = 8;
 /// Ring capacity: a whole clip plus 2 s for the chunk that completes it.
-const RING_SAMPLES: usize = CLIP_SAMPLES + 32_000;
-
-/// The recent 16 kHz samples, and how many the stream has had in all.
-pub struct Ring {
-    buf: Box<[f32]>,
-    total: u64,
-}
-
-impl Ring {
-    /// An empty ring (the one allocation).
-    pub fn new() -> Ring {
-        Ring {
-            buf: vec![0.0; RING_SAMPLES].into_boxed_slice(),
-            total: 0,
-        }
-    }
-
-    /// Appends samples, overwriting the oldest.
-    pub fn push(&mut self, x: &[f32]) {
-        let n = self.buf.len();
-        let skip = x.len().saturating_sub(n);
-        self.total += skip as u64;
-        let x = &x[skip..];
-        let mut at = (self.total % n as u64) as usize;
-        let mut rest = x;
-        while !rest.is_empty() {
-            let k = rest.len().min(n - at);
-            self.buf[at..at + k].copy_from_slice(&rest[..k]);
-            rest = &rest[k..];
-            at = (at + k) % n;
-        }
-        self.total += x.len() as u64;
-    }
-
-    /// Copies stream samples `[start, end)` (clamped to what the ring still holds and has had)
-    /// into `out`, which keeps its capacity.
-    fn copy_out(&self, start: u64, end: u64, out: &mut Vec<f32>) {
-        out.clear();
-        let n = self.buf.len() as u64;
-        let start = start.max(self.total.saturating_sub(n));
-        for i in start..end.min(self.total) {
-            out.push(self.buf[(i % n) as usize]);
-        }
-    }
-}
+pub const RING_SAMPLES: usize = CLIP_SAMPLES + 32_000;
 
 /// A clip to write: its samples (a pool buffer), where, and the event's JSON line.
 struct Job {
@@ -173,7 +130,7 @@ impl Clips {
     pub fn service(&mut self, ring: &Ring, at_end: bool) {
         let mut i = 0;
         while i < self.pending.len() {
-            if !(at_end || self.pending[i].end <= ring.total) {
+            if !(at_end || self.pending[i].end <= ring.total()) {
                 i += 1;
                 continue;
             }
@@ -336,25 +293,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ring_keeps_the_newest_samples_and_cuts_clips_by_stream_position() {
-        let mut r = Ring::new();
-        let x: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
-        for c in x.chunks(3000) {
-            r.push(c);
-        }
-        assert_eq!(r.total, 100_000);
-        let mut out = Vec::with_capacity(CLIP_SAMPLES);
-        r.copy_out(90_000, 99_000, &mut out);
-        assert_eq!((out.len(), out[0], out[8999]), (9000, 90_000.0, 98_999.0));
-        // Gone from the ring: clamped to what it holds; past the end: clamped to the total.
-        r.copy_out(0, 200_000, &mut out);
-        assert_eq!(out.len(), RING_SAMPLES);
-        assert_eq!(out[0], (100_000 - RING_SAMPLES) as f32);
-        r.push(&x[..RING_SAMPLES + 10]);
-        assert_eq!(r.total, 100_000 + RING_SAMPLES as u64 + 10);
-    }
-
-    #[test]
     fn ids_are_time_ordered_file_names() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
         let id = event_id(t, 7);
@@ -382,7 +320,7 @@ mod tests {
             keep_audio_max_bytes: 1 << 30,
         };
         let (mut clips, stats) = Clips::start(&cfg, Log::new("error")).unwrap();
-        let mut ring = Ring::new();
+        let mut ring = Ring::with_capacity(RING_SAMPLES);
         ring.push(&vec![100.0; 16_000 * 5]);
         let t0 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         for n in 1..=3 {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use crate::daemon::keep_audio::{event_id, Clips, Ring};
+use crate::daemon::keep_audio::{event_id, Clips, Ring, RING_SAMPLES};
 use crate::daemon::sinks;
 
 use crate::daemon::sources::microphone::Chunk;
@@ -160,7 +160,10 @@ impl Emitter {
 /// The thread's loop.
 fn run(mut pipeline: Pipeline, inbox: Inbox, mut out: Emitter) -> Result<GateStats> {
     // The one allocation of the ring, before the first block.
-    let mut ring = out.clips.as_ref().map(|_| Ring::new());
+    let mut ring = out
+        .clips
+        .as_ref()
+        .map(|_| Ring::with_capacity(RING_SAMPLES));
     loop {
         select! {
             recv(inbox.full_rx) -> msg => match msg {
