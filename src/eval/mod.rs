@@ -33,10 +33,10 @@ use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::pipeline::decision::{Decision, Unheard};
 use crate::pipeline::detector::Detection;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::{Head, Voices};
-use crate::pipeline::Decision;
 use crate::train::dataset::{Dataset, Take};
 use crate::train::negatives::Bank;
 use crate::train::TrainOptions;
@@ -315,9 +315,9 @@ impl Evaluation<'_> {
 
 /// The detector's decisions over a stream's embeddings, at the head's own settings.
 fn decide(head: Arc<Head>, embs: &Timeline) -> Vec<Detection> {
-    let mut d = Decision::new(head, None);
+    let mut d = Decision::new(head, None, false);
     embs.iter()
-        .filter_map(|(t, e)| d.push(*t, e.as_deref()))
+        .filter_map(|(t, e)| d.push(*t, e.as_deref(), &mut Unheard))
         .collect()
 }
 

@@ -273,6 +273,7 @@ pub(super) fn det(word: &str, time: f64) -> Detection {
         raw_score: 0.9,
         similarity: 0.9,
         runner_up: None,
+        word_check: None,
     }
 }
 

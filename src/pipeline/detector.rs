@@ -70,6 +70,10 @@ pub struct Detection {
     pub similarity: f32,
     /// Best other word and its score: how close a confusion was.
     pub runner_up: Option<(String, f32)>,
+    /// The word check's cosine between the event's audio and the word's takes, when the check
+    /// decided the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_check: Option<f32>,
 }
 
 /// Streaming detector state. Allocation-free per window once built.
@@ -141,7 +145,20 @@ impl Detector {
             raw_score: scores[w],
             similarity: similarity.get(w).copied().unwrap_or(f32::NAN),
             runner_up: runner.map(|(r, sc)| (self.labels[r].clone(), sc)),
+            word_check: None,
         })
+    }
+
+    /// Where `word` is in the detector's labels.
+    pub fn word_index(&self, word: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == word)
+    }
+
+    /// Word `w`'s smoothed score at the last window pushed.
+    pub fn smoothed(&self, w: usize) -> f32 {
+        let n = self.labels.len();
+        let sum: f32 = (0..self.filled).map(|k| self.history[k * n + w]).sum();
+        sum / self.filled.max(1) as f32
     }
 }
 

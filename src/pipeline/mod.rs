@@ -4,6 +4,7 @@
 //! detector. `hark detect`, `hark listen --input` and `hark listen` all drive this one type; only
 //! where the samples come from differs.
 
+pub mod decision;
 pub mod detector;
 pub mod embedding;
 pub mod frontend;
@@ -13,15 +14,21 @@ pub mod resample;
 pub mod word_check;
 
 use crossbeam_channel::{Receiver, Sender};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::assets::Assets;
-use crate::pipeline::detector::{Detection, Detector, DetectorSettings};
+use crate::audio::ring::Ring;
+pub use crate::pipeline::decision::Decision;
+use crate::pipeline::decision::Unheard;
+use crate::pipeline::detector::{Detection, DetectorSettings};
 use crate::pipeline::embedding::batch::Batch;
 use crate::pipeline::embedding::{BaseModel, Embedder, StreamState, DIM};
 use crate::pipeline::frontend::{Frontend, BLOCK_FRAMES, N_MELS};
-use crate::pipeline::head::{Head, Scorer};
+use crate::pipeline::head::Head;
 use crate::pipeline::resample::Resampler;
+use crate::pipeline::word_check::check::{audio_range, similarity_of, Similarity};
+use crate::pipeline::word_check::SharedWordModel;
 use crate::{Error, Result};
 use gate::Gate;
 
@@ -202,7 +209,8 @@ impl Features {
 
     /// [`Features::push_with`] that also hands each run of resampled 16 kHz samples to `tap`,
     /// before the embeddings they complete (sample `n` of the 16 kHz stream is at `n / 16000` s
-    /// of stream time).
+    /// of stream time). The runs are at most an 80 ms block long, so a tap's ring never has to
+    /// hold more than a block past the embedding being made.
     pub fn push_with_tap(
         &mut self,
         model: &mut BaseModel,
@@ -217,8 +225,9 @@ impl Features {
             ..
         } = self;
         resampler.push(samples, |s16| {
-            tap(s16);
-            frontend.push(s16, |block| stage.block(model, block, on_embedding))
+            in_runs(s16, tap, |run| {
+                frontend.push(run, |block| stage.block(model, block, on_embedding))
+            })
         })
     }
 
@@ -226,12 +235,23 @@ impl Features {
     /// through the resampler and the front end and appends each finished 80 ms block of
     /// log-mel frames to `blocks`. Hand them to [`Features::push_blocks_with`], in order.
     pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
+        self.push_frontend_tapped(samples, &mut |_| {}, blocks)
+    }
+
+    /// [`Features::push_frontend`] that also hands the 16 kHz samples to `tap`.
+    pub fn push_frontend_tapped(
+        &mut self,
+        samples: &[f32],
+        tap: &mut dyn FnMut(&[f32]),
+        blocks: &mut Vec<f32>,
+    ) -> Result<()> {
         let Features {
             resampler,
             frontend,
             ..
         } = self;
         resampler.push(samples, |s16| {
+            tap(s16);
             frontend.push(s16, |block| {
                 blocks.extend_from_slice(block);
                 Ok(())
@@ -314,8 +334,9 @@ impl Features {
             ..
         } = self;
         resampler.flush(|s16| {
-            tap(s16);
-            frontend.push(s16, |block| stage.block(model, block, on_embedding))
+            in_runs(s16, tap, |run| {
+                frontend.push(run, |block| stage.block(model, block, on_embedding))
+            })
         })
     }
 
@@ -334,57 +355,71 @@ impl Features {
     }
 }
 
-/// The decision half: embeddings -> head scores -> detector.
-pub struct Decision {
-    head: Arc<Head>,
-    scorer: Scorer,
-    detector: Detector,
+/// Hands `s16` to `tap` and then to `then` in runs of at most one 80 ms block.
+fn in_runs(
+    s16: &[f32],
+    tap: &mut dyn FnMut(&[f32]),
+    mut then: impl FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
+    for run in s16.chunks(crate::pipeline::frontend::BLOCK_SAMPLES) {
+        tap(run);
+        then(run)?;
+    }
+    Ok(())
 }
 
-impl Decision {
-    /// `settings` overrides the head's own detector defaults when given.
-    pub fn new(head: Arc<Head>, settings: Option<DetectorSettings>) -> Self {
-        let settings = settings.unwrap_or_else(|| head.detector.clone());
-        Decision {
-            scorer: Scorer::new(&head),
-            detector: Detector::new(head.labels.clone(), settings),
-            head,
+/// The word check's ear for one stream: its recent 16 kHz audio and the word model (shared
+/// with other streams).
+struct Ear {
+    model: SharedWordModel,
+    recent: RefCell<Ring>,
+    /// One candidate's audio, cut from `recent` (allocated once).
+    cut: Vec<f32>,
+}
+
+/// Seconds of audio an ear keeps: a candidate's audio when its cosine is asked is at most
+/// `BEFORE + AFTER` plus a window old, and up to a second more may be pushed at once after it
+/// (callers push at most a second at a time; see [`Pipeline::push_frontend`]).
+const EAR_SECONDS: usize = 4;
+
+impl Ear {
+    fn new(model: SharedWordModel) -> Ear {
+        let rate = crate::pipeline::frontend::SAMPLE_RATE as usize;
+        Ear {
+            model,
+            recent: RefCell::new(Ring::with_capacity(EAR_SECONDS * rate)),
+            cut: Vec::with_capacity(crate::pipeline::word_check::WINDOW),
         }
-    }
-
-    pub fn head(&self) -> &Arc<Head> {
-        &self.head
-    }
-
-    /// Starts a new stream: forgets the recent embeddings, the smoothing and the refractory
-    /// time; keeps the head and the detector settings.
-    pub fn restart(&mut self) {
-        self.scorer = Scorer::new(&self.head);
-        self.detector = Detector::new(self.head.labels.clone(), self.detector.settings().clone());
-    }
-
-    /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
-    /// `None` (a window the gate skipped) scores zero and restarts the head's context.
-    pub fn push(&mut self, time: f64, embedding: Option<&[f32]>) -> Option<Detection> {
-        let Some(embedding) = embedding else {
-            self.scorer.reset();
-            self.scorer.scores.fill(0.0);
-            return self
-                .detector
-                .push(time, &self.scorer.scores, &self.scorer.similarity);
-        };
-        if !self.scorer.push(&self.head, embedding) {
-            return None;
-        }
-        self.detector
-            .push(time, &self.scorer.scores, &self.scorer.similarity)
     }
 }
+
+/// The word check's [`Similarity`] through an ear.
+struct Hearing<'a> {
+    model: &'a SharedWordModel,
+    recent: &'a RefCell<Ring>,
+    cut: &'a mut Vec<f32>,
+}
+
+impl Similarity for Hearing<'_> {
+    fn similarity(&mut self, start: f64, takes: &[Vec<f32>]) -> Option<f32> {
+        let (from, to) = audio_range(start);
+        self.recent.borrow().copy_out(from, to, self.cut);
+        let mut model = self.model.lock().ok()?;
+        similarity_of(&mut model, self.cut, takes)
+    }
+}
+
+/// A tap: each run of 16 kHz samples.
+type Tap<'a> = dyn FnMut(&[f32]) + 'a;
+/// The feature half's callback for each embedding.
+type OnEmbedding<'a> = dyn FnMut(f64, Option<&[f32]>) + 'a;
 
 /// The whole pipeline for one stream.
 pub struct Pipeline {
     features: Features,
     decision: Decision,
+    /// The word check's ear, when the check is on.
+    ear: Option<Ear>,
 }
 
 impl Pipeline {
@@ -399,14 +434,18 @@ impl Pipeline {
         Ok(Self::assemble(features, head, settings))
     }
 
-    /// Loads the base model and builds a pipeline around `head`.
+    /// Loads the base model (and the word model, when the head has a word check) and builds a
+    /// pipeline around `head`.
     pub fn load(
         assets: &Assets,
         head: Arc<Head>,
         source_rate: u32,
         settings: Option<DetectorSettings>,
     ) -> Result<Self> {
-        Self::new(Embedder::load(assets)?, head, source_rate, settings)
+        let model = crate::pipeline::word_check::model_for(assets, &head)?;
+        let mut p = Self::new(Embedder::load(assets)?, head, source_rate, settings)?;
+        p.set_word_check(model);
+        Ok(p)
     }
 
     /// Starts a new stream at `source_rate` from its beginning, with the same base model, head
@@ -414,6 +453,9 @@ impl Pipeline {
     pub fn restart(&mut self, source_rate: u32) -> Result<()> {
         self.features.restart(source_rate)?;
         self.decision.restart();
+        if let Some(ear) = &mut self.ear {
+            ear.recent.get_mut().clear();
+        }
         Ok(())
     }
 
@@ -432,20 +474,72 @@ impl Pipeline {
     fn assemble(features: Features, head: Arc<Head>, settings: Option<DetectorSettings>) -> Self {
         Pipeline {
             features,
-            decision: Decision::new(head, settings),
+            decision: Decision::new(head, settings, false),
+            ear: None,
         }
+    }
+
+    /// Turns the word check on, through `model` (it checks only heads that have one: see
+    /// [`word_check::model_for`]), or off (`None`). The stream's recent audio starts empty.
+    pub fn set_word_check(&mut self, model: Option<SharedWordModel>) {
+        self.ear = model.map(Ear::new);
+        let head = self.decision.head().clone();
+        let settings = self.decision.settings().clone();
+        self.decision = Decision::new(head, Some(settings), self.ear.is_some());
+    }
+
+    /// Is the word check deciding this pipeline's events?
+    pub fn word_checked(&self) -> bool {
+        self.decision.checked()
+    }
+
+    /// Runs `work` on the features, with `tap` (and the ear) hearing the 16 kHz samples and
+    /// the decision behind the embeddings, calling `on_detection` for each event.
+    fn run<R>(
+        &mut self,
+        tap: &mut Tap<'_>,
+        on_detection: &mut dyn FnMut(Detection),
+        work: impl FnOnce(&mut Features, &mut Tap<'_>, &mut OnEmbedding<'_>) -> R,
+    ) -> R {
+        let Pipeline {
+            features,
+            decision,
+            ear,
+        } = self;
+        let Some(Ear { model, recent, cut }) = ear else {
+            let mut decide = |t, e: Option<&[f32]>| {
+                if let Some(d) = decision.push(t, e, &mut Unheard) {
+                    on_detection(d)
+                }
+            };
+            return work(features, tap, &mut decide);
+        };
+        let recent = &*recent;
+        let mut heard = |x: &[f32]| {
+            tap(x);
+            recent.borrow_mut().push(x);
+        };
+        let mut hearing = Hearing { model, recent, cut };
+        let mut decide = |t, e: Option<&[f32]>| {
+            if let Some(d) = decision.push(t, e, &mut hearing) {
+                on_detection(d)
+            }
+        };
+        work(features, &mut heard, &mut decide)
     }
 
     /// Feeds mono samples at the source rate (int16 scale); calls `on_detection` for each event.
     pub fn push(&mut self, samples: &[f32], on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features.push(samples, &mut decide)
+        self.push_tapped(samples, &mut |_| {}, on_detection)
     }
 
     /// The first half of a push, which needs no base model (a pipeline made with
-    /// [`Pipeline::with_state`]): see [`Features::push_frontend`].
+    /// [`Pipeline::with_state`]): see [`Features::push_frontend`]. With the word check on,
+    /// push at most a second of samples at a time (the ear keeps a few).
     pub fn push_frontend(&mut self, samples: &[f32], blocks: &mut Vec<f32>) -> Result<()> {
-        self.features.push_frontend(samples, blocks)
+        self.run(&mut |_| {}, &mut |_| {}, |f, tap, _| {
+            f.push_frontend_tapped(samples, tap, blocks)
+        })
     }
 
     /// The second half: the blocks through a base model lent for this call, the head and the
@@ -456,8 +550,9 @@ impl Pipeline {
         blocks: &[f32],
         on_detection: &mut dyn FnMut(Detection),
     ) -> Result<()> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features.push_blocks_with(model, blocks, &mut decide)
+        self.run(&mut |_| {}, on_detection, |f, _, d| {
+            f.push_blocks_with(model, blocks, d)
+        })
     }
 
     /// The next block of a batched second half (see [`Features::begin_block`]); calls
@@ -469,20 +564,21 @@ impl Pipeline {
         batch: &mut Batch,
         on_detection: &mut dyn FnMut(Detection),
     ) -> Result<Option<usize>> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features.begin_block(model, block, batch, &mut decide)
+        self.run(&mut |_| {}, on_detection, |f, _, d| {
+            f.begin_block(model, block, batch, d)
+        })
     }
 
     /// The block at place `i` of `batch`, after its run, through the head and the detector.
     pub fn end_block(&mut self, batch: &Batch, i: usize, on_detection: &mut dyn FnMut(Detection)) {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features.end_block(batch, i, &mut decide)
+        self.run(&mut |_| {}, on_detection, |f, _, d| {
+            f.end_block(batch, i, d)
+        })
     }
 
     /// Ends the stream, flushing buffered samples.
     pub fn finish(&mut self, on_detection: &mut dyn FnMut(Detection)) -> Result<()> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features.finish(&mut decide)
+        self.finish_tapped(&mut |_| {}, on_detection)
     }
 
     /// [`Pipeline::push`] that also hands each run of resampled 16 kHz samples to `tap`, before
@@ -490,23 +586,23 @@ impl Pipeline {
     pub fn push_tapped(
         &mut self,
         samples: &[f32],
-        tap: &mut dyn FnMut(&[f32]),
+        tap: &mut Tap<'_>,
         on_detection: &mut dyn FnMut(Detection),
     ) -> Result<()> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features
-            .with_own_model(|f, m| f.push_with_tap(m, samples, tap, &mut decide))
+        self.run(tap, on_detection, |f, tap, d| {
+            f.with_own_model(|f, m| f.push_with_tap(m, samples, tap, d))
+        })
     }
 
     /// [`Pipeline::finish`] with a `tap` as in [`Pipeline::push_tapped`].
     pub fn finish_tapped(
         &mut self,
-        tap: &mut dyn FnMut(&[f32]),
+        tap: &mut Tap<'_>,
         on_detection: &mut dyn FnMut(Detection),
     ) -> Result<()> {
-        let mut decide = decide(&mut self.decision, on_detection);
-        self.features
-            .with_own_model(|f, m| f.finish_with_tap(m, tap, &mut decide))
+        self.run(tap, on_detection, |f, tap, d| {
+            f.with_own_model(|f, m| f.finish_with_tap(m, tap, d))
+        })
     }
 
     /// Runs the pipeline on its own thread: audio chunks in on `audio`, detections out on the
@@ -526,18 +622,6 @@ impl Pipeline {
             self.finish(&mut send)
         });
         (h, rx)
-    }
-}
-
-/// The feature half's callback that feeds `decision` and reports its detections.
-fn decide<'a>(
-    decision: &'a mut Decision,
-    on_detection: &'a mut dyn FnMut(Detection),
-) -> impl FnMut(f64, Option<&[f32]>) + 'a {
-    move |t, e| {
-        if let Some(d) = decision.push(t, e) {
-            on_detection(d)
-        }
     }
 }
 
@@ -584,6 +668,6 @@ impl Pipeline {
 
     /// Swaps in a new head and detector settings without touching the stream (SIGHUP reload).
     pub fn replace_head(&mut self, head: Arc<Head>, settings: Option<DetectorSettings>) {
-        self.decision = Decision::new(head, settings);
+        self.decision = Decision::new(head, settings, self.ear.is_some());
     }
 }

@@ -243,6 +243,7 @@ fn head_from(
         voices: voices.to_vec(),
         score_power: vec![],
         members: vec![],
+        word_check: None,
     }
 }
 

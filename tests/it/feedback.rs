@@ -62,6 +62,7 @@ fn detections(events: &[serde_json::Value]) -> Vec<Detection> {
             raw_score: 0.0,
             similarity: 0.0,
             runner_up: None,
+            word_check: None,
         })
         .collect()
 }

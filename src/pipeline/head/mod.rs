@@ -158,6 +158,9 @@ pub struct Head {
     /// More networks whose probabilities are averaged with `layers`' (an ensemble; empty: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
+    /// The word check's takes and rule (none: the detector decides alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_check: Option<crate::pipeline::word_check::check::Enrolled>,
 }
 
 impl Head {
@@ -227,6 +230,9 @@ impl Head {
         }
         if self.templates.iter().flatten().any(|t| t.len() != d) {
             return bad("head has a template of the wrong dimension".into());
+        }
+        if let Some(wc) = &self.word_check {
+            wc.check(n).map_err(Error::Data)?;
         }
         Ok(())
     }
@@ -357,6 +363,7 @@ mod tests {
             voices: vec![],
             score_power: vec![],
             members: vec![],
+            word_check: None,
             report: TrainReport::default(),
         }
     }

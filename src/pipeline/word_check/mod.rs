@@ -4,12 +4,34 @@
 //! takes this way adds what the base model's embeddings miss (README, "A second stage: a word
 //! check"). `.ci/setup` fetches its 8-bit file into `models/base/word_check.onnx`.
 
+pub mod check;
 pub mod fbank;
 
 use ort::value::TensorRef;
+use std::sync::{Arc, Mutex};
 
 use crate::assets::Assets;
+use crate::pipeline::head::Head;
 use crate::{Error, Result};
+
+/// A word model that streams share: the check runs it at most once per candidate.
+pub type SharedWordModel = Arc<Mutex<WordModel>>;
+
+/// The word model `head`'s check needs, loaded (`None` if the head has no check). Refuses a
+/// head whose takes were embedded by another word model.
+pub fn model_for(assets: &Assets, head: &Head) -> Result<Option<SharedWordModel>> {
+    let Some(wc) = &head.word_check else {
+        return Ok(None);
+    };
+    if wc.model_sha256 != crate::assets::WORD_CHECK_SHA256 {
+        return Err(Error::Data(format!(
+            "the head's word check was made with word model sha256 {}, this hark has {}; retrain with `hark train`",
+            wc.model_sha256,
+            crate::assets::WORD_CHECK_SHA256
+        )));
+    }
+    Ok(Some(Arc::new(Mutex::new(WordModel::load(assets)?))))
+}
 
 /// Samples of audio the model hears (1.5 s at 16 kHz).
 pub const WINDOW: usize = 24_000;

@@ -272,6 +272,7 @@ mod tests {
                     raw_score: 0.9,
                     similarity: 1.0,
                     runner_up: None,
+                    word_check: None,
                 }]
             } else {
                 vec![]

@@ -1,0 +1,325 @@
+//! The word check as a stage of the decision, streaming.
+//!
+//! The detector runs with each word's threshold lowered to the rule's candidate level; what it
+//! fires is a *candidate*, which stays open for [`SPAN`] seconds. While open, the candidate's
+//! peak smoothed score is tracked window by window, and once the stream has gone [`AFTER`]
+//! seconds past its start the word model hears the audio from [`BEFORE`] seconds before the
+//! start to [`AFTER`] after it (once per candidate): its best cosine to the word's takes. The
+//! event fires at the first window where
+//!
+//! `peak + weight * (cosine - centre) >= the word's threshold`,
+//!
+//! and if none does within the span, the candidate is dropped. The fused score only grows with
+//! the peak, so nothing is gained by waiting for the peak itself: an event fires as soon as it
+//! is sure, at least `AFTER` (rounded up to the next 80 ms window) after its candidate.
+
+use serde::{Deserialize, Serialize};
+
+use super::{best_similarity, DIM};
+use crate::pipeline::detector::{Detection, DetectorSettings};
+
+/// Seconds of audio the check hears before a candidate's start, and after it (1.5 s in all).
+pub const BEFORE: f64 = 1.3;
+pub const AFTER: f64 = 0.2;
+/// Seconds a candidate stays open for its peak.
+pub const SPAN: f64 = 0.6;
+
+/// The rule that fuses a candidate's peak score with its cosine.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The threshold of the detector's candidates.
+    pub candidate: f32,
+    /// How much the cosine counts, and the cosine that counts as nothing either way: cosines
+    /// of this model run from about 0.2 for another word to 0.9 for the same take.
+    pub weight: f32,
+    pub centre: f32,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule {
+            candidate: 0.20,
+            weight: 1.0,
+            centre: 0.2,
+        }
+    }
+}
+
+impl Rule {
+    /// Checks the rule makes sense; the reason if not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.candidate > 0.0 && self.candidate < 1.0) {
+            return Err(format!(
+                "the word check's candidate threshold {} is not between 0 and 1",
+                self.candidate
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.weight) {
+            return Err(format!(
+                "the word check's weight {} is not between 0 and 10",
+                self.weight
+            ));
+        }
+        if !(-1.0..=1.0).contains(&self.centre) {
+            return Err(format!(
+                "the word check's centre {} is not a cosine (between -1 and 1)",
+                self.centre
+            ));
+        }
+        Ok(())
+    }
+
+    /// The candidate detector's settings: every threshold lowered to the candidate level.
+    pub fn candidate_settings(&self, settings: &DetectorSettings) -> DetectorSettings {
+        let mut s = settings.clone();
+        for t in &mut s.thresholds {
+            *t = t.min(self.candidate);
+        }
+        s
+    }
+}
+
+/// What a head keeps for the word check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrolled {
+    /// The word model the takes were embedded with.
+    pub model_sha256: String,
+    pub rule: Rule,
+    /// Per word, in the head's label order: the unit embeddings of its takes.
+    pub takes: Vec<Vec<Vec<f32>>>,
+}
+
+impl Enrolled {
+    /// Checks the check fits a head of `words` words; the reason if not.
+    pub fn check(&self, words: usize) -> std::result::Result<(), String> {
+        self.rule.check()?;
+        if self.takes.len() != words {
+            return Err(format!(
+                "the word check has takes for {} words, the head has {words}",
+                self.takes.len()
+            ));
+        }
+        let embeddings = || self.takes.iter().flatten();
+        if embeddings().any(|e| e.len() != DIM) {
+            return Err(format!("the word check has a take not of {DIM} values"));
+        }
+        if embeddings().flatten().any(|v| !v.is_finite()) {
+            return Err("the word check holds a number that is not finite".into());
+        }
+        if self.takes.iter().any(Vec::is_empty) {
+            return Err("the word check has a word with no takes".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where the check gets a candidate's cosine: the best cosine between the audio around stream
+/// time `start` (see [`audio_range`]) and `takes`. The stream has had at least `AFTER` seconds
+/// past `start`. `None` (no audio, or the model failed) counts as the rule's centre: the first
+/// stage decides alone.
+pub trait Similarity {
+    fn similarity(&mut self, start: f64, takes: &[Vec<f32>]) -> Option<f32>;
+}
+
+/// The best cosine between `audio` (16 kHz, int16 scale) and `takes`; `None` if the model
+/// failed.
+pub fn similarity_of(
+    model: &mut super::WordModel,
+    audio: &[f32],
+    takes: &[Vec<f32>],
+) -> Option<f32> {
+    model.embed(audio).ok().map(|e| best_similarity(&e, takes))
+}
+
+/// The sample range `[from, to)` of the 16 kHz stream the check hears for a candidate at
+/// `start`.
+pub fn audio_range(start: f64) -> (u64, u64) {
+    let rate = crate::pipeline::frontend::SAMPLE_RATE as f64;
+    let from = ((start - BEFORE) * rate).max(0.0) as u64;
+    let to = ((start + AFTER) * rate).max(0.0) as u64;
+    (from, to)
+}
+
+/// A candidate waiting for its peak and its cosine.
+struct Open {
+    first: Detection,
+    w: usize,
+    peak: f32,
+    /// The cosine, once asked (`Some(None)`: asked, none heard).
+    cosine: Option<Option<f32>>,
+}
+
+/// The check's streaming state (one per stream).
+pub struct Check {
+    rule: Rule,
+    /// Per word, the threshold the fused score must reach.
+    thresholds: Vec<f32>,
+    open: Option<Open>,
+}
+
+impl Check {
+    /// A check that fuses by `rule` and fires at `thresholds` (per word).
+    pub fn new(rule: Rule, thresholds: Vec<f32>) -> Check {
+        Check {
+            rule,
+            thresholds,
+            open: None,
+        }
+    }
+
+    /// Forgets an open candidate (a new stream).
+    pub fn restart(&mut self) {
+        self.open = None;
+    }
+
+    /// One window at `time`: `candidate` is what the candidate detector fired on it (with its
+    /// word's index), `smoothed(w)` the detector's smoothed score of word `w` on it. Asks
+    /// `cosine` at most once per candidate; returns the event if one fires now.
+    pub fn step(
+        &mut self,
+        time: f64,
+        candidate: Option<(usize, Detection)>,
+        smoothed: impl Fn(usize) -> f32,
+        takes: &[Vec<Vec<f32>>],
+        cosine: &mut dyn Similarity,
+    ) -> Option<Detection> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| time > o.first.time + SPAN + 1e-6)
+        {
+            self.open = None;
+        }
+        if self.open.is_none() {
+            let (w, first) = candidate?;
+            self.open = Some(Open {
+                peak: first.score,
+                first,
+                w,
+                cosine: None,
+            });
+        }
+        let o = self.open.as_mut()?;
+        o.peak = o.peak.max(smoothed(o.w));
+        if o.cosine.is_none() && time >= o.first.time + AFTER - 1e-6 {
+            let t = takes.get(o.w).map_or(&[][..], |t| &t[..]);
+            o.cosine = Some(cosine.similarity(o.first.time, t));
+        }
+        let heard = o.cosine?;
+        let c = heard.unwrap_or(self.rule.centre);
+        let threshold = self.thresholds[o.w];
+        if o.peak + self.rule.weight * (c - self.rule.centre) < threshold {
+            return None;
+        }
+        let o = self.open.take()?;
+        Some(Detection {
+            time,
+            score: o.peak,
+            threshold,
+            word_check: heard,
+            ..o.first
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cosines by candidate start, and the starts asked.
+    struct Fixed(f32, Vec<f64>);
+    impl Similarity for Fixed {
+        fn similarity(&mut self, start: f64, _: &[Vec<f32>]) -> Option<f32> {
+            self.1.push(start);
+            Some(self.0)
+        }
+    }
+
+    fn cand(score: f32, time: f64) -> Option<(usize, Detection)> {
+        Some((
+            0,
+            Detection {
+                word: "a".into(),
+                score,
+                time,
+                threshold: 0.2,
+                raw_score: score,
+                similarity: 1.0,
+                runner_up: None,
+                word_check: None,
+            },
+        ))
+    }
+
+    /// Runs windows 80 ms apart with smoothed scores `scores`, a candidate at the first;
+    /// returns the events' (time, score) and the cosine's asks.
+    fn run(scores: &[f32], cosine: f32) -> (Vec<(f64, f32)>, Vec<f64>) {
+        let rule = Rule::default();
+        let mut check = Check::new(rule, vec![0.5]);
+        let mut sim = Fixed(cosine, vec![]);
+        let mut out = vec![];
+        for (k, &s) in scores.iter().enumerate() {
+            let t = 1.0 + k as f64 * 0.08;
+            let c = if k == 0 { cand(s, t) } else { None };
+            out.extend(
+                check
+                    .step(t, c, |_| s, &[vec![]], &mut sim)
+                    .map(|d| (d.time, d.score)),
+            );
+        }
+        (out, sim.1)
+    }
+
+    #[test]
+    fn an_event_fires_once_its_fused_score_is_sure_and_never_before_the_audio_is_heard() {
+        // Peak 0.45 at once, cosine 0.5: fused 0.75 >= 0.5, but only when the cosine is
+        // known, at the third window (0.24 s >= AFTER).
+        let (ev, asks) = run(&[0.45, 0.3, 0.3, 0.3, 0.2], 0.5);
+        assert_eq!(asks, [1.0]);
+        assert_eq!(ev.len(), 1);
+        assert!((ev[0].0 - 1.24).abs() < 1e-9 && ev[0].1 == 0.45, "{ev:?}");
+        // Cosine 0.1 (fused = peak - 0.1): fires only when the peak reaches 0.6 within SPAN.
+        let (ev, _) = run(&[0.25, 0.4, 0.5, 0.55, 0.61, 0.7, 0.9], 0.1);
+        assert_eq!(ev.len(), 1);
+        assert!((ev[0].0 - 1.32).abs() < 1e-9 && ev[0].1 == 0.61, "{ev:?}");
+        // The peak comes too late (after SPAN): no event; the cosine was asked once.
+        let (ev, asks) = run(&[0.25, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.9], 0.1);
+        assert!(ev.is_empty());
+        assert_eq!(asks.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_rule_or_enrolment_is_refused() {
+        assert!(Rule::default().check().is_ok());
+        let bad = |r: Rule| r.check().unwrap_err();
+        assert!(bad(Rule {
+            candidate: 1.5,
+            ..Rule::default()
+        })
+        .contains("candidate"));
+        assert!(bad(Rule {
+            weight: -1.0,
+            ..Rule::default()
+        })
+        .contains("weight"));
+        assert!(bad(Rule {
+            centre: f32::NAN,
+            ..Rule::default()
+        })
+        .contains("centre"));
+        let e = Enrolled {
+            model_sha256: String::new(),
+            rule: Rule::default(),
+            takes: vec![vec![vec![0.0; DIM]]],
+        };
+        assert!(e.check(1).is_ok());
+        assert!(e.check(2).unwrap_err().contains("takes for 1 words"));
+        let short = Enrolled {
+            takes: vec![vec![vec![0.0; 3]]],
+            ..e.clone()
+        };
+        assert!(short.check(1).unwrap_err().contains("2048"));
+    }
+}
