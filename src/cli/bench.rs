@@ -417,8 +417,6 @@ fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<har
         sweep: vec![],
         write_streams: None,
         dump_candidates: None,
-        word_check: false,
-        word_check_rule: Default::default(),
         targets_per_word: 20,
         nontargets: 120,
         explain: false,

@@ -13,6 +13,7 @@ use hark::pipeline::detector::Detection;
 use hark::pipeline::embedding::Embedder;
 use hark::pipeline::frontend::SAMPLE_RATE;
 use hark::pipeline::head::Head;
+use hark::pipeline::word_check::SharedWordModel;
 use hark::pipeline::Pipeline;
 use hark::train::dataset::Dataset;
 use hark::train::TrainOptions;
@@ -36,7 +37,7 @@ pub fn run(dir: &Path, assets: &Assets) -> Result<()> {
         bank::negatives_for(assets, &mut emb, &ds, Some(hark::train::negatives::ENGINES))?;
     let t0 = Instant::now();
     let options = TrainOptions::default();
-    let head = train::fit(&mut emb, &ds, negatives.as_deref(), &options, "training")?;
+    let head = train::fit(assets, &mut emb, &ds, negatives.as_deref(), &options)?;
     let head_path = dir.join("demo.head");
     head.save(&head_path)?;
     println!(
@@ -47,13 +48,19 @@ pub fn run(dir: &Path, assets: &Assets) -> Result<()> {
     for (name, v) in &head.report.figures {
         println!("     {name}: {v:.3}");
     }
-    replay(dir, emb, head, &head_path)
+    let word_model = hark::pipeline::word_check::model_for(assets, &head)?;
+    replay(dir, (emb, word_model), head, &head_path)
 }
 
 /// Step 3: writes a stream of the example words (and others between them) to `dir`, runs it
 /// through the detector and marks what was said as heard, missed, falsely heard or rightly
 /// ignored.
-fn replay(dir: &Path, emb: Embedder, head: Head, head_path: &Path) -> Result<()> {
+fn replay(
+    dir: &Path,
+    (emb, word_model): (Embedder, Option<SharedWordModel>),
+    head: Head,
+    head_path: &Path,
+) -> Result<()> {
     let (stream, said) = synth::stream(synth::VOICE, 3)?;
     let wav = dir.join("stream.wav");
     hark::audio::wav::write_16k(&wav, &stream)?;
@@ -63,6 +70,7 @@ fn replay(dir: &Path, emb: Embedder, head: Head, head_path: &Path) -> Result<()>
         stream.len() as f64 / 16000.0
     );
     let mut pipeline = Pipeline::new(emb, Arc::new(head), SAMPLE_RATE, None)?;
+    pipeline.set_word_check(word_model);
     let dets = detect::detect_wav(&mut pipeline, &wav)?;
     let mut heard = 0;
     for s in &said {

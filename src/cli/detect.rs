@@ -19,7 +19,12 @@ pub fn run(f: &DetectFlags, assets: &Assets) -> Result<()> {
     let emb = Embedder::load(assets)?;
     let head = Arc::new(Head::load(&f.head, &emb.model_sha256)?);
     let settings = f.threshold.map(|t| head.detector.clone().with_threshold(t));
+    let word_model = match f.no_word_check {
+        true => None,
+        false => hark::pipeline::word_check::model_for(assets, &head)?,
+    };
     let mut pipeline = Pipeline::new(emb, head, SAMPLE_RATE, settings)?;
+    pipeline.set_word_check(word_model);
     let mut out = std::io::stdout().lock();
     for file in &f.files {
         for d in &detect_wav(&mut pipeline, file)? {

@@ -112,6 +112,9 @@ pub struct DetectFlags {
     /// One JSON object per line and detection.
     #[arg(long)]
     pub json: bool,
+    /// The detector alone decides, even if the head has a word check.
+    #[arg(long)]
+    pub no_word_check: bool,
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -338,14 +341,6 @@ pub struct EvalFlags {
     /// (with their peak score and whether they hit) to DIR, for the study of a second stage.
     #[arg(long, value_name = "DIR")]
     dump_candidates: Option<PathBuf>,
-    /// Also score each scenario with the word check as a second stage (a second pretrained
-    /// model compares each candidate's audio with the takes; see README).
-    #[arg(long)]
-    word_check: bool,
-    /// The word check's rule: the candidates' threshold (0.05-0.95, a multiple of 0.05), the
-    /// cosine's weight and its centre, e.g. `0.2,1,0.2` (the default).
-    #[arg(long, value_name = "CAND,WEIGHT,CENTRE", value_delimiter = ',')]
-    word_check_rule: Option<Vec<f32>>,
     /// Who may say the word in the cross-speaker cases.
     #[arg(long, default_value = "anyone")]
     cross_voices: hark::pipeline::head::Voices,
@@ -377,8 +372,6 @@ impl EvalFlags {
             sweep: self.sweep,
             write_streams: self.write_streams,
             dump_candidates: self.dump_candidates,
-            word_check: self.word_check,
-            word_check_rule: word_check_rule(self.word_check_rule.as_deref())?,
             targets_per_word: if self.quick { 5 } else { 20 },
             nontargets: if self.quick { 30 } else { 120 },
             explain: self.explain,
@@ -395,30 +388,4 @@ impl EvalFlags {
             },
         })
     }
-}
-
-/// `--word-check-rule CAND,WEIGHT,CENTRE`, checked: the candidates' threshold must be one the
-/// eval lists candidates at (0.05, 0.10, ..., 0.95), the weight and centre finite.
-fn word_check_rule(v: Option<&[f32]>) -> Result<hark::eval::word_check::Rule> {
-    let Some(v) = v else {
-        return Ok(Default::default());
-    };
-    let &[candidate, weight, centre] = v else {
-        anyhow::bail!(
-            "--word-check-rule wants 3 values (CAND,WEIGHT,CENTRE), got {}",
-            v.len()
-        );
-    };
-    let step = (candidate / 0.05).round();
-    if !(1.0..=19.0).contains(&step) || (candidate - step * 0.05).abs() > 1e-4 {
-        anyhow::bail!("--word-check-rule: candidate threshold {candidate} is not one of 0.05, 0.10, ..., 0.95");
-    }
-    if !weight.is_finite() || weight < 0.0 || !centre.is_finite() {
-        anyhow::bail!("--word-check-rule: weight {weight} must be finite and not negative, centre {centre} finite");
-    }
-    Ok(hark::eval::word_check::Rule {
-        candidate,
-        weight,
-        centre,
-    })
 }

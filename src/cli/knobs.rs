@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::builder::RangedU64ValueParser;
+use hark::pipeline::word_check::check::Rule;
 use hark::train::TrainOptions;
 
 /// Training knobs (defaults are the benchmark's choice).
@@ -131,6 +132,14 @@ pub struct Knobs {
     /// Speech engines of the synthetic negative bank, taking turns (espeak, flite, festival, mbrola).
     #[arg(long, value_delimiter = ',')]
     bank_engines: Option<Vec<hark::audio::synth::Engine>>,
+    /// No word check in the head (the detector alone decides; see README, "The word check").
+    #[arg(long)]
+    no_word_check: bool,
+    /// The word check's rule: the candidates' threshold, the cosine's weight and its centre,
+    /// and the margin by which an `_unknown_` take must be closer to drop a candidate, e.g.
+    /// `0.2,1,0.2,0.1` (the default; the margin may be left out).
+    #[arg(long, value_name = "CAND,WEIGHT,CENTRE[,MARGIN]", value_delimiter = ',', value_parser = finite)]
+    word_check_rule: Option<Vec<f32>>,
 }
 
 impl Knobs {
@@ -174,11 +183,39 @@ impl Knobs {
         if self.no_bank {
             o.use_bank = false;
         }
+        o.word_check = match self.no_word_check {
+            true => None,
+            false => Some(word_check_rule(self.word_check_rule.as_deref())?),
+        };
         if self.no_reversed {
             o.reversed = false;
         }
         Ok(o)
     }
+}
+
+/// `--word-check-rule CAND,WEIGHT,CENTRE`, checked.
+fn word_check_rule(v: Option<&[f32]>) -> Result<Rule> {
+    let Some(v) = v else {
+        return Ok(Rule::default());
+    };
+    let ([candidate, weight, centre], margin) = match v {
+        [a, b, c] => ([*a, *b, *c], Rule::default().margin),
+        [a, b, c, m] => ([*a, *b, *c], *m),
+        _ => bail!(
+            "--word-check-rule wants 3 or 4 values (CAND,WEIGHT,CENTRE[,MARGIN]), got {}",
+            v.len()
+        ),
+    };
+    let rule = Rule {
+        candidate,
+        weight,
+        centre,
+        margin,
+    };
+    rule.check()
+        .map_err(|e| anyhow::anyhow!("--word-check-rule: {e}"))?;
+    Ok(rule)
 }
 
 /// A float flag's value, or why it cannot be one.

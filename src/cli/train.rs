@@ -8,6 +8,7 @@ use super::{bank, progress};
 use hark::assets::Assets;
 use hark::pipeline::embedding::{Embedder, DIM};
 use hark::pipeline::head::Head;
+use hark::pipeline::word_check::WordModel;
 use hark::train::dataset::Dataset;
 use hark::train::TrainOptions;
 
@@ -36,7 +37,7 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
     options
         .synth_cache
         .get_or_insert_with(|| assets.dir.join(".cache"));
-    let head = fit(&mut emb, &ds, negatives.as_deref(), &options, "embedding")?;
+    let head = fit(assets, &mut emb, &ds, negatives.as_deref(), &options)?;
     head.save(&t.out)?;
     println!(
         "trained {} word(s) in {:.1} s -> {}",
@@ -48,17 +49,33 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
     Ok(())
 }
 
-/// Trains a head on `ds` (against the bank windows `negatives`) under a progress bar labelled
-/// `label`.
+/// Trains a head on `ds` (against the bank windows `negatives`) under a progress bar, and
+/// with `options.word_check` enrols the takes for the word check on a thread of its own
+/// meanwhile (the word model loads and embeds while the head is fitted).
 pub fn fit(
+    assets: &Assets,
     emb: &mut Embedder,
     ds: &Dataset,
     negatives: Option<&[f32]>,
     options: &TrainOptions,
-    label: &'static str,
 ) -> Result<Head> {
-    progress::with_bar(label, |tick| {
-        Ok(hark::train::train(emb, ds, negatives, options, tick)?)
+    std::thread::scope(|s| {
+        let enrolled = options.word_check.map(|rule| {
+            s.spawn(move || {
+                let mut model = WordModel::load(assets)?;
+                hark::train::word_check::enrol(&mut model, ds, rule)
+            })
+        });
+        let mut head = progress::with_bar("training", |tick| {
+            Ok(hark::train::train(emb, ds, negatives, options, tick)?)
+        })?;
+        if let Some(thread) = enrolled {
+            let enrolled = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the word check's enrolment panicked"))??;
+            hark::train::word_check::attach(&mut head, enrolled)?;
+        }
+        Ok(head)
     })
 }
 
@@ -88,6 +105,16 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
             b.len() / DIM
         ))
     );
+    match &head.word_check {
+        Some(wc) => println!(
+            "  word check: on ({} takes embedded; rule: candidates at {}, weight {}, centre {})",
+            wc.takes.iter().map(Vec::len).sum::<usize>(),
+            wc.rule.candidate,
+            wc.rule.weight,
+            wc.rule.centre
+        ),
+        None => println!("  word check: off (--no-word-check)"),
+    }
     for (name, v) in &head.report.figures {
         // Rates are at most 1; a whole number beyond that is a count.
         match v.fract() == 0.0 && v.abs() >= 2.0 {

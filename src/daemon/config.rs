@@ -29,6 +29,8 @@ pub struct Config {
     pub log_level: String,
     /// Skip the base model while the room is quiet (the quiet-room gate).
     pub quiet_gate: bool,
+    /// Let the word check decide, when the head has one (a second model hears each candidate).
+    pub word_check: bool,
     pub wyoming: WyomingConfig,
     pub events: EventsConfig,
 }
@@ -230,6 +232,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             log_level: "info".into(),
             quiet_gate: true,
+            word_check: true,
             wyoming: WyomingConfig::default(),
             events: EventsConfig::default(),
         }

@@ -43,8 +43,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::daemon::config::Config;
+use hark::assets::Assets;
 use hark::pipeline::detector::DetectorSettings;
 use hark::pipeline::head::Head;
+use hark::pipeline::word_check::SharedWordModel;
 
 /// Runs the daemon until SIGINT/SIGTERM (or the end of `--input`).
 pub fn listen(opts: ListenOptions) -> Result<Summary> {
@@ -197,6 +199,25 @@ fn describe_head(cfg: &Config, head: &Head, s: &DetectorSettings) -> String {
 
 /// The head and detector settings a config asks for (its `thresholds` and `refractory` over the
 /// head's own).
+/// The word model the head's check needs, when the config lets the check run (`word_check`);
+/// `loaded` is used when there is one already.
+pub(crate) fn load_word_model(
+    cfg: &Config,
+    head: &Head,
+    loaded: Option<&SharedWordModel>,
+) -> Result<Option<SharedWordModel>> {
+    if !cfg.word_check || head.word_check.is_none() {
+        return Ok(None);
+    }
+    if let Some(m) = loaded {
+        return Ok(Some(m.clone()));
+    }
+    let assets = Assets::locate(
+        (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
+    )?;
+    Ok(hark::pipeline::word_check::model_for(&assets, head)?)
+}
+
 pub(crate) fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSettings)> {
     let head = Head::load(&cfg.head, base_sha)?;
     let mut s = head.detector.clone();

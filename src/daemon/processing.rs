@@ -16,6 +16,7 @@ use crate::daemon::sinks;
 use crate::daemon::sources::microphone::Chunk;
 use hark::pipeline::detector::{Detection, DetectorSettings};
 use hark::pipeline::head::Head;
+use hark::pipeline::word_check::SharedWordModel;
 use hark::pipeline::Pipeline;
 
 /// Blocks processed, and how many of them the quiet-room gate skipped.
@@ -24,7 +25,7 @@ type GateStats = (u64, u64);
 /// The processing thread and the main thread's ends of the channels to it.
 pub struct Processing {
     thread: JoinHandle<Result<GateStats>>,
-    reload_tx: Sender<(Arc<Head>, DetectorSettings)>,
+    reload_tx: Sender<Reload>,
     rate_tx: Sender<u32>,
     stop_tx: Sender<()>,
 }
@@ -64,9 +65,15 @@ impl Processing {
         (p, event_rx)
     }
 
-    /// Swaps the head and its detector settings (SIGHUP) without stopping.
-    pub fn replace_head(&self, head: Arc<Head>, settings: DetectorSettings) {
-        let _ = self.reload_tx.send((head, settings));
+    /// Swaps the head, its detector settings and the word check's model (SIGHUP) without
+    /// stopping.
+    pub fn replace_head(
+        &self,
+        head: Arc<Head>,
+        settings: DetectorSettings,
+        word_model: Option<SharedWordModel>,
+    ) {
+        let _ = self.reload_tx.send((head, settings, word_model));
     }
 
     /// A reopened device runs at `rate`, which may not be the one it replaces.
@@ -87,11 +94,14 @@ impl Processing {
     }
 }
 
+/// A reload: the head, its settings, the word check's model.
+type Reload = (Arc<Head>, DetectorSettings, Option<SharedWordModel>);
+
 /// The processing thread's ends of its channels.
 struct Inbox {
     full_rx: Receiver<Chunk>,
     free_tx: Sender<Chunk>,
-    reload_rx: Receiver<(Arc<Head>, DetectorSettings)>,
+    reload_rx: Receiver<Reload>,
     rate_rx: Receiver<u32>,
     stop_rx: Receiver<()>,
 }
@@ -173,8 +183,9 @@ fn run(mut pipeline: Pipeline, inbox: Inbox, mut out: Emitter) -> Result<GateSta
                 }
                 Err(_) => break,
             },
-            recv(inbox.reload_rx) -> msg => if let Ok((h, s)) = msg {
+            recv(inbox.reload_rx) -> msg => if let Ok((h, s, m)) = msg {
                 pipeline.replace_head(h, Some(s));
+                pipeline.set_word_check(m);
             },
             recv(inbox.rate_rx) -> msg => if let Ok(r) = msg {
                 pipeline.set_source_rate(r)?;

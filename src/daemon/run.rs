@@ -16,9 +16,11 @@ use super::signals::{Control, SignalThread};
 use super::sinks::{self, Sink};
 use super::sources::microphone::{Capture, Pool, SourceStats};
 use super::sources::Source;
-use super::{describe_config, describe_head, load_config, load_head, ListenOptions, Log, Summary};
+use super::{describe_config, describe_head, load_config, load_head, load_word_model};
+use super::{ListenOptions, Log, Summary};
 use hark::assets::Assets;
 use hark::pipeline::embedding::Embedder;
+use hark::pipeline::word_check::SharedWordModel;
 use hark::pipeline::Pipeline;
 
 /// The running daemon: its parts and the main loop's state.
@@ -29,6 +31,8 @@ pub struct Daemon {
     log: Log,
     /// The base model's sha256, which every head loaded must have been trained on.
     base_sha: String,
+    /// The word model, once a head with a word check has needed it.
+    word_model: Option<SharedWordModel>,
     sinks: Vec<Box<dyn Sink>>,
     signals: SignalThread,
     control: Receiver<Control>,
@@ -82,10 +86,15 @@ impl Daemon {
             log.info(&line);
         }
         log.info(&format!("words: {}", head.labels.join(", ")));
+        let word_model = load_word_model(&cfg, &head, None)?;
+        if word_model.is_some() {
+            log.info("the word check decides events (config `word_check`)");
+        }
         // Loading parsed files and built sessions: hand the freed heap back before the long run.
         hark::util::trim_heap();
         let mut pipeline = Pipeline::new(embedder, head, rate, Some(settings))?;
         pipeline.set_gate(cfg.quiet_gate);
+        pipeline.set_word_check(word_model.clone());
         let (clips, clip_stats) = start_clips(&cfg, log)?.unzip();
         let (processing, events) = Processing::spawn(pipeline, full_rx, free_tx, clips);
         Ok(Daemon {
@@ -93,6 +102,7 @@ impl Daemon {
             cfg,
             log,
             base_sha,
+            word_model,
             sinks,
             signals,
             control,
@@ -157,9 +167,12 @@ impl Daemon {
     /// SIGHUP: reads the config and the head again and swaps the head in; keeps the running
     /// ones if either is invalid. Device, socket and quiet-gate changes wait for a restart.
     fn reload(&mut self) {
-        let loaded =
-            load_config(&self.opts).and_then(|c| load_head(&c, &self.base_sha).map(|h| (c, h)));
-        let (c, (h, s)) = match loaded {
+        let loaded = load_config(&self.opts).and_then(|c| {
+            let (h, s) = load_head(&c, &self.base_sha)?;
+            let m = load_word_model(&c, &h, self.word_model.as_ref())?;
+            Ok((c, (h, s, m)))
+        });
+        let (c, (h, s, m)) = match loaded {
             Ok(x) => x,
             Err(e) => {
                 self.log.error(&format!(
@@ -172,7 +185,10 @@ impl Daemon {
             .info(&format!("reloaded: words {}", h.labels.join(", ")));
         self.log.debug(&describe_config(&self.opts, &c));
         self.log.debug(&describe_head(&c, &h, &s));
-        self.processing.replace_head(h, s);
+        if m.is_some() {
+            self.word_model.clone_from(&m);
+        }
+        self.processing.replace_head(h, s, m);
         self.trim_pending = true;
         let cfg = &self.cfg;
         if c.device != cfg.device

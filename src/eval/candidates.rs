@@ -72,7 +72,7 @@ pub fn dump(
 /// at which the same word fires within `SAME_EVENT` (its peak smoothed score, to 0.05).
 pub fn with_levels(head: &Head, embs: &Timeline) -> Vec<Vec<(Detection, f32)>> {
     let levels = levels();
-    let all = decide_at(head, embs, &levels);
+    let all = decide_at(head, embs, &levels, None);
     all.iter()
         .enumerate()
         .map(|(k, dets)| {

@@ -13,9 +13,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::streams::{fsdd, shuffled_pool, Stream, StreamEmbedder, StreamItem};
+use super::word_check::Heard;
 use super::{decide, hits, score, EvalOptions, Evaluation, Score, Timeline, Truth, DIGITS};
 use crate::pipeline::detector::Detection;
 use crate::pipeline::head::Head;
+use crate::pipeline::word_check::SharedWordModel;
 use crate::train::dataset::Dataset;
 use crate::Result;
 
@@ -29,9 +31,11 @@ pub(super) struct Crowd {
     parts: Vec<Part>,
 }
 
-/// One crowd stream: its embeddings, its truth, the digit of each take and its length.
+/// One crowd stream: its embeddings, its samples (kept for the word check; else empty), its
+/// truth, the digit of each take and its length.
 struct Part {
     embs: Timeline,
+    samples: Vec<f32>,
     truth: Vec<Truth>,
     digits: Vec<usize>,
     seconds: f64,
@@ -39,7 +43,7 @@ struct Part {
 
 impl Crowd {
     /// The first `opts.crowd` takes of the shuffled data set, in streams, embedded.
-    fn build(opts: &EvalOptions, model: &mut StreamEmbedder) -> Result<Crowd> {
+    fn build(opts: &EvalOptions, model: &mut StreamEmbedder, keep_audio: bool) -> Result<Crowd> {
         let mut rng = SmallRng::seed_from_u64(CROWD_SEED);
         let all: Vec<usize> = (0..DIGITS.len()).collect();
         let mut pool = shuffled_pool(&all, &mut rng);
@@ -53,6 +57,10 @@ impl Crowd {
             parts.push(Part {
                 embs: model.embed(&stream.samples, opts.gate, Some(&key))?,
                 seconds: stream.seconds(),
+                samples: match keep_audio {
+                    true => stream.samples,
+                    false => Vec::new(),
+                },
                 truth: stream.truth,
                 digits: chunk.iter().map(|r| r.0).collect(),
             });
@@ -62,7 +70,12 @@ impl Crowd {
 
     /// The head's false accepts on the crowd; `trained` holds the files it was trained on.
     /// The streams are decided on threads of their own (the head's scoring is what costs).
-    fn score(&self, head: &Arc<Head>, trained: &HashSet<String>) -> Score {
+    fn score(
+        &self,
+        head: &Arc<Head>,
+        trained: &HashSet<String>,
+        word_model: Option<&SharedWordModel>,
+    ) -> Score {
         let part_score = |p: &Part| {
             let masked: Vec<bool> = p
                 .truth
@@ -72,7 +85,8 @@ impl Crowd {
                     head.labels.iter().any(|l| l == DIGITS[d]) || trained.contains(&t.file)
                 })
                 .collect();
-            let dets = decide(head.clone(), &p.embs);
+            let mut heard = Heard::new(word_model, &p.samples);
+            let dets = decide(head.clone(), &p.embs, &mut heard);
             score_masked(&dets, &p.truth, &masked, p.seconds)
         };
         let mut total = Score::default();
@@ -136,7 +150,8 @@ impl Evaluation<'_> {
             Some(c) => c,
             None => {
                 let t0 = std::time::Instant::now();
-                let c = Crowd::build(self.opts, &mut self.model)?;
+                let keep_audio = self.word_model.is_some();
+                let c = Crowd::build(self.opts, &mut self.model, keep_audio)?;
                 (self.log)(&format!(
                     "crowd: {} takes in {} streams, embedded in {:.1} s",
                     c.parts.iter().map(|p| p.truth.len()).sum::<usize>(),
@@ -153,7 +168,7 @@ impl Evaluation<'_> {
             .chain(&enrol.unknown)
             .map(|t| t.path.display().to_string())
             .collect();
-        let s = crowd.score(head, &trained);
+        let s = crowd.score(head, &trained, self.word_model.as_ref());
         self.crowd = Some(crowd);
         let row = format!("crowd ({scenario})");
         (self.log)(&format!(

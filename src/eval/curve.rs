@@ -2,8 +2,10 @@
 //! curve of `--plot` (points of the picture): the head scores each stream once, and one
 //! detector per threshold reads those scores, as [`Decision`](crate::pipeline::Decision) would.
 
-use crate::pipeline::detector::{Detection, Detector};
+use crate::pipeline::decision::{Unheard, Verdict};
+use crate::pipeline::detector::Detection;
 use crate::pipeline::head::{Head, Scorer};
+use crate::pipeline::word_check::check::Hear;
 
 use super::{score, Evaluation, Timeline, Truth};
 
@@ -26,14 +28,22 @@ pub fn curve_thresholds() -> Vec<f32> {
     t
 }
 
-/// The detections over a stream's embeddings at each of `thresholds`, the head's other
-/// detector settings kept.
-pub(super) fn decide_at(head: &Head, embs: &Timeline, thresholds: &[f32]) -> Vec<Vec<Detection>> {
+/// The decisions over a stream's embeddings at each of `thresholds`, the head's other
+/// detector settings kept, the word check (when the head has one) hearing through `heard`
+/// (`None`: the detector alone).
+pub(super) fn decide_at(
+    head: &Head,
+    embs: &Timeline,
+    thresholds: &[f32],
+    mut heard: Option<&mut dyn Hear>,
+) -> Vec<Vec<Detection>> {
     let mut sc = Scorer::new(head);
-    let mut detectors: Vec<Detector> = thresholds
+    let checked = heard.is_some();
+    let mut verdicts: Vec<Verdict> = thresholds
         .iter()
-        .map(|&t| Detector::new(head.labels.clone(), head.detector.clone().with_threshold(t)))
+        .map(|&t| Verdict::new(head, head.detector.clone().with_threshold(t), checked))
         .collect();
+    let mut unheard = Unheard;
     let mut out = vec![Vec::new(); thresholds.len()];
     for (time, e) in embs {
         match e {
@@ -47,8 +57,12 @@ pub(super) fn decide_at(head: &Head, embs: &Timeline, thresholds: &[f32]) -> Vec
                 sc.scores.fill(0.0);
             }
         }
-        for (d, o) in detectors.iter_mut().zip(&mut out) {
-            o.extend(d.push(*time, &sc.scores, &sc.similarity));
+        for (v, o) in verdicts.iter_mut().zip(&mut out) {
+            let h: &mut dyn Hear = match heard.as_deref_mut() {
+                Some(h) => h,
+                None => &mut unheard,
+            };
+            o.extend(v.push(head, *time, &sc.scores, &sc.similarity, h));
         }
     }
     out
@@ -61,7 +75,7 @@ impl Evaluation<'_> {
         &mut self,
         scenario: &str,
         head: &Head,
-        embs: &Timeline,
+        (embs, heard): (&Timeline, &mut dyn Hear),
         truth: &[Truth],
         seconds: f64,
     ) {
@@ -75,7 +89,7 @@ impl Evaluation<'_> {
             .iter()
             .map(|t| format!("threshold {t}"))
             .chain(opts.curve.iter().map(|&t| curve_label(t)));
-        for (label, dets) in labels.zip(decide_at(head, embs, &thresholds)) {
+        for (label, dets) in labels.zip(decide_at(head, embs, &thresholds, Some(heard))) {
             self.record(scenario, &label, &score(&dets, truth, seconds));
         }
     }

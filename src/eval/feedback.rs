@@ -17,10 +17,12 @@ use std::sync::Arc;
 
 use super::score::{match_detections, score, Score, Truth};
 use super::streams::{self, fsdd, load_take, Stream, StreamEmbedder, Timeline};
+use super::word_check::Heard;
 use super::{decide, EvalOptions, DIGITS, SPEAKERS};
 use crate::pipeline::detector::Detection;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::Head;
+use crate::pipeline::word_check::SharedWordModel;
 use crate::train::dataset::{Dataset, Take};
 use crate::train::negatives::Bank;
 use crate::Result;
@@ -125,6 +127,7 @@ pub fn run(
     let mut emb = Embedder::load(assets)?;
     let bank = super::negative_bank(assets, &mut emb, opts, log)?;
     let mut model = StreamEmbedder::new(emb)?;
+    let word_model = super::word_model(assets, opts)?;
     let mut out = Vec::new();
     for &seed in &opts.seeds {
         let case = Case::draw(
@@ -135,7 +138,8 @@ pub fn run(
             opts.nontargets,
         )?;
         let embs = model.embed(&case.samples, opts.gate, None)?;
-        let o = one_seed(&mut model, bank.as_ref(), opts, seed, &case, &embs)?;
+        let models = (&mut model, word_model.as_ref());
+        let o = one_seed(models, bank.as_ref(), opts, seed, &case, &embs)?;
         log(&format!(
             "seed {seed:>3} {:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new; {} clip(s) with a target word)  recall {:.3} -> {:.3}",
             case.speaker,
@@ -155,23 +159,29 @@ pub fn run(
 /// Trains, listens, rejects every false trigger into `_unknown_`, trains again, listens again;
 /// and, as a control, trains on the first data with another training seed.
 fn one_seed(
-    model: &mut StreamEmbedder,
+    (model, word_model): (&mut StreamEmbedder, Option<&SharedWordModel>),
     bank: Option<&Bank>,
     opts: &EvalOptions,
     seed: u64,
     case: &Case,
     embs: &Timeline,
 ) -> Result<Outcome> {
-    let head = train(model.embedder(), bank, opts, seed, &case.enrol)?;
-    let dets = decide(head, embs);
+    let mut train = |seed: u64, enrol: &Dataset| {
+        let mut head = train(model.embedder(), bank, opts, seed, enrol)?;
+        super::word_check::enrol(word_model, &mut head, enrol, opts.train.word_check)?;
+        Ok::<_, crate::Error>(Arc::new(head))
+    };
+    let decide = |head| decide(head, embs, &mut Heard::new(word_model, &case.samples));
+    let head = train(seed, &case.enrol)?;
+    let dets = decide(head);
     let seconds = case.samples.len() as f64 / 16_000.0;
     let wrong = false_triggers(&dets, &case.truth);
     let mut enrol = case.enrol.clone();
     enrol.unknown.extend(rejected(&wrong, &case.samples));
-    let head = train(model.embedder(), bank, opts, seed, &enrol)?;
-    let after = decide(head, embs);
-    let head = train(model.embedder(), bank, opts, seed ^ 0x5eed, &case.enrol)?;
-    let control = decide(head, embs);
+    let head = train(seed, &enrol)?;
+    let after = decide(head);
+    let head = train(seed ^ 0x5eed, &case.enrol)?;
+    let control = decide(head);
     let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
     let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, &case.truth)));
     Ok(Outcome {
@@ -221,13 +231,12 @@ fn train(
     opts: &EvalOptions,
     seed: u64,
     enrol: &Dataset,
-) -> Result<Arc<Head>> {
+) -> Result<Head> {
     let bank = bank.map(|b| b.without(&enrol.labels()));
     let mut topts = opts.train.clone();
     topts.seed = seed;
     topts.cross_validate = false;
-    let head = crate::train::train(emb, enrol, bank.as_deref(), &topts, &|_, _| {})?;
-    Ok(Arc::new(head))
+    crate::train::train(emb, enrol, bank.as_deref(), &topts, &|_, _| {})
 }
 
 #[cfg(test)]

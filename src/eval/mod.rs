@@ -33,14 +33,17 @@ use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::pipeline::decision::{Decision, Unheard};
+use crate::pipeline::decision::Decision;
 use crate::pipeline::detector::Detection;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::{Head, Voices};
+use crate::pipeline::word_check::check::Hear;
+use crate::pipeline::word_check::{SharedWordModel, WordModel};
 use crate::train::dataset::{Dataset, Take};
 use crate::train::negatives::Bank;
 use crate::train::TrainOptions;
 use streams::{fsdd, load_take, Stream, StreamEmbedder, StreamItem, TAKES_PER_SPEAKER};
+use word_check::Heard;
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -59,10 +62,6 @@ pub struct EvalOptions {
     /// Write each scenario's stream, enrolled takes and candidate detections here, for the
     /// study of a second stage (see `candidates`).
     pub dump_candidates: Option<PathBuf>,
-    /// Also score each scenario with the word check as a second stage (see `word_check`).
-    pub word_check: bool,
-    /// The word check's rule.
-    pub word_check_rule: word_check::Rule,
     /// Number of stream takes per target digit and of non-target takes (smaller for quick runs).
     pub targets_per_word: usize,
     pub nontargets: usize,
@@ -98,15 +97,23 @@ pub fn run(
         results: Vec::new(),
         log,
         crowd: None,
-        word_model: match opts.word_check {
-            true => Some(crate::pipeline::word_check::WordModel::load(assets)?),
-            false => None,
-        },
+        word_model: word_model(assets, opts)?,
     };
     for &seed in &opts.seeds {
         eval.run_seed(seed)?;
     }
     Ok(eval.results)
+}
+
+/// The word model, when the heads are to have a word check.
+pub(super) fn word_model(
+    assets: &crate::assets::Assets,
+    opts: &EvalOptions,
+) -> Result<Option<SharedWordModel>> {
+    Ok(match opts.train.word_check {
+        Some(_) => Some(Arc::new(std::sync::Mutex::new(WordModel::load(assets)?))),
+        None => None,
+    })
 }
 
 /// The synthetic negative bank, when the options ask for it and espeak-ng is there to make it.
@@ -140,8 +147,8 @@ struct Evaluation<'a> {
     log: &'a mut dyn FnMut(&str),
     /// The crowd stream's embeddings, made on first use.
     crowd: Option<crowd::Crowd>,
-    /// The word check's model, with `--word-check`.
-    word_model: Option<crate::pipeline::word_check::WordModel>,
+    /// The word check's model (none with `--no-word-check`).
+    word_model: Option<SharedWordModel>,
 }
 
 impl Evaluation<'_> {
@@ -200,7 +207,9 @@ impl Evaluation<'_> {
         let t0 = std::time::Instant::now();
         let head = self.train_head(&enrol, seed)?;
         let train_s = t0.elapsed().as_secs_f64();
-        let dets = decide(head.clone(), embs);
+        let word_model = self.word_model.clone();
+        let mut ear = Heard::new(word_model.as_ref(), &case.stream.samples);
+        let dets = decide(head.clone(), embs, &mut ear);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         let s = score(&dets, truth, seconds);
         (self.log)(&format!(
@@ -214,10 +223,9 @@ impl Evaluation<'_> {
             score::explain(&dets, truth, self.log);
             score::trace_misses(&head, &dets, truth, embs, self.log);
         }
-        self.sweep(&scenario, &head, embs, truth, seconds);
+        self.sweep(&scenario, &head, (embs, &mut ear), truth, seconds);
         let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
         self.dump_candidates(&name, &head, embs, &case.stream, &enrol)?;
-        self.word_check(&scenario, &head, embs, &case.stream, &enrol)?;
         self.crowd(seed, &scenario, &head, &enrol)
     }
 
@@ -232,8 +240,10 @@ impl Evaluation<'_> {
             .embed(&case.stream.samples, self.opts.gate, Some(&key))?;
         let voices = self.opts.cross_voices;
         let head = self.train_head_as(&case.enrol, seed, voices)?;
+        let word_model = self.word_model.clone();
+        let mut ear = Heard::new(word_model.as_ref(), &case.stream.samples);
         let s = score(
-            &decide(head.clone(), &embs),
+            &decide(head.clone(), &embs, &mut ear),
             &case.stream.truth,
             case.stream.seconds(),
         );
@@ -249,10 +259,9 @@ impl Evaluation<'_> {
         );
         self.record(&scenario, "default", &s);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
-        self.sweep(&scenario, &head, &embs, truth, seconds);
+        self.sweep(&scenario, &head, (&embs, &mut ear), truth, seconds);
         let name = format!("x{seed}-{}", case.enrolled);
         self.dump_candidates(&name, &head, &embs, &case.stream, &case.enrol)?;
-        self.word_check(&scenario, &head, &embs, &case.stream, &case.enrol)?;
         Ok(())
     }
 
@@ -284,13 +293,15 @@ impl Evaluation<'_> {
         topts.seed = seed;
         topts.cross_validate = false;
         topts.voices = voices;
-        let head = crate::train::train(
+        let mut head = crate::train::train(
             self.model.embedder(),
             enrol,
             bank.as_deref(),
             &topts,
             &|_, _| {},
         )?;
+        let model = self.word_model.as_ref();
+        word_check::enrol(model, &mut head, enrol, topts.word_check)?;
         Ok(Arc::new(head))
     }
 
@@ -313,11 +324,12 @@ impl Evaluation<'_> {
     }
 }
 
-/// The detector's decisions over a stream's embeddings, at the head's own settings.
-fn decide(head: Arc<Head>, embs: &Timeline) -> Vec<Detection> {
-    let mut d = Decision::new(head, None, false);
+/// The decisions over a stream's embeddings at the head's own settings, with the word check
+/// (when the head has one) hearing the stream through `heard`.
+fn decide(head: Arc<Head>, embs: &Timeline, heard: &mut dyn Hear) -> Vec<Detection> {
+    let mut d = Decision::new(head, None, true);
     embs.iter()
-        .filter_map(|(t, e)| d.push(*t, e.as_deref(), &mut Unheard))
+        .filter_map(|(t, e)| d.push(*t, e.as_deref(), heard))
         .collect()
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::pipeline::detector::{Detection, Detector, DetectorSettings};
 use crate::pipeline::head::{Head, Scorer};
-use crate::pipeline::word_check::check::{Check, Similarity};
+use crate::pipeline::word_check::check::{Check, Hear};
 
 /// The detector, and the word check after it when there is one: per-window scores in, events
 /// out.
@@ -46,14 +46,14 @@ impl Verdict {
     }
 
     /// The head's per-word `scores` and template `similarity` for the window ending at `time`;
-    /// the event, if one fires. `cosine` is asked at most once per candidate of the check.
+    /// the event, if one fires. `ear` hears each candidate of the check once.
     pub fn push(
         &mut self,
         head: &Head,
         time: f64,
         scores: &[f32],
         similarity: &[f32],
-        cosine: &mut dyn Similarity,
+        ear: &mut dyn Hear,
     ) -> Option<Detection> {
         let d = self.detector.push(time, scores, similarity);
         let (Some(check), Some(wc)) = (&mut self.check, &head.word_check) else {
@@ -61,15 +61,15 @@ impl Verdict {
         };
         let det = &self.detector;
         let candidate = d.and_then(|d| Some((det.word_index(&d.word)?, d)));
-        check.step(time, candidate, |w| det.smoothed(w), &wc.takes, cosine)
+        check.step(time, candidate, |w| det.smoothed(w), wc, ear)
     }
 }
 
-/// A [`Similarity`] with no audio to hear: the check's cosine counts as nothing either way.
+/// A [`Hear`] with no audio: the check's cosine counts as nothing either way.
 pub struct Unheard;
 
-impl Similarity for Unheard {
-    fn similarity(&mut self, _: f64, _: &[Vec<f32>]) -> Option<f32> {
+impl Hear for Unheard {
+    fn hear(&mut self, _: f64) -> Option<Vec<f32>> {
         None
     }
 }
@@ -117,12 +117,12 @@ impl Decision {
 
     /// Scores one embedding (the window ending at `time`) and returns a detection if one fires.
     /// `None` (a window the gate skipped) scores zero and restarts the head's context.
-    /// `cosine` hears a candidate's audio for the word check.
+    /// `ear` hears a candidate's audio for the word check.
     pub fn push(
         &mut self,
         time: f64,
         embedding: Option<&[f32]>,
-        cosine: &mut dyn Similarity,
+        ear: &mut dyn Hear,
     ) -> Option<Detection> {
         match embedding {
             Some(e) => {
@@ -137,6 +137,6 @@ impl Decision {
         }
         let s = &self.scorer;
         self.verdict
-            .push(&self.head, time, &s.scores, &s.similarity, cosine)
+            .push(&self.head, time, &s.scores, &s.similarity, ear)
     }
 }

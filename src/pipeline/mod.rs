@@ -27,7 +27,7 @@ use crate::pipeline::embedding::{BaseModel, Embedder, StreamState, DIM};
 use crate::pipeline::frontend::{Frontend, BLOCK_FRAMES, N_MELS};
 use crate::pipeline::head::Head;
 use crate::pipeline::resample::Resampler;
-use crate::pipeline::word_check::check::{audio_range, similarity_of, Similarity};
+use crate::pipeline::word_check::check::{audio_range, embedding_of, Hear};
 use crate::pipeline::word_check::SharedWordModel;
 use crate::{Error, Result};
 use gate::Gate;
@@ -393,19 +393,19 @@ impl Ear {
     }
 }
 
-/// The word check's [`Similarity`] through an ear.
+/// The word check's [`Hear`] through an ear.
 struct Hearing<'a> {
     model: &'a SharedWordModel,
     recent: &'a RefCell<Ring>,
     cut: &'a mut Vec<f32>,
 }
 
-impl Similarity for Hearing<'_> {
-    fn similarity(&mut self, start: f64, takes: &[Vec<f32>]) -> Option<f32> {
+impl Hear for Hearing<'_> {
+    fn hear(&mut self, start: f64) -> Option<Vec<f32>> {
         let (from, to) = audio_range(start);
         self.recent.borrow().copy_out(from, to, self.cut);
         let mut model = self.model.lock().ok()?;
-        similarity_of(&mut model, self.cut, takes)
+        embedding_of(&mut model, self.cut)
     }
 }
 
@@ -480,9 +480,16 @@ impl Pipeline {
     }
 
     /// Turns the word check on, through `model` (it checks only heads that have one: see
-    /// [`word_check::model_for`]), or off (`None`). The stream's recent audio starts empty.
+    /// [`word_check::model_for`]), or off (`None`). The stream's recent audio starts empty,
+    /// unless the model is the one already in use.
     pub fn set_word_check(&mut self, model: Option<SharedWordModel>) {
-        self.ear = model.map(Ear::new);
+        let same = match (&self.ear, &model) {
+            (Some(ear), Some(m)) => Arc::ptr_eq(&ear.model, m),
+            _ => false,
+        };
+        if !same {
+            self.ear = model.map(Ear::new);
+        }
         let head = self.decision.head().clone();
         let settings = self.decision.settings().clone();
         self.decision = Decision::new(head, Some(settings), self.ear.is_some());

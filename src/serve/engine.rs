@@ -25,6 +25,7 @@ use hark::pipeline::embedding::batch::Batch;
 use hark::pipeline::embedding::{BaseModel, StreamState};
 use hark::pipeline::frontend::{BLOCK_FRAMES, N_MELS, SAMPLE_RATE};
 use hark::pipeline::head::Head;
+use hark::pipeline::word_check::SharedWordModel;
 use hark::pipeline::Pipeline;
 
 /// Most workers (sessions) a pool starts, whatever the number of cores.
@@ -38,11 +39,25 @@ const GATHER: Duration = Duration::from_millis(20);
 /// Values in one block of log-mel frames.
 const BLOCK_LEN: usize = BLOCK_FRAMES * N_MELS;
 
+/// The head every stream takes up.
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    head: Arc<Head>,
+    settings: DetectorSettings,
+    word_model: Option<SharedWordModel>,
+}
+
+/// What the engine's streams run: a head, its settings and the word check's model (`None`:
+/// no check).
+pub type Loaded = (Arc<Head>, DetectorSettings, Option<SharedWordModel>);
+
 /// What all streams share.
 pub struct Engine {
     assets: Assets,
-    /// The head and its detector settings, with a generation that grows on every reload.
-    head: RwLock<(u64, Arc<Head>, DetectorSettings)>,
+    /// The head, its detector settings and the word check's model, with a generation that
+    /// grows on every reload.
+    head: RwLock<Current>,
     /// The workers, started by the first [`Engine::open`] (loading the base model can fail,
     /// `new` cannot).
     pool: Mutex<Option<Arc<Pool>>>,
@@ -56,23 +71,31 @@ impl Engine {
     pub fn new(assets: Assets, head: Arc<Head>, settings: DetectorSettings) -> Engine {
         Engine {
             assets,
-            head: RwLock::new((0, head, settings)),
+            head: RwLock::new(Current {
+                generation: 0,
+                head,
+                settings,
+                word_model: None,
+            }),
             pool: Mutex::new(None),
         }
     }
 
     /// An engine whose base model is loaded now (an error at start, not at the first client),
-    /// with the head `load_head` gives for the base model's sha256 (the file is read and
-    /// hashed once).
-    pub fn start(
-        assets: Assets,
-        load_head: impl FnOnce(&str) -> Result<(Arc<Head>, DetectorSettings)>,
-    ) -> Result<Engine> {
+    /// with the head (and word model) `load_head` gives for the base model's sha256 (the file
+    /// is read and hashed once).
+    pub fn start(assets: Assets, load_head: impl FnOnce(&str) -> Result<Loaded>) -> Result<Engine> {
         let pool = Arc::new(Pool::start(&assets, workers())?);
-        let (head, settings) = load_head(&pool.base_sha)?;
+        let (head, settings, word_model) = load_head(&pool.base_sha)?;
+        let current = Current {
+            generation: 0,
+            head,
+            settings,
+            word_model,
+        };
         Ok(Engine {
             assets,
-            head: RwLock::new((0, head, settings)),
+            head: RwLock::new(current),
             pool: Mutex::new(Some(pool)),
         })
     }
@@ -84,7 +107,7 @@ impl Engine {
 
     /// The current head.
     pub fn head(&self) -> Arc<Head> {
-        self.head.read().unwrap().1.clone()
+        self.head.read().unwrap().head.clone()
     }
 
     /// The head's words, in its label order.
@@ -94,16 +117,28 @@ impl Engine {
 
     /// Swaps the head (and its settings) for every stream; each takes it up at its next push,
     /// from a fresh start.
-    pub fn reload(&self, head: Arc<Head>, settings: DetectorSettings) {
+    pub fn reload(&self, (head, settings, word_model): Loaded) {
         let mut h = self.head.write().unwrap();
-        *h = (h.0 + 1, head, settings);
+        *h = Current {
+            generation: h.generation + 1,
+            head,
+            settings,
+            word_model,
+        };
+    }
+
+    /// The word check's model in use, if any.
+    pub fn word_model(&self) -> Option<SharedWordModel> {
+        self.head.read().unwrap().word_model.clone()
     }
 
     /// A new stream with every word selected.
     pub fn open(self: &Arc<Self>) -> Result<Stream> {
         let pool = self.pool()?;
-        let (generation, head, settings) = self.head.read().unwrap().clone();
-        let pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, Some(settings))?;
+        let c = self.head.read().unwrap().clone();
+        let (generation, head, settings) = (c.generation, c.head, Some(c.settings));
+        let mut pipeline = Pipeline::with_state(pool.blank.clone(), head, SAMPLE_RATE, settings)?;
+        pipeline.set_word_check(c.word_model);
         pool.open.fetch_add(1, Ordering::Relaxed);
         Ok(Stream {
             work: Some(Box::new(Work {
@@ -325,21 +360,26 @@ impl Stream {
         if rate != self.rate || self.take_up_reload()? {
             self.restart(rate)?;
         }
-        let work = self.work.as_deref_mut().ok_or_else(lost)?;
-        work.blocks.clear();
-        work.pipeline.push_frontend(samples, &mut work.blocks)?;
-        if work.blocks.is_empty() {
-            return Ok(Vec::new());
+        let mut events = Vec::new();
+        // A second at a time: the word check's ear keeps only a few seconds.
+        for piece in samples.chunks(rate.max(1) as usize) {
+            let work = self.work.as_deref_mut().ok_or_else(lost)?;
+            work.blocks.clear();
+            work.pipeline.push_frontend(piece, &mut work.blocks)?;
+            if work.blocks.is_empty() {
+                continue;
+            }
+            self.run()?;
+            let work = self.work.as_deref_mut().ok_or_else(lost)?;
+            std::mem::replace(&mut work.result, Ok(()))?;
+            let selected = &self.selected;
+            events.extend(
+                work.out
+                    .drain(..)
+                    .filter(|d| selected.as_ref().is_none_or(|w| w.contains(&d.word))),
+            );
         }
-        self.run()?;
-        let work = self.work.as_deref_mut().ok_or_else(lost)?;
-        std::mem::replace(&mut work.result, Ok(()))?;
-        let selected = &self.selected;
-        Ok(work
-            .out
-            .drain(..)
-            .filter(|d| selected.as_ref().is_none_or(|w| w.contains(&d.word)))
-            .collect())
+        Ok(events)
     }
 
     /// How many more samples at the stream's rate complete its next 80 ms block (1 if the
@@ -376,16 +416,18 @@ impl Stream {
 
     /// Switches to the engine's newest head if there is one; true if it did.
     fn take_up_reload(&mut self) -> Result<bool> {
-        let (generation, head, settings) = {
+        let c = {
             let current = self.engine.head.read().unwrap();
             // Checked on every push: clone the head and settings only when they changed.
-            if current.0 == self.generation {
+            if current.generation == self.generation {
                 return Ok(false);
             }
             current.clone()
         };
-        self.generation = generation;
-        self.pipeline()?.replace_head(head, Some(settings));
+        self.generation = c.generation;
+        let pipeline = self.pipeline()?;
+        pipeline.replace_head(c.head, Some(c.settings));
+        pipeline.set_word_check(c.word_model);
         Ok(true)
     }
 }
@@ -550,7 +592,7 @@ mod tests {
         let mut stream = engine.open().unwrap();
         let first = stream.push(speech, 16000).unwrap();
         assert!(!first.is_empty());
-        engine.reload(head.clone(), head.detector.clone());
+        engine.reload((head.clone(), head.detector.clone(), None));
         // The reload restarts the stream: the same audio again gives the same times.
         assert_eq!(stream.push(speech, 16000).unwrap(), first);
         let word = first[0].word.clone();
@@ -570,7 +612,7 @@ mod tests {
         let mut seen = None;
         let engine = Engine::start(assets(), |sha| {
             seen = Some(sha.to_string());
-            Ok((head.clone(), head.detector.clone()))
+            Ok((head.clone(), head.detector.clone(), None))
         })
         .unwrap();
         let sha = hark::util::sha256_hex(&assets().read_embedding_model().unwrap());

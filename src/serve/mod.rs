@@ -64,9 +64,9 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
         (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
     )?;
     // The base model is read, hashed and loaded once, now: an error at start, not per client.
-    let engine = Arc::new(Engine::start(assets, |sha| {
-        crate::daemon::load_head(&cfg, sha)
-    })?);
+    let engine = Arc::new(Engine::start(assets, |sha| load(&cfg, sha, None))?);
+    // Loading parsed files and built sessions: hand the freed heap back before the long run.
+    hark::util::trim_heap();
     let base_sha = engine.base_sha()?;
     let listener = bind_wyoming(&cfg)?;
     let (signals, control) = SignalThread::spawn()?;
@@ -208,14 +208,27 @@ fn server_options(cfg: &Config) -> ServerOptions {
     }
 }
 
+/// The config's head (for base model `base_sha`) with its settings, and the word model its
+/// check needs (`in_use` if one is loaded already).
+fn load(
+    cfg: &Config,
+    base_sha: &str,
+    in_use: Option<&hark::pipeline::word_check::SharedWordModel>,
+) -> Result<engine::Loaded> {
+    let (head, settings) = crate::daemon::load_head(cfg, base_sha)?;
+    let model = crate::daemon::load_word_model(cfg, &head, in_use)?;
+    Ok((head, settings, model))
+}
+
 /// SIGHUP: reads the config and the head again and swaps the head in for every stream; keeps
 /// the running head if either is invalid.
 fn reload(opts: &ServeOptions, engine: &Engine, base_sha: &str, log: &Log) {
-    let loaded = load_config(opts).and_then(|c| crate::daemon::load_head(&c, base_sha));
+    let in_use = engine.word_model();
+    let loaded = load_config(opts).and_then(|c| load(&c, base_sha, in_use.as_ref()));
     match loaded {
-        Ok((head, settings)) => {
-            log.info(&format!("reloaded: words {}", head.labels.join(", ")));
-            engine.reload(head, settings);
+        Ok(loaded) => {
+            log.info(&format!("reloaded: words {}", loaded.0.labels.join(", ")));
+            engine.reload(loaded);
         }
         Err(e) => log.error(&format!("reload failed, keeping the running head: {e:#}")),
     }

@@ -24,6 +24,7 @@ pub mod recording;
 mod templates;
 mod validate;
 mod voices;
+pub mod word_check;
 
 use crate::audio::synth::Engine;
 use crate::Result;
@@ -140,6 +141,9 @@ pub struct TrainOptions {
     /// The speech engines of the negative bank (those installed take turns; see
     /// `negatives::ENGINES`).
     pub bank_engines: Vec<Engine>,
+    /// The word check's rule, kept in the head with the takes' embeddings (`None`: no check;
+    /// the caller enrols the takes, see `word_check`).
+    pub word_check: Option<crate::pipeline::word_check::check::Rule>,
 }
 
 impl Default for TrainOptions {
@@ -190,6 +194,7 @@ impl Default for TrainOptions {
             synth_engines: vec![Engine::Espeak, Engine::Flite],
             synth_cache: None,
             bank_engines: negatives::ENGINES.to_vec(),
+            word_check: Some(Default::default()),
         }
     }
 }

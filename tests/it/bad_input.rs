@@ -391,20 +391,18 @@ fn source_weights_of_the_wrong_count_are_refused_before_anything_runs() {
         &["--source-weights", "needs 5 values", "got 6"],
     );
     // The word check's rule, each value checked before the data is.
-    for (rule, needle) in [
-        ("0.22,1,0.2", "candidate threshold 0.22 is not one of 0.05"),
-        ("0.2,1", "wants 3 values"),
-        ("0.2,-1,0.2", "weight -1 must be finite and not negative"),
+    for (cmd, rule, needle) in [
+        (
+            "eval",
+            "1.5,1,0.2",
+            "candidate threshold 1.5 is not between 0 and 1",
+        ),
+        ("train", "0.2,1", "wants 3 or 4 values"),
+        ("train", "0.2,-1,0.2", "weight -1 is not between 0 and 10"),
+        ("eval", "0.2,1,2", "centre 2 is not a cosine"),
     ] {
         fails_with(
-            &[
-                "eval",
-                "--data",
-                "nowhere",
-                "--word-check",
-                "--word-check-rule",
-                rule,
-            ],
+            &[cmd, "--data", "nowhere", "--word-check-rule", rule],
             &["--word-check-rule", needle],
         );
     }

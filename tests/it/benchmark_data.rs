@@ -21,8 +21,6 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         sweep: vec![],
         write_streams: None,
         dump_candidates: None,
-        word_check: false,
-        word_check_rule: Default::default(),
         targets_per_word: 8,
         nontargets: 40,
         explain: false,

@@ -87,6 +87,7 @@ fn train_and_detect(voice: &str) {
         said.len() - targets
     );
     assert!(found.iter().all(|f| (0.0..=1.0).contains(&f.score)));
+    check_the_word_check(&head, &wav, &out, (hits, &said));
 
     // The same stream at 44.1 kHz, stereo, 24-bit: resampled on the way in, same findings.
     if let Ok(st) = std::process::Command::new("sox")
@@ -183,18 +184,54 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
 
 /// `hark detect --head HEAD --json WAV`'s output, asserting it succeeds.
 fn detect_json(head: &Path, wav: &Path) -> String {
-    let (code, out, err) = hark(
-        &[
-            "detect",
-            "--head",
-            head.to_str().unwrap(),
-            "--json",
-            wav.to_str().unwrap(),
-        ],
-        &common::root(),
-    );
+    detect_json_with(head, wav, &[])
+}
+
+/// The same with `extra` flags.
+fn detect_json_with(head: &Path, wav: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["detect", "--head", head.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    args.push(wav.to_str().unwrap());
+    let (code, out, err) = hark(&args, &common::root());
     assert_eq!(code, 0, "detect failed: {err}");
     out
+}
+
+/// The word check decides `hark detect`'s events (`out`, with `hits` of `said`): each carries
+/// its cosine; `--no-word-check` leaves it to the detector, which hears the words too; and the
+/// check's rule, changed in the head, can silence every event or let every candidate through.
+fn check_the_word_check(head: &Path, wav: &Path, out: &str, (hits, said): (usize, &[Spoken])) {
+    let cosines: Vec<f64> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["word_check"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no cosine: {l}"))
+        })
+        .collect();
+    assert!(
+        cosines.iter().all(|c| (-1.0..=1.0).contains(c)),
+        "{cosines:?}"
+    );
+    let alone = detect_json_with(head, wav, &["--no-word-check"]);
+    assert!(!alone.contains("word_check"), "{alone}");
+    let (alone_hits, _) = tally(&parse_json_lines(&alone), said);
+    assert!(alone_hits + 1 >= hits, "{alone_hits} vs {hits}: {alone}");
+    let with_rule = |weight: f64, centre: f64| {
+        let mut h: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(head).unwrap()).unwrap();
+        h["word_check"]["rule"]["weight"] = weight.into();
+        h["word_check"]["rule"]["centre"] = centre.into();
+        let changed = head.with_extension("rule.head");
+        std::fs::write(&changed, h.to_string()).unwrap();
+        parse_json_lines(&detect_json_with(&changed, wav, &[])).len()
+    };
+    // No audio is that like the takes: nothing fires.
+    assert_eq!(with_rule(10.0, 1.0), 0);
+    // Any audio is liked: every candidate (at 0.2) fires, more than the words said.
+    let all = with_rule(10.0, -1.0);
+    assert!(all >= cosines.len(), "{all} < {}", cosines.len());
 }
 
 /// Hits of `word` in `out` (detect --json lines) against what was said.

@@ -42,8 +42,6 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         sweep: vec![0.5],
         write_streams: None,
         dump_candidates: Some(dumped.path().to_path_buf()),
-        word_check: true,
-        word_check_rule: Default::default(),
         targets_per_word: 5,
         nontargets: 30,
         explain: false,
@@ -53,15 +51,8 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
     };
     let res = hark::eval::run(&common::assets(), &opts, &mut |l| eprintln!("{l}")).unwrap();
     let names: Vec<&str> = res.iter().map(|(n, _)| n.as_str()).collect();
-    // 4 scenarios, each also with the word check, and 2 crowd rows.
-    assert_eq!(names.len(), 10, "{names:?}");
-    assert_eq!(
-        names
-            .iter()
-            .filter(|n| n.ends_with(" + word check"))
-            .count(),
-        4
-    );
+    // 4 scenarios and 2 crowd rows.
+    assert_eq!(names.len(), 6, "{names:?}");
     for (scenario, rows) in &res {
         let default = &rows[0].1;
         assert!(default.speech_seconds > 0.0 && default.speech_seconds < default.seconds);
@@ -100,9 +91,10 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
     assert_eq!(&bytes[12..16], b"IHDR");
 }
 
-/// `--dump-candidates` wrote a folder per scenario whose candidates at 0.5 (every head's
-/// threshold here) score as the benchmark scored the scenario, each with a level at or above
-/// the threshold it was listed at, and the enrolled takes beside them.
+/// `--dump-candidates` wrote a folder per scenario with the detector's candidates (before the
+/// word check), each with a level at or above the threshold it was listed at, and the enrolled
+/// takes beside them. The benchmark's events (the word check's, at 0.5) are among the
+/// candidates at the check's own candidate level (0.2): no more hits than those.
 fn check_candidates(dir: &std::path::Path, res: &[(String, Vec<(String, hark::eval::Score)>)]) {
     let folders = [
         ("same speaker, 5 takes", "s5-takes"),
@@ -117,13 +109,9 @@ fn check_candidates(dir: &std::path::Path, res: &[(String, Vec<(String, hark::ev
         let text = std::fs::read_to_string(&path).unwrap();
         let dump: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(dump["targets"], default.targets, "{folder}");
-        let at_half = dump["candidates"]["0.50"].as_array().unwrap();
-        let hits = at_half.iter().filter(|c| !c["hit"].is_null()).count();
-        assert_eq!(
-            (hits, at_half.len() - hits),
-            (default.hits, default.false_accepts),
-            "{folder}"
-        );
+        let candidates = dump["candidates"]["0.20"].as_array().unwrap();
+        let hits = candidates.iter().filter(|c| !c["hit"].is_null()).count();
+        assert!(hits >= default.hits, "{folder}: {hits} < {}", default.hits);
         for (level, cands) in dump["candidates"].as_object().unwrap() {
             let level: f64 = level.parse().unwrap();
             for c in cands.as_array().unwrap() {

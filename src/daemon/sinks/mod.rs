@@ -108,6 +108,9 @@ fn event_value(
     if let Some((w, s)) = &d.runner_up {
         v["runner_up"] = serde_json::json!({"word": w, "score": s});
     }
+    if let Some(c) = d.word_check {
+        v["word_check"] = serde_json::json!(c);
+    }
     if let Some(f) = file {
         v["file"] = serde_json::json!(f.display().to_string());
     }

@@ -34,6 +34,11 @@ pub struct Rule {
     /// of this model run from about 0.2 for another word to 0.9 for the same take.
     pub weight: f32,
     pub centre: f32,
+    /// A candidate is dropped when its audio's cosine to an `_unknown_` take beats its cosine
+    /// to its word's takes by more than this (0.1: `hark eval --feedback` with 0, 0.05, 0.1
+    /// and none, README).
+    #[serde(default)]
+    pub margin: f32,
 }
 
 impl Default for Rule {
@@ -42,6 +47,7 @@ impl Default for Rule {
             candidate: 0.20,
             weight: 1.0,
             centre: 0.2,
+            margin: 0.1,
         }
     }
 }
@@ -67,6 +73,12 @@ impl Rule {
                 self.centre
             ));
         }
+        if !(0.0..=2.0).contains(&self.margin) {
+            return Err(format!(
+                "the word check's margin {} is not between 0 and 2",
+                self.margin
+            ));
+        }
         Ok(())
     }
 
@@ -89,7 +101,13 @@ pub struct Enrolled {
     pub rule: Rule,
     /// Per word, in the head's label order: the unit embeddings of its takes.
     pub takes: Vec<Vec<Vec<f32>>>,
+    /// The unit embeddings of `_unknown_` takes (at most [`MAX_UNKNOWN`], the newest).
+    #[serde(default)]
+    pub unknown: Vec<Vec<f32>>,
 }
+
+/// `_unknown_` takes the check keeps at most.
+pub const MAX_UNKNOWN: usize = 200;
 
 impl Enrolled {
     /// Checks the check fits a head of `words` words; the reason if not.
@@ -101,7 +119,13 @@ impl Enrolled {
                 self.takes.len()
             ));
         }
-        let embeddings = || self.takes.iter().flatten();
+        if self.unknown.len() > MAX_UNKNOWN {
+            return Err(format!(
+                "the word check has {} unknown takes, more than {MAX_UNKNOWN}",
+                self.unknown.len()
+            ));
+        }
+        let embeddings = || self.takes.iter().flatten().chain(&self.unknown);
         if embeddings().any(|e| e.len() != DIM) {
             return Err(format!("the word check has a take not of {DIM} values"));
         }
@@ -115,22 +139,17 @@ impl Enrolled {
     }
 }
 
-/// Where the check gets a candidate's cosine: the best cosine between the audio around stream
-/// time `start` (see [`audio_range`]) and `takes`. The stream has had at least `AFTER` seconds
-/// past `start`. `None` (no audio, or the model failed) counts as the rule's centre: the first
-/// stage decides alone.
-pub trait Similarity {
-    fn similarity(&mut self, start: f64, takes: &[Vec<f32>]) -> Option<f32>;
+/// Where the check hears a candidate: the word model's unit embedding of the audio around
+/// stream time `start` (see [`audio_range`]). The stream has had at least `AFTER` seconds past
+/// `start`. `None` (no audio, or the model failed) counts as a cosine of the rule's centre:
+/// the first stage decides alone.
+pub trait Hear {
+    fn hear(&mut self, start: f64) -> Option<Vec<f32>>;
 }
 
-/// The best cosine between `audio` (16 kHz, int16 scale) and `takes`; `None` if the model
-/// failed.
-pub fn similarity_of(
-    model: &mut super::WordModel,
-    audio: &[f32],
-    takes: &[Vec<f32>],
-) -> Option<f32> {
-    model.embed(audio).ok().map(|e| best_similarity(&e, takes))
+/// The word model's unit embedding of `audio` (16 kHz, int16 scale); `None` if it failed.
+pub fn embedding_of(model: &mut super::WordModel, audio: &[f32]) -> Option<Vec<f32>> {
+    model.embed(audio).ok()
 }
 
 /// The sample range `[from, to)` of the 16 kHz stream the check hears for a candidate at
@@ -147,8 +166,10 @@ struct Open {
     first: Detection,
     w: usize,
     peak: f32,
-    /// The cosine, once asked (`Some(None)`: asked, none heard).
+    /// The cosine to the word's takes, once heard (`Some(None)`: asked, nothing heard), and
+    /// whether an `_unknown_` take was closer.
     cosine: Option<Option<f32>>,
+    unknown_closer: bool,
 }
 
 /// The check's streaming state (one per stream).
@@ -182,8 +203,8 @@ impl Check {
         time: f64,
         candidate: Option<(usize, Detection)>,
         smoothed: impl Fn(usize) -> f32,
-        takes: &[Vec<Vec<f32>>],
-        cosine: &mut dyn Similarity,
+        enrolled: &Enrolled,
+        ear: &mut dyn Hear,
     ) -> Option<Detection> {
         if self
             .open
@@ -199,15 +220,25 @@ impl Check {
                 first,
                 w,
                 cosine: None,
+                unknown_closer: false,
             });
         }
         let o = self.open.as_mut()?;
         o.peak = o.peak.max(smoothed(o.w));
         if o.cosine.is_none() && time >= o.first.time + AFTER - 1e-6 {
-            let t = takes.get(o.w).map_or(&[][..], |t| &t[..]);
-            o.cosine = Some(cosine.similarity(o.first.time, t));
+            let e = ear.hear(o.first.time);
+            let takes = enrolled.takes.get(o.w).map_or(&[][..], |t| &t[..]);
+            let c = e.as_ref().map(|e| best_similarity(e, takes));
+            let u = e.as_ref().map(|e| best_similarity(e, &enrolled.unknown));
+            let margin = self.rule.margin;
+            o.unknown_closer = matches!((c, u), (Some(c), Some(u)) if u > c + margin);
+            o.cosine = Some(c);
         }
         let heard = o.cosine?;
+        if o.unknown_closer {
+            self.open = None;
+            return None;
+        }
         let c = heard.unwrap_or(self.rule.centre);
         let threshold = self.thresholds[o.w];
         if o.peak + self.rule.weight * (c - self.rule.centre) < threshold {
@@ -228,12 +259,32 @@ impl Check {
 mod tests {
     use super::*;
 
-    /// Cosines by candidate start, and the starts asked.
-    struct Fixed(f32, Vec<f64>);
-    impl Similarity for Fixed {
-        fn similarity(&mut self, start: f64, _: &[Vec<f32>]) -> Option<f32> {
+    /// Hears the same embedding for every candidate, and notes the starts asked.
+    struct Fixed(Vec<f32>, Vec<f64>);
+    impl Hear for Fixed {
+        fn hear(&mut self, start: f64) -> Option<Vec<f32>> {
             self.1.push(start);
-            Some(self.0)
+            Some(self.0.clone())
+        }
+    }
+
+    /// A unit vector whose cosine with [`take`] is `c`.
+    fn at_cosine(c: f32) -> Vec<f32> {
+        let mut v = vec![0.0; DIM];
+        (v[0], v[1]) = (c, (1.0 - c * c).sqrt());
+        v
+    }
+
+    fn take() -> Vec<f32> {
+        at_cosine(1.0)
+    }
+
+    fn enrolled(unknown: Vec<Vec<f32>>) -> Enrolled {
+        Enrolled {
+            model_sha256: String::new(),
+            rule: Rule::default(),
+            takes: vec![vec![take()]],
+            unknown,
         }
     }
 
@@ -256,20 +307,23 @@ mod tests {
     /// Runs windows 80 ms apart with smoothed scores `scores`, a candidate at the first;
     /// returns the events' (time, score) and the cosine's asks.
     fn run(scores: &[f32], cosine: f32) -> (Vec<(f64, f32)>, Vec<f64>) {
-        let rule = Rule::default();
-        let mut check = Check::new(rule, vec![0.5]);
-        let mut sim = Fixed(cosine, vec![]);
+        run_with(scores, cosine, &enrolled(vec![]))
+    }
+
+    fn run_with(scores: &[f32], cosine: f32, e: &Enrolled) -> (Vec<(f64, f32)>, Vec<f64>) {
+        let mut check = Check::new(e.rule, vec![0.5]);
+        let mut ear = Fixed(at_cosine(cosine), vec![]);
         let mut out = vec![];
         for (k, &s) in scores.iter().enumerate() {
             let t = 1.0 + k as f64 * 0.08;
             let c = if k == 0 { cand(s, t) } else { None };
             out.extend(
                 check
-                    .step(t, c, |_| s, &[vec![]], &mut sim)
+                    .step(t, c, |_| s, e, &mut ear)
                     .map(|d| (d.time, d.score)),
             );
         }
-        (out, sim.1)
+        (out, ear.1)
     }
 
     #[test]
@@ -288,6 +342,25 @@ mod tests {
         let (ev, asks) = run(&[0.25, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.9], 0.1);
         assert!(ev.is_empty());
         assert_eq!(asks.len(), 1);
+    }
+
+    #[test]
+    fn a_candidate_more_like_an_unknown_take_than_its_word_is_dropped() {
+        let scores = [0.9, 0.9, 0.9, 0.9];
+        // The audio is at 60 degrees from the word's take (cosine 0.5); an unknown take at
+        // 60 + acos(c) degrees from the take has cosine c to the audio.
+        let unknown = |x: f32, y: f32| {
+            let mut u = vec![0.0; DIM];
+            (u[0], u[1]) = (x, y);
+            u
+        };
+        let fires = |u: Vec<f32>| run_with(&scores, 0.5, &enrolled(vec![u])).0.len();
+        // Cosine 0.7: closer than the word's takes by more than the margin (0.1): dropped.
+        assert_eq!(fires(unknown(-0.26847, 0.96329)), 0);
+        // Cosine 0.55: closer, but within the margin; and one far away: kept.
+        assert_eq!(fires(unknown(-0.44827, 0.89390)), 1);
+        assert_eq!(fires(at_cosine(-0.9)), 1);
+        assert_eq!(run(&scores, 0.5).0.len(), 1);
     }
 
     #[test]
@@ -313,6 +386,7 @@ mod tests {
             model_sha256: String::new(),
             rule: Rule::default(),
             takes: vec![vec![vec![0.0; DIM]]],
+            unknown: vec![],
         };
         assert!(e.check(1).is_ok());
         assert!(e.check(2).unwrap_err().contains("takes for 1 words"));
