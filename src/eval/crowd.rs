@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::streams::{fsdd, shuffled_pool, Stream, StreamEmbedder, StreamItem};
-use super::word_check::Heard;
+use super::word_check::{Heard, Memo};
 use super::{decide, hits, score, EvalOptions, Evaluation, Score, Timeline, Truth, DIGITS};
 use crate::pipeline::detector::Detection;
 use crate::pipeline::head::Head;
@@ -36,6 +36,8 @@ pub(super) struct Crowd {
 struct Part {
     embs: Timeline,
     samples: Vec<f32>,
+    /// What the heads so far heard of `samples` (the same candidate times recur).
+    memo: std::sync::Mutex<Memo>,
     truth: Vec<Truth>,
     digits: Vec<usize>,
     seconds: f64,
@@ -61,6 +63,7 @@ impl Crowd {
                     true => stream.samples,
                     false => Vec::new(),
                 },
+                memo: Default::default(),
                 truth: stream.truth,
                 digits: chunk.iter().map(|r| r.0).collect(),
             });
@@ -85,8 +88,10 @@ impl Crowd {
                     head.labels.iter().any(|l| l == DIGITS[d]) || trained.contains(&t.file)
                 })
                 .collect();
-            let mut heard = Heard::new(word_model, &p.samples);
+            let memo = std::mem::take(&mut *p.memo.lock().unwrap());
+            let mut heard = Heard::with_memo(word_model, &p.samples, memo);
             let dets = decide(head.clone(), &p.embs, &mut heard);
+            *p.memo.lock().unwrap() = heard.into_memo();
             score_masked(&dets, &p.truth, &masked, p.seconds)
         };
         let mut total = Score::default();

@@ -169,8 +169,10 @@ impl Evaluation<'_> {
             let embs = self
                 .model
                 .embed(&case.stream.samples, opts.gate, Some(&key))?;
+            // Both heads hear the same stream: what the first heard, the second need not.
+            let mut memo = word_check::Memo::new();
             for with_unknown in [false, true] {
-                self.same_speaker(seed, &case, &embs, with_unknown)?;
+                memo = self.same_speaker(seed, &case, (&embs, memo), with_unknown)?;
             }
         }
         if opts.cross_speaker {
@@ -195,9 +197,9 @@ impl Evaluation<'_> {
         &mut self,
         seed: u64,
         case: &SameSpeaker,
-        embs: &Timeline,
+        (embs, memo): (&Timeline, word_check::Memo),
         with_unknown: bool,
-    ) -> Result<()> {
+    ) -> Result<word_check::Memo> {
         let mut enrol = case.enrol.clone();
         let mut scenario = format!("same speaker, {} takes", self.opts.takes);
         if with_unknown {
@@ -208,7 +210,7 @@ impl Evaluation<'_> {
         let head = self.train_head(&enrol, seed)?;
         let train_s = t0.elapsed().as_secs_f64();
         let word_model = self.word_model.clone();
-        let mut ear = Heard::new(word_model.as_ref(), &case.stream.samples);
+        let mut ear = Heard::with_memo(word_model.as_ref(), &case.stream.samples, memo);
         let dets = decide(head.clone(), embs, &mut ear);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         let s = score(&dets, truth, seconds);
@@ -226,7 +228,8 @@ impl Evaluation<'_> {
         self.sweep(&scenario, &head, (embs, &mut ear), truth, seconds);
         let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
         self.dump_candidates(&name, &head, embs, &case.stream, &enrol)?;
-        self.crowd(seed, &scenario, &head, &enrol)
+        self.crowd(seed, &scenario, &head, &enrol)?;
+        Ok(ear.into_memo())
     }
 
     /// Embeds the cross-speaker stream, trains on the enrolled speakers and scores.

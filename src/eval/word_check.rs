@@ -12,21 +12,38 @@ use crate::pipeline::word_check::SharedWordModel;
 use crate::train::dataset::Dataset;
 use crate::Result;
 
+/// Embeddings of a stream's audio by candidate start: what one head heard, for the next head
+/// on the same stream.
+pub type Memo = HashMap<u64, Option<Vec<f32>>>;
+
 /// A stream's audio for the word check (with no model, nothing is heard).
 pub struct Heard<'a> {
     model: Option<&'a SharedWordModel>,
     samples: &'a [f32],
-    /// Embeddings by candidate start.
-    memo: HashMap<u64, Option<Vec<f32>>>,
+    memo: Memo,
 }
 
 impl<'a> Heard<'a> {
     pub fn new(model: Option<&'a SharedWordModel>, samples: &'a [f32]) -> Heard<'a> {
+        Self::with_memo(model, samples, Memo::new())
+    }
+
+    /// The same, remembering what another head heard on these samples.
+    pub fn with_memo(
+        model: Option<&'a SharedWordModel>,
+        samples: &'a [f32],
+        memo: Memo,
+    ) -> Heard<'a> {
         Heard {
             model,
             samples,
-            memo: HashMap::new(),
+            memo,
         }
+    }
+
+    /// What was heard, for the next head.
+    pub fn into_memo(self) -> Memo {
+        self.memo
     }
 }
 

@@ -82,13 +82,10 @@ impl Rule {
         Ok(())
     }
 
-    /// The candidate detector's settings: every threshold lowered to the candidate level.
+    /// The candidate detector's settings: every threshold at the candidate level (an event
+    /// needs a peak of at least that, whatever its word's threshold).
     pub fn candidate_settings(&self, settings: &DetectorSettings) -> DetectorSettings {
-        let mut s = settings.clone();
-        for t in &mut s.thresholds {
-            *t = t.min(self.candidate);
-        }
-        s
+        settings.clone().with_threshold(self.candidate)
     }
 }
 
