@@ -194,7 +194,7 @@ impl Knobs {
     }
 }
 
-/// `--word-check-rule CAND,WEIGHT,CENTRE`, checked.
+/// `--word-check-rule CAND,WEIGHT,CENTRE[,MARGIN]`, checked.
 fn word_check_rule(v: Option<&[f32]>) -> Result<Rule> {
     let Some(v) = v else {
         return Ok(Rule::default());
