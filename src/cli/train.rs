@@ -8,8 +8,8 @@ use super::{bank, progress};
 use hark::assets::Assets;
 use hark::pipeline::embedding::{Embedder, DIM};
 use hark::pipeline::head::Head;
-use hark::pipeline::word_check::WordModel;
 use hark::train::dataset::Dataset;
+use hark::train::word_check;
 use hark::train::TrainOptions;
 
 /// What `hark train` runs on.
@@ -62,8 +62,10 @@ pub fn fit(
     std::thread::scope(|s| {
         let enrolled = options.word_check.map(|rule| {
             s.spawn(move || {
-                let mut model = WordModel::load(assets)?;
-                hark::train::word_check::enrol(&mut model, ds, rule)
+                let mut model = word_check::lazy_model(assets);
+                let dir = options.synth_cache.as_ref().map(|d| d.join("word-check"));
+                let mut embeddings = word_check::Embeddings::new(dir, &mut model);
+                word_check::enrol(&mut embeddings, ds, options, rule)
             })
         });
         let mut head = progress::with_bar("training", |tick| {
@@ -73,7 +75,7 @@ pub fn fit(
             let enrolled = thread
                 .join()
                 .map_err(|_| anyhow::anyhow!("the word check's enrolment panicked"))??;
-            hark::train::word_check::attach(&mut head, enrolled)?;
+            word_check::attach(&mut head, enrolled)?;
         }
         Ok(head)
     })

@@ -168,7 +168,7 @@ fn one_seed(
 ) -> Result<Outcome> {
     let mut train = |seed: u64, enrol: &Dataset| {
         let mut head = train(model.embedder(), bank, opts, seed, enrol)?;
-        super::word_check::enrol(word_model, &mut head, enrol, opts.train.word_check)?;
+        super::word_check::enrol(word_model, &mut head, enrol, &opts.train)?;
         Ok::<_, crate::Error>(Arc::new(head))
     };
     let decide = |head| decide(head, embs, &mut Heard::new(word_model, &case.samples));

@@ -304,7 +304,7 @@ impl Evaluation<'_> {
             &|_, _| {},
         )?;
         let model = self.word_model.as_ref();
-        word_check::enrol(model, &mut head, enrol, topts.word_check)?;
+        word_check::enrol(model, &mut head, enrol, &topts)?;
         Ok(Arc::new(head))
     }
 

@@ -61,19 +61,21 @@ impl Hear for Heard<'_> {
     }
 }
 
-/// Adds the word check to `head`, trained on `enrol`, when there is a word model.
+/// Adds the word check to `head`, trained on `enrol` with `opts`, when there is a word model.
 pub(super) fn enrol(
     model: Option<&SharedWordModel>,
     head: &mut Head,
     enrol: &Dataset,
-    rule: Option<crate::pipeline::word_check::check::Rule>,
+    opts: &crate::train::TrainOptions,
 ) -> Result<()> {
-    let (Some(model), Some(rule)) = (model, rule) else {
+    let (Some(model), Some(rule)) = (model, opts.word_check) else {
         return Ok(());
     };
     let mut m = model
         .lock()
         .map_err(|_| crate::Error::model("the word model's lock is poisoned"))?;
-    let enrolled = crate::train::word_check::enrol(&mut m, enrol, rule)?;
+    let mut embed = |x: &[f32]| m.embed(x);
+    let mut embeddings = crate::train::word_check::Embeddings::new(None, &mut embed);
+    let enrolled = crate::train::word_check::enrol(&mut embeddings, enrol, opts, rule)?;
     crate::train::word_check::attach(head, enrolled)
 }

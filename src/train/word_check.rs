@@ -1,9 +1,11 @@
-//! The word check's enrolment: each word's takes embedded by the word model, kept in the head
-//! with the rule (see [`crate::pipeline::word_check::check`]).
+//! The word check's enrolment: each word's takes (and an `anyone` word's synthetic takes, and
+//! the `_unknown_` takes) embedded by the word model, kept in the head with the rule (see
+//! [`crate::pipeline::word_check::check`]). [`Embeddings`] keeps each clip's embedding between
+//! trainings.
 
-use crate::pipeline::head::Head;
+use crate::pipeline::head::{Head, Voices};
 use crate::pipeline::word_check::check::{Enrolled, Rule, MAX_UNKNOWN};
-use crate::pipeline::word_check::{WordModel, WINDOW};
+use crate::pipeline::word_check::{WordModel, DIM, WINDOW};
 use crate::train::dataset::{Dataset, Take};
 use crate::Result;
 
@@ -25,20 +27,110 @@ pub fn loudest_window(x: &[f32]) -> &[f32] {
     &x[at..at + WINDOW]
 }
 
-/// Each of `ds`'s words' takes (in the head's label order: the dataset's), and its newest
-/// `_unknown_` takes (at most [`MAX_UNKNOWN`]), embedded.
-pub fn enrol(model: &mut WordModel, ds: &Dataset, rule: Rule) -> Result<Enrolled> {
-    let takes = ds
-        .words
-        .iter()
-        .map(|(_, ts)| {
-            ts.iter()
-                .map(|t| model.embed(loudest_window(&t.samples)))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// Embeds clips for the word check, through a cache: each clip's embedding is kept in `dir`
+/// (one 8 KB file named by the sha256 of the model's and the clip's), so that a retraining
+/// embeds only new clips and loads the model only if there is one.
+pub struct Embeddings<'a> {
+    dir: Option<std::path::PathBuf>,
+    model: &'a mut dyn FnMut(&[f32]) -> Result<Vec<f32>>,
+    /// (clips read from the cache, clips embedded).
+    pub counts: (usize, usize),
+}
+
+/// A word model that loads on its first use: for [`Embeddings::new`].
+pub fn lazy_model(
+    assets: &crate::assets::Assets,
+) -> impl FnMut(&[f32]) -> Result<Vec<f32>> + '_ {
+    let mut model: Option<WordModel> = None;
+    move |x| {
+        if model.is_none() {
+            model = Some(WordModel::load(assets)?);
+        }
+        model.as_mut().expect("loaded above").embed(x)
+    }
+}
+
+impl<'a> Embeddings<'a> {
+    /// Embeddings kept in `dir` (`None`: none kept), made by `model` (the word model's
+    /// [`WordModel::embed`]) for the clips the cache does not hold.
+    pub fn new(
+        dir: Option<std::path::PathBuf>,
+        model: &'a mut dyn FnMut(&[f32]) -> Result<Vec<f32>>,
+    ) -> Embeddings<'a> {
+        Embeddings {
+            dir,
+            model,
+            counts: (0, 0),
+        }
+    }
+
+    /// The unit embedding of the loudest 1.5 s of `x` (16 kHz, int16 scale).
+    pub fn embed(&mut self, x: &[f32]) -> Result<Vec<f32>> {
+        let x = loudest_window(x);
+        let path = self.dir.as_ref().map(|d| d.join(key(x)));
+        if let Some(e) = path.as_deref().and_then(read_cached) {
+            self.counts.0 += 1;
+            return Ok(e);
+        }
+        let e = (self.model)(x)?;
+        self.counts.1 += 1;
+        if let Some(p) = path {
+            let bytes: Vec<u8> = e.iter().flat_map(|v| v.to_le_bytes()).collect();
+            // A cache that cannot be written only costs time next run.
+            let _ = std::fs::create_dir_all(p.parent().unwrap_or(&p))
+                .map_err(|e| e.to_string())
+                .and_then(|_| crate::util::write_atomic(&p, &bytes).map_err(|e| e.to_string()));
+        }
+        Ok(e)
+    }
+}
+
+/// A clip's cache file name: the sha256 of the model's sha256 and the clip's samples.
+fn key(x: &[f32]) -> String {
+    let mut bytes = crate::assets::WORD_CHECK_SHA256.as_bytes().to_vec();
+    bytes.extend(x.iter().flat_map(|v| v.to_le_bytes()));
+    format!("{}.f32", crate::util::sha256_hex(&bytes))
+}
+
+/// A cached embedding, if the file holds one whole (anything else is embedded again).
+fn read_cached(p: &std::path::Path) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(p).ok()?;
+    if bytes.len() != DIM * 4 {
+        return None;
+    }
+    let e: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    e.iter().all(|v| v.is_finite()).then_some(e)
+}
+
+/// Each of `ds`'s words' takes (in the head's label order: the dataset's), an `anyone` word's
+/// synthetic takes too (as training makes them, from `opts`), and the newest `_unknown_` takes
+/// (at most [`MAX_UNKNOWN`]), embedded.
+pub fn enrol(
+    embeddings: &mut Embeddings,
+    ds: &Dataset,
+    opts: &crate::train::TrainOptions,
+    rule: Rule,
+) -> Result<Enrolled> {
+    let synthetic = super::voices::synthetic_takes(ds, opts)?;
+    let voices = ds.voices(opts.voices);
+    let mut takes = Vec::with_capacity(ds.words.len());
+    for (w, (_, ts)) in ds.words.iter().enumerate() {
+        let mut embedded = Vec::with_capacity(ts.len());
+        for t in ts {
+            embedded.push(embeddings.embed(&t.samples)?);
+        }
+        if voices.get(w) == Some(&Voices::Anyone) {
+            for t in synthetic.get(w).into_iter().flatten() {
+                embedded.push(embeddings.embed(t)?);
+            }
+        }
+        takes.push(embedded);
+    }
     let unknown = newest(&ds.unknown, MAX_UNKNOWN)
-        .map(|t| model.embed(loudest_window(&t.samples)))
+        .map(|t| embeddings.embed(&t.samples))
         .collect::<Result<Vec<_>>>()?;
     Ok(Enrolled {
         model_sha256: crate::assets::WORD_CHECK_SHA256.to_string(),
