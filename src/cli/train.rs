@@ -60,12 +60,18 @@ pub fn fit(
     options: &TrainOptions,
 ) -> Result<Head> {
     std::thread::scope(|s| {
+        // The synthetic takes, spoken (or read from their cache) once, before the two threads
+        // that use them start.
+        let synthetic = match options.word_check {
+            Some(_) => word_check::synthetic_takes(ds, options)?,
+            None => vec![],
+        };
         let enrolled = options.word_check.map(|rule| {
             s.spawn(move || {
                 let mut model = word_check::lazy_model(assets);
-                let dir = options.synth_cache.as_ref().map(|d| d.join("word-check"));
+                let dir = Some(assets.dir.join(word_check::CACHE_DIR));
                 let mut embeddings = word_check::Embeddings::new(dir, &mut model);
-                word_check::enrol(&mut embeddings, ds, options, rule)
+                word_check::enrol(&mut embeddings, (ds, &synthetic), options, rule)
             })
         });
         let mut head = progress::with_bar("training", |tick| {

@@ -76,6 +76,8 @@ pub(super) fn enrol(
         .map_err(|_| crate::Error::model("the word model's lock is poisoned"))?;
     let mut embed = |x: &[f32]| m.embed(x);
     let mut embeddings = crate::train::word_check::Embeddings::new(None, &mut embed);
-    let enrolled = crate::train::word_check::enrol(&mut embeddings, enrol, opts, rule)?;
+    let synthetic = crate::train::word_check::synthetic_takes(enrol, opts)?;
+    let both = (enrol, &synthetic[..]);
+    let enrolled = crate::train::word_check::enrol(&mut embeddings, both, opts, rule)?;
     crate::train::word_check::attach(head, enrolled)
 }

@@ -27,6 +27,18 @@ pub fn loudest_window(x: &[f32]) -> &[f32] {
     &x[at..at + WINDOW]
 }
 
+/// Where `hark train` keeps the embeddings, in the models folder.
+pub const CACHE_DIR: &str = ".word-check";
+
+/// The synthetic takes of `ds`'s words as training makes them from `opts` (spoken, or read
+/// from `opts.synth_cache`).
+pub fn synthetic_takes(
+    ds: &Dataset,
+    opts: &crate::train::TrainOptions,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    super::voices::synthetic_takes(ds, opts)
+}
+
 /// Embeds clips for the word check, through a cache: each clip's embedding is kept in `dir`
 /// (one 8 KB file named by the sha256 of the model's and the clip's), so that a retraining
 /// embeds only new clips and loads the model only if there is one.
@@ -38,9 +50,7 @@ pub struct Embeddings<'a> {
 }
 
 /// A word model that loads on its first use: for [`Embeddings::new`].
-pub fn lazy_model(
-    assets: &crate::assets::Assets,
-) -> impl FnMut(&[f32]) -> Result<Vec<f32>> + '_ {
+pub fn lazy_model(assets: &crate::assets::Assets) -> impl FnMut(&[f32]) -> Result<Vec<f32>> + '_ {
     let mut model: Option<WordModel> = None;
     move |x| {
         if model.is_none() {
@@ -106,15 +116,14 @@ fn read_cached(p: &std::path::Path) -> Option<Vec<f32>> {
 }
 
 /// Each of `ds`'s words' takes (in the head's label order: the dataset's), an `anyone` word's
-/// synthetic takes too (as training makes them, from `opts`), and the newest `_unknown_` takes
-/// (at most [`MAX_UNKNOWN`]), embedded.
+/// `synthetic` takes too (from [`synthetic_takes`]), and the newest `_unknown_` takes (at most
+/// [`MAX_UNKNOWN`]), embedded.
 pub fn enrol(
     embeddings: &mut Embeddings,
-    ds: &Dataset,
+    (ds, synthetic): (&Dataset, &[Vec<Vec<f32>>]),
     opts: &crate::train::TrainOptions,
     rule: Rule,
 ) -> Result<Enrolled> {
-    let synthetic = super::voices::synthetic_takes(ds, opts)?;
     let voices = ds.voices(opts.voices);
     let mut takes = Vec::with_capacity(ds.words.len());
     for (w, (_, ts)) in ds.words.iter().enumerate() {
