@@ -31,11 +31,15 @@ pub fn loudest_window(x: &[f32]) -> &[f32] {
 pub const CACHE_DIR: &str = ".word-check";
 
 /// The synthetic takes of `ds`'s words as training makes them from `opts` (spoken, or read
-/// from `opts.synth_cache`).
+/// from `opts.synth_cache`), for [`enrol`]: none when no word is an `anyone` word (only
+/// theirs are enrolled).
 pub fn synthetic_takes(
     ds: &Dataset,
     opts: &crate::train::TrainOptions,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
+    if !ds.voices(opts.voices).contains(&Voices::Anyone) {
+        return Ok(vec![]);
+    }
     super::voices::synthetic_takes(ds, opts)
 }
 
