@@ -338,7 +338,9 @@ pub struct EvalFlags {
     #[arg(long, value_name = "DIR")]
     write_streams: Option<PathBuf>,
     /// Write each scenario's stream, enrolled takes and the detections at every threshold
-    /// (with their peak score and whether they hit) to DIR, for the study of a second stage.
+    /// (with their peak score and whether they hit) to DIR, for the study of a second stage;
+    /// with the word check, also what it sees of each candidate (`checks.json`, read by
+    /// `tests/probes/fusion.py`).
     #[arg(long, value_name = "DIR")]
     dump_candidates: Option<PathBuf>,
     /// Who may say the word in the cross-speaker cases.

@@ -6,6 +6,12 @@
 //! accept, as the benchmark scores it) and its `level`: the highest of those thresholds at
 //! which the same word fires within 0.6 s (its peak smoothed score, to 0.05). A script can
 //! then score any rule that keeps or drops candidates, on the benchmark's own terms.
+//!
+//! When the head has a word check, `checks.json` lists what the check sees of each candidate
+//! at the rule's candidate level: its word, time, exact peak smoothed score within the check's
+//! span, its cosine to each of its word's takes, its best cosine to each word's takes and to
+//! the `_unknown_` takes, and the truth take whose window holds it (its index and word): what
+//! a study of the fusion needs.
 
 use serde_json::{json, Map, Value};
 use std::path::Path;
@@ -14,8 +20,10 @@ use super::curve::decide_at;
 use super::score::match_detections;
 use super::streams::Stream;
 use super::Timeline;
-use crate::pipeline::detector::Detection;
-use crate::pipeline::head::Head;
+use crate::pipeline::detector::{Detection, Detector};
+use crate::pipeline::head::{Head, Scorer};
+use crate::pipeline::word_check::best_similarity;
+use crate::pipeline::word_check::check::{Hear, SPAN};
 use crate::train::dataset::Dataset;
 use crate::{Error, Result};
 
@@ -34,6 +42,7 @@ pub fn dump(
     embs: &Timeline,
     stream: &Stream,
     enrol: &Dataset,
+    ear: &mut dyn Hear,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create directory"))?;
     crate::audio::wav::write_16k(&dir.join("stream.wav"), &stream.samples)?;
@@ -65,7 +74,79 @@ pub fn dump(
         "takes": takes,
         "candidates": at_level,
     });
-    crate::util::write_atomic(&dir.join("candidates.json"), summary.to_string().as_bytes())
+    crate::util::write_atomic(&dir.join("candidates.json"), summary.to_string().as_bytes())?;
+    match checks(head, embs, &stream.truth, ear) {
+        Some(c) => crate::util::write_atomic(&dir.join("checks.json"), c.to_string().as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// The candidate detector's detections over `embs`, and every window's time and smoothed
+/// scores (per word).
+fn candidates(head: &Head, embs: &Timeline) -> Option<(Vec<Detection>, Vec<(f64, Vec<f32>)>)> {
+    let wc = head.word_check.as_ref()?;
+    let mut det = Detector::new(
+        head.labels.clone(),
+        wc.rule.candidate_settings(&head.detector),
+    );
+    let mut sc = Scorer::new(head);
+    let (mut found, mut smoothed) = (Vec::new(), Vec::new());
+    for (time, e) in embs {
+        match e {
+            Some(e) if !sc.push(head, e) => continue,
+            Some(_) => {}
+            None => {
+                sc.reset();
+                sc.scores.fill(0.0);
+            }
+        }
+        found.extend(det.push(*time, &sc.scores, &sc.similarity));
+        smoothed.push((
+            *time,
+            (0..head.labels.len()).map(|w| det.smoothed(w)).collect(),
+        ));
+    }
+    Some((found, smoothed))
+}
+
+/// What the word check sees of each candidate (see the module docs; a candidate the model
+/// could not hear is left out); `None` without a check.
+fn checks(
+    head: &Head,
+    embs: &Timeline,
+    truth: &[super::Truth],
+    ear: &mut dyn Hear,
+) -> Option<Value> {
+    let wc = head.word_check.as_ref()?;
+    let (found, smoothed) = candidates(head, embs)?;
+    let listed = found.iter().filter_map(|d| {
+        let w = head.labels.iter().position(|l| *l == d.word)?;
+        let peak = smoothed
+            .iter()
+            .filter(|(t, _)| *t >= d.time - 1e-6 && *t <= d.time + SPAN + 1e-6)
+            .fold(d.score, |p, (_, s)| p.max(s[w]));
+        let e = ear.hear(d.time)?;
+        let cos: Vec<f32> = wc.takes[w]
+            .iter()
+            .map(|t| crate::pipeline::head::dot(&e, t))
+            .collect();
+        let best: Vec<f32> = wc.takes.iter().map(|t| best_similarity(&e, t)).collect();
+        let at = truth
+            .iter()
+            .position(|t| super::hits(d.time, t.start, t.end));
+        Some(
+            json!({"time": d.time, "word": w, "peak": peak, "cosines": cos, "best": best,
+                    "unknown": best_similarity(&e, &wc.unknown),
+                    "truth": at, "truth_word": at.and_then(|i| truth[i].word.clone()),
+                    "truth_span": at.map(|i| [truth[i].start, truth[i].end, truth[i].speech])}),
+        )
+    });
+    let targets = truth.iter().filter(|t| t.word.is_some()).count();
+    Some(
+        json!({"labels": head.labels, "thresholds": head.detector.thresholds,
+                "targets": targets, "nontargets": truth.len() - targets,
+                "candidates": listed.collect::<Vec<_>>()}),
+    )
 }
 
 /// The detections at each of [`levels`], each with its level: the highest of those thresholds

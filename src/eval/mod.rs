@@ -227,7 +227,7 @@ impl Evaluation<'_> {
         }
         self.sweep(&scenario, &head, (embs, &mut ear), truth, seconds);
         let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
-        self.dump_candidates(&name, &head, embs, &case.stream, &enrol)?;
+        self.dump_candidates(&name, &head, (embs, &mut ear), &case.stream, &enrol)?;
         self.crowd(seed, &scenario, &head, &enrol)?;
         Ok(ear.into_memo())
     }
@@ -264,7 +264,7 @@ impl Evaluation<'_> {
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         self.sweep(&scenario, &head, (&embs, &mut ear), truth, seconds);
         let name = format!("x{seed}-{}", case.enrolled);
-        self.dump_candidates(&name, &head, &embs, &case.stream, &case.enrol)?;
+        self.dump_candidates(&name, &head, (&embs, &mut ear), &case.stream, &case.enrol)?;
         Ok(())
     }
 
@@ -273,12 +273,12 @@ impl Evaluation<'_> {
         &self,
         name: &str,
         head: &Head,
-        embs: &Timeline,
+        (embs, ear): (&Timeline, &mut dyn Hear),
         stream: &Stream,
         enrol: &Dataset,
     ) -> Result<()> {
         match &self.opts.dump_candidates {
-            Some(dir) => candidates::dump(&dir.join(name), head, embs, stream, enrol),
+            Some(dir) => candidates::dump(&dir.join(name), head, embs, stream, enrol, ear),
             None => Ok(()),
         }
     }

@@ -122,8 +122,31 @@ fn check_candidates(dir: &std::path::Path, res: &[(String, Vec<(String, hark::ev
             }
         }
         let takes = dump["takes"].as_object().unwrap();
+        check_checks(&dir.join(folder), candidates.len(), takes);
         let first = takes.values().next().unwrap()[0].as_str().unwrap();
         assert!(dir.join(folder).join(first).is_file(), "{folder}: {first}");
         assert!(dir.join(folder).join("stream.wav").is_file());
+    }
+}
+
+/// `checks.json` lists what the word check sees of each candidate at its candidate level
+/// (0.2): as many as `candidates.json` lists there, each with its peak (at least that level)
+/// and a cosine to each of its word's takes (these heads are `mine`: the enrolled takes).
+fn check_checks(
+    dir: &std::path::Path,
+    candidates: usize,
+    takes: &serde_json::Map<String, serde_json::Value>,
+) {
+    let text = std::fs::read_to_string(dir.join("checks.json")).unwrap();
+    let checks: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let listed = checks["candidates"].as_array().unwrap();
+    assert_eq!(listed.len(), candidates, "{dir:?}");
+    let labels = checks["labels"].as_array().unwrap();
+    for c in listed {
+        assert!(c["peak"].as_f64().unwrap() >= 0.2 - 1e-6, "{c}");
+        let word = labels[c["word"].as_u64().unwrap() as usize].as_str().unwrap();
+        let cosines = c["cosines"].as_array().unwrap();
+        assert_eq!(cosines.len(), takes[word].as_array().unwrap().len(), "{c}");
+        assert!(cosines.iter().all(|v| v.as_f64().unwrap().abs() <= 1.0 + 1e-5));
     }
 }
