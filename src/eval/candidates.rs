@@ -81,9 +81,11 @@ pub fn dump(
     }
 }
 
-/// The candidate detector's detections over `embs`, and every window's time and smoothed
-/// scores (per word).
-fn candidates(head: &Head, embs: &Timeline) -> Option<(Vec<Detection>, Vec<(f64, Vec<f32>)>)> {
+/// Every window's time and smoothed scores (per word).
+type Smoothed = Vec<(f64, Vec<f32>)>;
+
+/// The candidate detector's detections over `embs`, and its [`Smoothed`] scores.
+fn candidates(head: &Head, embs: &Timeline) -> Option<(Vec<Detection>, Smoothed)> {
     let wc = head.word_check.as_ref()?;
     let mut det = Detector::new(
         head.labels.clone(),
