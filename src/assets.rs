@@ -111,15 +111,34 @@ impl Assets {
             )));
         }
         let bytes = std::fs::read(p).map_err(Error::io(p, "cannot read"))?;
-        let got = crate::util::sha256_hex(&bytes);
-        if got != sha {
+        expect_sha(p, &crate::util::sha256_hex(&bytes), sha, what)?;
+        Ok(bytes)
+    }
+
+    /// Checks that file `p` (`what`, for the error) has sha256 `sha`, reading it in pieces:
+    /// for a large model that ONNX Runtime then reads itself ([`session`]), which
+    /// [`Self::read_checked`] and [`session_from_memory`] would hold twice while it loads.
+    pub fn check_file(&self, p: &Path, sha: &str, what: &str) -> Result<()> {
+        if !p.is_file() {
             return Err(Error::model(format!(
-                "{}: {what} has sha256 {got}, expected {sha}",
+                "{}: {what} not found; {SETUP_HINT}",
                 p.display()
             )));
         }
-        Ok(bytes)
+        let got = crate::util::sha256_file_hex(p).map_err(Error::io(p, "cannot read"))?;
+        expect_sha(p, &got, sha, what)
     }
+}
+
+/// The error for file `p` (`what`) whose sha256 is `got` where `expected` was.
+fn expect_sha(p: &Path, got: &str, expected: &str, what: &str) -> Result<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(Error::model(format!(
+        "{}: {what} has sha256 {got}, expected {expected}",
+        p.display()
+    )))
 }
 
 static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> =
@@ -277,6 +296,36 @@ fn runtime_code_mappings(smaps: &str) -> Vec<(std::ops::Range<usize>, u64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_model_file_is_checked_in_pieces_against_its_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let assets = super::Assets {
+            dir: dir.path().to_path_buf(),
+        };
+        let p = dir.path().join("m.onnx");
+        // More than one piece of `io::copy` (8 KB).
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let sha = crate::util::sha256_hex(&bytes);
+        assert!(assets.check_file(&p, &sha, "the model").is_ok());
+        assert_eq!(assets.read_checked(&p, &sha, "the model").unwrap(), bytes);
+        let wrong = "0".repeat(64);
+        let e = assets
+            .check_file(&p, &wrong, "the model")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.onnx") && e.contains(&sha) && e.contains(&wrong),
+            "{e}"
+        );
+        let missing = dir.path().join("none.onnx");
+        let e = assets
+            .check_file(&missing, &sha, "the model")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.onnx") && e.contains("not found"), "{e}");
+    }
+
     #[test]
     fn finds_the_runtime_code_mapping_and_its_private_pages() {
         let smaps = "\

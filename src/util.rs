@@ -124,6 +124,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The sha256 of a file's bytes, read in pieces (a large file is never held whole).
+pub fn sha256_file_hex(path: &std::path::Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// This process's peak resident set size in kB (`VmHWM`), on Linux. Unlike a parent's
 /// `wait4`/`getrusage` figure, it does not include the parent's memory at the time it spawned
 /// this process.

@@ -144,9 +144,13 @@ fn check_checks(
     let labels = checks["labels"].as_array().unwrap();
     for c in listed {
         assert!(c["peak"].as_f64().unwrap() >= 0.2 - 1e-6, "{c}");
-        let word = labels[c["word"].as_u64().unwrap() as usize].as_str().unwrap();
+        let word = labels[c["word"].as_u64().unwrap() as usize]
+            .as_str()
+            .unwrap();
         let cosines = c["cosines"].as_array().unwrap();
         assert_eq!(cosines.len(), takes[word].as_array().unwrap().len(), "{c}");
-        assert!(cosines.iter().all(|v| v.as_f64().unwrap().abs() <= 1.0 + 1e-5));
+        assert!(cosines
+            .iter()
+            .all(|v| v.as_f64().unwrap().abs() <= 1.0 + 1e-5));
     }
 }
