@@ -201,19 +201,25 @@ fn detect_json_with(head: &Path, wav: &Path, extra: &[&str]) -> String {
 /// its cosine; `--no-word-check` leaves it to the detector, which hears the words too; and the
 /// check's rule, changed in the head, can silence every event or let every candidate through.
 fn check_the_word_check(head: &Path, wav: &Path, out: &str, (hits, said): (usize, &[Spoken])) {
-    let cosines: Vec<f64> = out
+    // Each event was heard (it carries its cosine) or was sure before it was heard: its peak
+    // passed the word's threshold + weight * centre.
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(head).unwrap()).unwrap();
+    let rule = &h["word_check"]["rule"];
+    let lift = rule["weight"].as_f64().unwrap() * rule["centre"].as_f64().unwrap();
+    let events: Vec<serde_json::Value> = out
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["word_check"]
-                .as_f64()
-                .unwrap_or_else(|| panic!("no cosine: {l}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(
-        cosines.iter().all(|c| (-1.0..=1.0).contains(c)),
-        "{cosines:?}"
-    );
+    for v in &events {
+        match v["word_check"].as_f64() {
+            Some(c) => assert!((-1.0..=1.0).contains(&c), "{v}"),
+            None => assert!(
+                v["score"].as_f64().unwrap() >= v["threshold"].as_f64().unwrap() + lift - 1e-6,
+                "neither heard nor sure: {v}"
+            ),
+        }
+    }
     let alone = detect_json_with(head, wav, &["--no-word-check"]);
     assert!(!alone.contains("word_check"), "{alone}");
     let (alone_hits, _) = tally(&parse_json_lines(&alone), said);
@@ -227,11 +233,13 @@ fn check_the_word_check(head: &Path, wav: &Path, out: &str, (hits, said): (usize
         std::fs::write(&changed, h.to_string()).unwrap();
         parse_json_lines(&detect_json_with(&changed, wav, &[])).len()
     };
-    // No audio is that like the takes: nothing fires.
+    // No audio is that like the takes, and no peak is sure unheard (it would need the
+    // threshold + 10): nothing fires.
     assert_eq!(with_rule(10.0, 1.0), 0);
-    // Any audio is liked: every candidate (at 0.2) fires, more than the words said.
+    // Any audio is liked (and every candidate is sure at once): every candidate (at 0.2)
+    // fires, at least the events the default rule let through.
     let all = with_rule(10.0, -1.0);
-    assert!(all >= cosines.len(), "{all} < {}", cosines.len());
+    assert!(all >= events.len(), "{all} < {}", events.len());
 }
 
 /// Hits of `word` in `out` (detect --json lines) against what was said.
