@@ -213,13 +213,31 @@ pub type Timeline = Vec<(f64, Option<Vec<f32>>)>;
 /// and lent to training between streams.
 pub(super) struct StreamEmbedder {
     features: Features,
+    /// Per gate setting, the [`Self::numerics`] fingerprint once computed.
+    fingerprints: [Option<String>; 2],
 }
 
 impl StreamEmbedder {
     pub fn new(embedder: Embedder) -> Result<Self> {
         Ok(StreamEmbedder {
             features: Features::new(embedder, SAMPLE_RATE)?,
+            fingerprints: [None, None],
         })
+    }
+
+    /// A fingerprint of what this build's streaming path computes: the hash of its embeddings
+    /// of 3 s of fixed noise (1 s faint, for the gate, then 2 s loud). Part of the cache's
+    /// file names, so that a build whose embeddings differ in any digit (a change of rounding,
+    /// of the gate) never reads another build's cache.
+    fn numerics(&mut self, gate: bool) -> Result<String> {
+        if let Some(f) = &self.fingerprints[gate as usize] {
+            return Ok(f.clone());
+        }
+        let mut probe = crate::audio::synth::noise(1.0, 20.0, 1);
+        probe.extend(crate::audio::synth::noise(2.0, 1500.0, 2));
+        let f = crate::util::sha256_hex(&encode_timeline(&self.embed_uncached(&probe, gate)?));
+        self.fingerprints[gate as usize] = Some(f[..8].to_string());
+        Ok(f[..8].to_string())
     }
 
     /// The base model, for training and the negative bank.
@@ -235,7 +253,11 @@ impl StreamEmbedder {
         gate: bool,
         cache_key: Option<&str>,
     ) -> Result<Timeline> {
-        let Some(path) = cache_key.and_then(|key| cache_path(key, samples, gate)) else {
+        let Some(key) = cache_key.filter(|_| cache_dir().is_some()) else {
+            return self.embed_uncached(samples, gate);
+        };
+        let key = format!("{key}-n{}", self.numerics(gate)?);
+        let Some(path) = cache_path(&key, samples, gate) else {
             return self.embed_uncached(samples, gate);
         };
         if let Ok(b) = std::fs::read(&path) {
@@ -263,13 +285,19 @@ impl StreamEmbedder {
     }
 }
 
-/// Where a stream's embeddings are cached, when `$HARK_EVAL_CACHE` is set: named by the key, the
-/// gate and a hash of the samples.
-fn cache_path(key: &str, samples: &[f32], gate: bool) -> Option<PathBuf> {
-    let dir = std::env::var_os("HARK_EVAL_CACHE")
+/// The folder of `$HARK_EVAL_CACHE`, when it is set.
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("HARK_EVAL_CACHE")
         .filter(|d| !d.is_empty())
-        .map(PathBuf::from)?;
-    let key = format!("{key}-g{}", gate as u8);
+        .map(PathBuf::from)
+}
+
+/// Where a stream's embeddings are cached, when `$HARK_EVAL_CACHE` is set: named by the key
+/// (with the build's numerics fingerprint), the gate and a hash of the samples.
+fn cache_path(key: &str, samples: &[f32], gate: bool) -> Option<PathBuf> {
+    let dir = cache_dir()?;
+    // "t64": the format with f64 times (older files are not read).
+    let key = format!("{key}-g{}-t64", gate as u8);
     Some(dir.join(format!(
         "{key}-{}.bin",
         &crate::util::sha256_hex(bytemuck_f32(samples))[..12]
@@ -278,10 +306,12 @@ fn cache_path(key: &str, samples: &[f32], gate: bool) -> Option<PathBuf> {
 
 /// Cache format: per step, the time and the embedding as little-endian f32s (NaNs for a
 /// skipped window).
+/// A timeline as bytes: per window its time (f64: as f32 it moved the word check's audio by a
+/// sample and changed decisions when read back) and its embedding (NaNs for a skipped window).
 fn encode_timeline(timeline: &Timeline) -> Vec<u8> {
-    let mut b = Vec::with_capacity(timeline.len() * (DIM + 1) * 4);
+    let mut b = Vec::with_capacity(timeline.len() * (DIM * 4 + 8));
     for (t, e) in timeline {
-        b.extend_from_slice(&(*t as f32).to_le_bytes());
+        b.extend_from_slice(&t.to_le_bytes());
         match e {
             Some(e) => e.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes())),
             None => (0..DIM).for_each(|_| b.extend_from_slice(&f32::NAN.to_le_bytes())),
@@ -291,16 +321,39 @@ fn encode_timeline(timeline: &Timeline) -> Vec<u8> {
 }
 
 fn decode_timeline(b: &[u8]) -> Timeline {
-    let v: Vec<f32> = b
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    v.chunks_exact(DIM + 1)
-        .map(|c| (c[0] as f64, (!c[1].is_nan()).then(|| c[1..].to_vec())))
+    let f32_at = |c: &[u8]| f32::from_le_bytes(c.try_into().unwrap());
+    b.chunks_exact(8 + DIM * 4)
+        .map(|c| {
+            let t = f64::from_le_bytes(c[..8].try_into().unwrap());
+            let e: Vec<f32> = c[8..].chunks_exact(4).map(f32_at).collect();
+            (t, (!e[0].is_nan()).then_some(e))
+        })
         .collect()
 }
 
 fn bytemuck_f32(x: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding; any byte view of it is valid.
     unsafe { std::slice::from_raw_parts(x.as_ptr() as *const u8, std::mem::size_of_val(x)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_timeline_reads_back_exactly() {
+        // Times late in a long stream, which f32 would round by tens of microseconds.
+        let e: Vec<f32> = (0..DIM).map(|i| (i as f32 * 0.37).sin() / 3.0).collect();
+        let timeline: Timeline = vec![
+            (0.08, Some(e.clone())),
+            (1234.56789012, None),
+            (4321.000_000_1, Some(e)),
+        ];
+        let back = decode_timeline(&encode_timeline(&timeline));
+        assert_eq!(back.len(), 3);
+        for ((t, e), (u, f)) in timeline.iter().zip(&back) {
+            assert_eq!(t.to_bits(), u.to_bits());
+            assert_eq!(e, f);
+        }
+    }
 }
