@@ -347,7 +347,7 @@ mod tests {
         let timeline: Timeline = vec![
             (0.08, Some(e.clone())),
             (1234.56789012, None),
-            (4321.000_000_1, Some(e)),
+            (4_321.000_000_1, Some(e)),
         ];
         let back = decode_timeline(&encode_timeline(&timeline));
         assert_eq!(back.len(), 3);
