@@ -236,23 +236,10 @@ impl Check {
         o.peak = o.peak.max(smoothed(o.w));
         let threshold = self.thresholds[o.w];
         if o.cosine.is_none() && o.peak >= self.rule.sure(threshold) {
-            let o = self.open.take()?;
-            return Some(Detection {
-                time,
-                score: o.peak,
-                threshold,
-                word_check: None,
-                ..o.first
-            });
+            return self.fire(time, threshold, None);
         }
         if o.cosine.is_none() && time >= o.first.time + AFTER - 1e-6 {
-            let e = ear.hear(o.first.time);
-            let takes = enrolled.takes.get(o.w).map_or(&[][..], |t| &t[..]);
-            let c = e.as_ref().map(|e| best_similarity(e, takes));
-            let u = e.as_ref().map(|e| best_similarity(e, &enrolled.unknown));
-            let margin = self.rule.margin;
-            o.unknown_closer = matches!((c, u), (Some(c), Some(u)) if u > c + margin);
-            o.cosine = Some(c);
+            o.hear(enrolled, ear, self.rule.margin);
         }
         let heard = o.cosine?;
         if o.unknown_closer {
@@ -263,6 +250,11 @@ impl Check {
         if o.peak + self.rule.weight * (c - self.rule.centre) < threshold {
             return None;
         }
+        self.fire(time, threshold, heard)
+    }
+
+    /// The open candidate's event, fired at `time` (with its cosine, if heard).
+    fn fire(&mut self, time: f64, threshold: f32, heard: Option<f32>) -> Option<Detection> {
         let o = self.open.take()?;
         Some(Detection {
             time,
@@ -271,6 +263,19 @@ impl Check {
             word_check: heard,
             ..o.first
         })
+    }
+}
+
+impl Open {
+    /// Hears the candidate's audio through `ear`: its best cosine to its word's takes, and
+    /// whether an `_unknown_` take is closer than that by more than `margin`.
+    fn hear(&mut self, enrolled: &Enrolled, ear: &mut dyn Hear, margin: f32) {
+        let e = ear.hear(self.first.time);
+        let takes = enrolled.takes.get(self.w).map_or(&[][..], |t| &t[..]);
+        let c = e.as_ref().map(|e| best_similarity(e, takes));
+        let u = e.as_ref().map(|e| best_similarity(e, &enrolled.unknown));
+        self.unknown_closer = matches!((c, u), (Some(c), Some(u)) if u > c + margin);
+        self.cosine = Some(c);
     }
 }
 
