@@ -16,12 +16,12 @@
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
-use super::curve::decide_at;
+use super::curve::{decide_at, each_scored};
 use super::score::match_detections;
 use super::streams::Stream;
 use super::Timeline;
 use crate::pipeline::detector::{Detection, Detector};
-use crate::pipeline::head::{Head, Scorer};
+use crate::pipeline::head::Head;
 use crate::pipeline::word_check::best_similarity;
 use crate::pipeline::word_check::check::{Hear, SPAN};
 use crate::train::dataset::Dataset;
@@ -91,23 +91,12 @@ fn candidates(head: &Head, embs: &Timeline) -> Option<(Vec<Detection>, Smoothed)
         head.labels.clone(),
         wc.rule.candidate_settings(&head.detector),
     );
-    let mut sc = Scorer::new(head);
     let (mut found, mut smoothed) = (Vec::new(), Vec::new());
-    for (time, e) in embs {
-        match e {
-            Some(e) if !sc.push(head, e) => continue,
-            Some(_) => {}
-            None => {
-                sc.reset();
-                sc.scores.fill(0.0);
-            }
-        }
-        found.extend(det.push(*time, &sc.scores, &sc.similarity));
-        smoothed.push((
-            *time,
-            (0..head.labels.len()).map(|w| det.smoothed(w)).collect(),
-        ));
-    }
+    each_scored(head, embs, |time, sc| {
+        found.extend(det.push(time, &sc.scores, &sc.similarity));
+        let scores = (0..head.labels.len()).map(|w| det.smoothed(w)).collect();
+        smoothed.push((time, scores));
+    });
     Some((found, smoothed))
 }
 

@@ -37,7 +37,6 @@ pub(super) fn decide_at(
     thresholds: &[f32],
     mut heard: Option<&mut dyn Hear>,
 ) -> Vec<Vec<Detection>> {
-    let mut sc = Scorer::new(head);
     let checked = heard.is_some();
     let mut verdicts: Vec<Verdict> = thresholds
         .iter()
@@ -45,6 +44,23 @@ pub(super) fn decide_at(
         .collect();
     let mut unheard = Unheard;
     let mut out = vec![Vec::new(); thresholds.len()];
+    each_scored(head, embs, |time, sc| {
+        for (v, o) in verdicts.iter_mut().zip(&mut out) {
+            let h: &mut dyn Hear = match heard.as_deref_mut() {
+                Some(h) => h,
+                None => &mut unheard,
+            };
+            o.extend(v.push(head, time, &sc.scores, &sc.similarity, h));
+        }
+    });
+    out
+}
+
+/// The head's scores over a stream's embeddings, as [`Decision`](crate::pipeline::Decision)
+/// makes them: `each` sees the scorer after every window that has scores (a window the gate
+/// skipped scores zero and restarts the head's context).
+pub(super) fn each_scored(head: &Head, embs: &Timeline, mut each: impl FnMut(f64, &Scorer)) {
+    let mut sc = Scorer::new(head);
     for (time, e) in embs {
         match e {
             Some(e) => {
@@ -57,15 +73,8 @@ pub(super) fn decide_at(
                 sc.scores.fill(0.0);
             }
         }
-        for (v, o) in verdicts.iter_mut().zip(&mut out) {
-            let h: &mut dyn Hear = match heard.as_deref_mut() {
-                Some(h) => h,
-                None => &mut unheard,
-            };
-            o.extend(v.push(head, *time, &sc.scores, &sc.similarity, h));
-        }
+        each(*time, &sc);
     }
-    out
 }
 
 impl Evaluation<'_> {

@@ -194,17 +194,33 @@ impl Features {
         tap: &mut dyn FnMut(&[f32]),
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
+        self.run_through(model, Some(samples), tap, on_embedding)
+    }
+
+    /// What the resampler gives for `samples` (`None`: its tail, at the end of the stream),
+    /// handed to `tap` in runs of at most a block, then through the front end and the stage.
+    fn run_through(
+        &mut self,
+        model: &mut BaseModel,
+        samples: Option<&[f32]>,
+        tap: &mut dyn FnMut(&[f32]),
+        on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
+    ) -> Result<()> {
         let Features {
             resampler,
             frontend,
             stage,
             ..
         } = self;
-        resampler.push(samples, |s16| {
+        let mut then = |s16: &[f32]| {
             in_runs(s16, tap, |run| {
                 frontend.push(run, |block| stage.block(model, block, on_embedding))
             })
-        })
+        };
+        match samples {
+            Some(x) => resampler.push(x, &mut then),
+            None => resampler.flush(&mut then),
+        }
     }
 
     /// The first half of [`Features::push_with`], which needs no base model: runs `samples`
@@ -214,7 +230,8 @@ impl Features {
         self.push_frontend_tapped(samples, &mut |_| {}, blocks)
     }
 
-    /// [`Features::push_frontend`] that also hands the 16 kHz samples to `tap`.
+    /// [`Features::push_frontend`] that also hands the 16 kHz samples to `tap` (in runs of at
+    /// most a block, as [`Features::push_with_tap`] does).
     pub fn push_frontend_tapped(
         &mut self,
         samples: &[f32],
@@ -227,10 +244,11 @@ impl Features {
             ..
         } = self;
         resampler.push(samples, |s16| {
-            tap(s16);
-            frontend.push(s16, |block| {
-                blocks.extend_from_slice(block);
-                Ok(())
+            in_runs(s16, tap, |run| {
+                frontend.push(run, |block| {
+                    blocks.extend_from_slice(block);
+                    Ok(())
+                })
             })
         })
     }
@@ -303,17 +321,7 @@ impl Features {
         tap: &mut dyn FnMut(&[f32]),
         on_embedding: &mut dyn FnMut(f64, Option<&[f32]>),
     ) -> Result<()> {
-        let Features {
-            resampler,
-            frontend,
-            stage,
-            ..
-        } = self;
-        resampler.flush(|s16| {
-            in_runs(s16, tap, |run| {
-                frontend.push(run, |block| stage.block(model, block, on_embedding))
-            })
-        })
+        self.run_through(model, None, tap, on_embedding)
     }
 
     pub(super) fn with_own_model(
