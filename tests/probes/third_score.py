@@ -83,7 +83,7 @@ def voiced(lm):
 def subsequence_dtw():
     from numba import njit
 
-    @njit(cache=True)
+    @njit
     def dtw(a, b):
         n, m = a.shape[0], b.shape[0]
         d = np.empty((n, m))

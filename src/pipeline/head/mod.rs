@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub(crate) mod packed;
 mod scorer;
 
 pub(crate) use scorer::dot;
@@ -138,6 +139,7 @@ pub struct Head {
     /// Dense layers with ReLU between them; the last has `labels.len() + 1` outputs (softmax).
     pub layers: Vec<Layer>,
     /// Per word: unit-norm standardised feature vectors from the enrolled takes.
+    #[serde(with = "packed::groups")]
     pub templates: Vec<Vec<Vec<f32>>>,
     /// Per word: minimum cosine similarity to its nearest template for the word to score at all.
     pub template_min: Vec<f32>,

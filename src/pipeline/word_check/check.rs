@@ -109,9 +109,10 @@ pub struct Enrolled {
     pub model_sha256: String,
     pub rule: Rule,
     /// Per word, in the head's label order: the unit embeddings of its takes.
+    #[serde(with = "crate::pipeline::head::packed::groups")]
     pub takes: Vec<Vec<Vec<f32>>>,
     /// The unit embeddings of `_unknown_` takes (at most [`MAX_UNKNOWN`], the newest).
-    #[serde(default)]
+    #[serde(default, with = "crate::pipeline::head::packed::rows")]
     pub unknown: Vec<Vec<f32>>,
 }
 
