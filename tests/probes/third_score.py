@@ -28,7 +28,7 @@ import argparse, collections, io, json, os, pickle, struct, sys, wave
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fusion import BARS, OFFSETS, is_hit, load  # noqa: E402
+from fusion import BARS, curve, is_hit, load  # noqa: E402
 
 SR = 16000
 BEFORE, AFTER = 1.3, 0.2
@@ -210,21 +210,8 @@ def rule_margin(s, c, weight=1.0, centre=0.2, margin=0.1):
 
 
 def best_at_bars(streams, margins):
-    pts = []
-    for o in OFFSETS:
-        t = n = h = f = 0
-        for (_, s), ms in zip(streams, margins):
-            t, n, seen = t + s["targets"], n + s["nontargets"], set()
-            for c, m in zip(s["candidates"], ms):
-                if m is None or m < o:
-                    continue
-                if is_hit(s, c) and c["truth"] not in seen:
-                    seen.add(c["truth"])
-                    h += 1
-                else:
-                    f += 1
-        pts.append((h / t, f / n))
-    return " / ".join(f"{max([r for r, fa in pts if fa <= b], default=0):.3f}" for b in BARS)
+    pts = curve(streams, margins)
+    return " / ".join(f"{max([r for _, r, fa in pts if fa <= b], default=0):.3f}" for b in BARS)
 
 
 def auc(pos, neg):

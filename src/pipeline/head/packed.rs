@@ -9,14 +9,25 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-/// One row: base64 when written, an array or base64 when read.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Row(pub Vec<f32>);
+/// One row as read: an array or base64.
+struct Row(Vec<f32>);
 
-impl Serialize for Row {
+/// One row as written: base64 of its little-endian f32 bytes.
+struct Packed<'a>(&'a [f32]);
+
+impl Serialize for Packed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let bytes: Vec<u8> = self.0.iter().flat_map(|v| v.to_le_bytes()).collect();
         s.serialize_str(&STANDARD.encode(bytes))
+    }
+}
+
+/// One word's rows as written.
+struct PackedRows<'a>(&'a [Vec<f32>]);
+
+impl Serialize for PackedRows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| Packed(r)))
     }
 }
 
@@ -63,12 +74,11 @@ impl<'de> Visitor<'de> for RowVisitor {
 
 /// `#[serde(with = "packed::rows")]` for `Vec<Vec<f32>>`.
 pub mod rows {
-    use super::Row;
+    use super::{PackedRows, Row};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
-        let rows: Vec<Row> = v.iter().map(|r| Row(r.clone())).collect();
-        rows.serialize(s)
+        PackedRows(v).serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
@@ -81,15 +91,11 @@ pub mod rows {
 
 /// `#[serde(with = "packed::groups")]` for `Vec<Vec<Vec<f32>>>` (per word, its rows).
 pub mod groups {
-    use super::Row;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use super::{PackedRows, Row};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[Vec<Vec<f32>>], s: S) -> Result<S::Ok, S::Error> {
-        let groups: Vec<Vec<Row>> = v
-            .iter()
-            .map(|g| g.iter().map(|r| Row(r.clone())).collect())
-            .collect();
-        groups.serialize(s)
+        s.collect_seq(v.iter().map(|g| PackedRows(g)))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<Vec<f32>>>, D::Error> {
