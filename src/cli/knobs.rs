@@ -53,6 +53,9 @@ pub struct Knobs {
     speed: Option<f32>,
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 40.0))]
     gain_db: Option<f32>,
+    /// Lowest level of augmented copies above their noise, in dB (up to 30).
+    #[arg(long, value_parser = |s: &str| between(s, -20.0, 29.0))]
+    snr_min: Option<f32>,
     /// Windows a passed template check holds for.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1000))]
     template_hold: Option<usize>,
@@ -75,6 +78,9 @@ pub struct Knobs {
     /// `anyone` words: speed perturbation range.
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 0.5))]
     anyone_speed: Option<f32>,
+    /// `anyone` words: lowest level of their copies above the noise, in dB.
+    #[arg(long, value_parser = |s: &str| between(s, -20.0, 29.0))]
+    anyone_snr_min: Option<f32>,
     /// `anyone` words: pitch shift (tempo kept) of the takes' augmented copies, up to this
     /// many semitones either way (0 = none).
     #[arg(long, value_parser = |s: &str| between(s, 0.0, 12.0))]
@@ -152,8 +158,8 @@ impl Knobs {
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, mine => mine, template_hold => template_hold, voices => voices,
-             anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed,
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, snr_min => snr_min, mine => mine, template_hold => template_hold, voices => voices,
+             anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed, anyone_snr_min => anyone_snr_min,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
              anyone_synth_share => anyone_synth_share, anyone_synth_copies => anyone_synth_copies,

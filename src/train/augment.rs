@@ -129,21 +129,33 @@ impl Perturbation {
         snr_db: 30.0,
     };
 
-    /// A random perturbation within `opts`' speed and gain ranges, 5 to 30 dB above the noise.
-    fn draw(rng: &mut SmallRng, speed: f32, opts: &TrainOptions) -> Perturbation {
-        let speed = if speed > 0.0 {
-            rng.random_range(1.0 - speed..1.0 + speed)
+    /// A random perturbation within `ranges` and `opts`' gain range.
+    fn draw(rng: &mut SmallRng, ranges: Ranges, opts: &TrainOptions) -> Perturbation {
+        let speed = if ranges.speed > 0.0 {
+            rng.random_range(1.0 - ranges.speed..1.0 + ranges.speed)
         } else {
             1.0
         };
-        let gain_db = rng.random_range(-opts.gain_db..opts.gain_db * 0.6);
-        let snr_db = rng.random_range(5.0..30.0);
+        let gain_db = if opts.gain_db > 0.0 {
+            rng.random_range(-opts.gain_db..opts.gain_db * 0.6)
+        } else {
+            0.0
+        };
+        let snr_db = rng.random_range(ranges.snr_min.min(29.0)..30.0);
         Perturbation {
             speed,
             gain_db,
             snr_db,
         }
     }
+}
+
+/// The ranges a perturbed copy is drawn from: speed `1 +- speed`, and the word `snr_min` to
+/// 30 dB above the noise.
+#[derive(Clone, Copy, Debug)]
+pub struct Ranges {
+    pub speed: f32,
+    pub snr_min: f32,
 }
 
 /// Makes the clips of a take: perturbed (or not) and laid over noise.
@@ -169,13 +181,17 @@ impl<'a> Augmenter<'a> {
     /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail;
     /// `perturbed` draws speed, gain and noise level at random (else: the clean copy).
     pub fn place(&self, rng: &mut SmallRng, sound: &[f32], perturbed: bool) -> Placed {
-        self.place_with(rng, sound, perturbed.then_some(self.opts.speed))
+        let ranges = Ranges {
+            speed: self.opts.speed,
+            snr_min: self.opts.snr_min,
+        };
+        self.place_with(rng, sound, perturbed.then_some(ranges))
     }
 
-    /// As [`Augmenter::place`], perturbed with speeds within `speeds` (+-) when it is given.
-    pub fn place_with(&self, rng: &mut SmallRng, sound: &[f32], speeds: Option<f32>) -> Placed {
-        let p = match speeds {
-            Some(range) => Perturbation::draw(rng, range, self.opts),
+    /// As [`Augmenter::place`], perturbed within `ranges` when they are given.
+    pub fn place_with(&self, rng: &mut SmallRng, sound: &[f32], ranges: Option<Ranges>) -> Placed {
+        let p = match ranges {
+            Some(r) => Perturbation::draw(rng, r, self.opts),
             None => Perturbation::CLEAN,
         };
         let mut word = if p.speed == 1.0 {
@@ -293,5 +309,35 @@ mod tests {
         let changed = aug.place(&mut rng, &word, true);
         let secs = changed.word_end - changed.word_start;
         assert!((0.5 / 1.12..=0.5 / 0.88).contains(&secs), "{secs}");
+    }
+
+    #[test]
+    fn perturbed_copies_lie_within_the_noise_range() {
+        let word = tone(8000, 5000.0);
+        // The lead's level against the word's, in dB, of 30 perturbed copies.
+        let levels = |snr_min: f32| -> Vec<f32> {
+            let opts = TrainOptions {
+                gain_db: 0.0,
+                ..TrainOptions::default()
+            };
+            let aug = Augmenter::new(&[], &opts);
+            let mut rng = SmallRng::seed_from_u64(5);
+            let ranges = Ranges {
+                speed: 0.0,
+                snr_min,
+            };
+            (0..30)
+                .map(|_| {
+                    let p = aug.place_with(&mut rng, &word, Some(ranges));
+                    let lead = (p.word_start * 16000.0) as usize;
+                    20.0 * (rms_of(&word) / rms_of(&p.samples[..lead])).log10()
+                })
+                .collect()
+        };
+        let low = levels(-5.0);
+        assert!(low.iter().all(|&l| (-6.0..31.0).contains(&l)), "{low:?}");
+        assert!(low.iter().any(|&l| l < 4.0), "{low:?}");
+        let high = levels(20.0);
+        assert!(high.iter().all(|&l| (19.0..31.0).contains(&l)), "{high:?}");
     }
 }

@@ -6,7 +6,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 use std::borrow::Cow;
 
-use super::augment::{reversed, splice, Augmenter, Placed};
+use super::augment::{reversed, splice, Augmenter, Placed, Ranges};
 use super::examples::{Fold, Source};
 use super::pitch;
 use super::TrainOptions;
@@ -228,10 +228,10 @@ impl ClipMaker<'_> {
     /// and (`anyone_pitch`) a pitch shift.
     fn take_for_anyone(&mut self, take: &[f32], class: usize, fold: Fold, partners: &[&[f32]]) {
         for aug in 0..word_copies(self.opts, Voices::Anyone) {
-            let speed = (aug > 0).then_some(self.opts.anyone_speed);
+            let ranges = (aug > 0).then_some(self.anyone_ranges());
             let pitch = if aug > 0 { self.opts.anyone_pitch } else { 0.0 };
             let shifted = self.pitch_shifted(take, pitch);
-            let mut audio = self.augmenter.place_with(self.rng, &shifted, speed);
+            let mut audio = self.augmenter.place_with(self.rng, &shifted, ranges);
             if aug > 0 {
                 self.vary(&mut audio, self.opts.anyone_warp, self.opts.anyone_colour);
             }
@@ -247,11 +247,18 @@ impl ClipMaker<'_> {
             self.word(clean, class, Fold::Always, false);
         }
         let shifted = self.pitch_shifted(take, self.opts.anyone_synth_pitch);
-        let mut other = self
-            .augmenter
-            .place_with(self.rng, &shifted, Some(self.opts.anyone_speed));
+        let ranges = self.anyone_ranges();
+        let mut other = self.augmenter.place_with(self.rng, &shifted, Some(ranges));
         self.vary(&mut other, self.opts.anyone_warp, self.opts.anyone_colour);
         self.word(other, class, Fold::Always, false);
+    }
+
+    /// The perturbation ranges of a copy as another voice would say a word anyone may say.
+    fn anyone_ranges(&self) -> Ranges {
+        Ranges {
+            speed: self.opts.anyone_speed,
+            snr_min: self.opts.anyone_snr_min,
+        }
     }
 
     /// Warps `audio`'s vocal tract by a factor within 1/(1+`warp`)..1+`warp` and colours its

@@ -68,6 +68,8 @@ pub struct TrainOptions {
     pub speed: f32,
     /// Gain perturbation range in dB (-gain_db .. +0.6 gain_db).
     pub gain_db: f32,
+    /// Lowest level of an augmented copy's word above its noise, in dB (up to 30).
+    pub snr_min: f32,
     /// Templates from augmented windows too (not only the clean takes).
     pub template_augmented: bool,
     /// Quantile of held-out clips' best similarity at which the gate sits.
@@ -93,6 +95,8 @@ pub struct TrainOptions {
     pub anyone_colour: f32,
     /// `anyone` words: speed perturbation range (+-) instead of `speed`.
     pub anyone_speed: f32,
+    /// `anyone` words: the lowest level of their copies above the noise instead of `snr_min`.
+    pub anyone_snr_min: f32,
     /// `anyone` words: pitch shift of the takes' augmented copies, tempo kept, up to this many
     /// semitones either way (0 = none; see `pitch`).
     pub anyone_pitch: f32,
@@ -163,6 +167,7 @@ impl Default for TrainOptions {
             chimeras: 0,
             speed: 0.12,
             gain_db: 10.0,
+            snr_min: 5.0,
             template_augmented: true,
             template_quantile: 0.05,
             template_slack: 0.15,
@@ -175,6 +180,7 @@ impl Default for TrainOptions {
             anyone_warp: 0.15,
             anyone_colour: 6.0,
             anyone_speed: 0.15,
+            anyone_snr_min: 5.0,
             anyone_pitch: 0.0,
             anyone_synth_pitch: 0.0,
             anyone_augment: 12,
