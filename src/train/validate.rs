@@ -31,6 +31,18 @@ impl CrossValidation {
     }
 }
 
+/// The folds' counts added up.
+impl<'a> std::iter::Sum<&'a CrossValidation> for CrossValidation {
+    fn sum<I: Iterator<Item = &'a CrossValidation>>(folds: I) -> CrossValidation {
+        folds.fold(CrossValidation::default(), |a, f| CrossValidation {
+            hits: a.hits + f.hits,
+            takes: a.takes + f.takes,
+            fires: a.fires + f.fires,
+            negatives: a.negatives + f.negatives,
+        })
+    }
+}
+
 /// Folds for `ds`: as many as the word with fewest takes has, at most 5.
 pub(super) fn fold_count(ds: &Dataset) -> usize {
     ds.words
@@ -80,13 +92,7 @@ pub(super) fn head_and_folds(
         })
         .collect();
     let (whole, _) = heads.remove(0);
-    let mut cv = CrossValidation::default();
-    for (_, fold) in &heads {
-        cv.hits += fold.hits;
-        cv.takes += fold.takes;
-        cv.fires += fold.fires;
-        cv.negatives += fold.negatives;
-    }
+    let cv = heads.iter().map(|(_, fold)| fold).sum();
     (whole, cv, heads.into_iter().map(|(h, _)| h).collect())
 }
 
@@ -181,5 +187,18 @@ mod tests {
         };
         assert_eq!(cv.recall(), 0.75);
         assert_eq!(cv.false_fire_rate(), 0.0);
+    }
+
+    #[test]
+    fn folds_add_up_count_by_count() {
+        let fold = |hits, takes, fires, negatives| CrossValidation {
+            hits,
+            takes,
+            fires,
+            negatives,
+        };
+        let folds = [fold(1, 2, 3, 40), fold(2, 2, 0, 50)];
+        assert_eq!(folds.iter().sum::<CrossValidation>(), fold(3, 4, 3, 90));
+        assert_eq!([].iter().sum::<CrossValidation>(), CrossValidation::default());
     }
 }
