@@ -56,6 +56,10 @@ pub struct Knobs {
     /// Lowest level of augmented copies above their noise, in dB (up to 30).
     #[arg(long, value_parser = |s: &str| between(s, -20.0, 29.0))]
     snr_min: Option<f32>,
+    /// `mine` words: share of augmented copies laid over the room noise at its recorded
+    /// level (+-6 dB; the others lie 5-30 dB below the word).
+    #[arg(long, value_parser = |s: &str| between(s, 0.0, 1.0))]
+    room_noise: Option<f32>,
     /// Windows a passed template check holds for.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(0..=1000))]
     template_hold: Option<usize>,
@@ -158,7 +162,7 @@ impl Knobs {
         }
         set!(context => context, hidden => hidden, augment => augment, epochs => epochs,
              default_threshold => threshold, smoothing => smoothing,
-             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, snr_min => snr_min, mine => mine, template_hold => template_hold, voices => voices,
+             l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, snr_min => snr_min, room_noise => room_noise, mine => mine, template_hold => template_hold, voices => voices,
              anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed, anyone_snr_min => anyone_snr_min,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
              anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,

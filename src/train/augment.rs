@@ -43,8 +43,12 @@ impl<'a> NoiseBed<'a> {
         }
     }
 
-    /// `len` samples of noise at `rms`.
-    fn segment(&self, rng: &mut SmallRng, len: usize, rms: f32) -> Vec<f32> {
+    /// `len` samples of noise at `level` (synthetic noise has no level of its own: at
+    /// `Level::Recorded` it takes the fallback).
+    fn segment(&self, rng: &mut SmallRng, len: usize, level: Level) -> Vec<f32> {
+        let rms = match level {
+            Level::Rms(r) | Level::Recorded { fallback: r, .. } => r,
+        };
         let mut out = vec![0.0f32; len];
         if self.clips.is_empty() {
             for v in out.iter_mut() {
@@ -58,8 +62,11 @@ impl<'a> NoiseBed<'a> {
             out.fill(0.0);
             self.failed.borrow_mut().get_or_insert(e);
         }
-        let cur = rms_of(&out).max(1e-3);
-        out.iter_mut().for_each(|v| *v *= rms / cur);
+        let scale = match level {
+            Level::Rms(rms) => rms / rms_of(&out).max(1e-3),
+            Level::Recorded { gain, .. } => gain,
+        };
+        out.iter_mut().for_each(|v| *v *= scale);
         out
     }
 
@@ -67,6 +74,16 @@ impl<'a> NoiseBed<'a> {
     fn failure(&self) -> Option<Error> {
         self.failed.borrow_mut().take()
     }
+}
+
+/// How loud a noise segment is laid.
+#[derive(Clone, Copy, Debug)]
+enum Level {
+    /// At this root mean square.
+    Rms(f32),
+    /// At the recording's own level times `gain` (as loud as the room was, give or take);
+    /// at `fallback` root mean square for synthetic noise.
+    Recorded { gain: f32, fallback: f32 },
 }
 
 /// Root mean square of `x` (0 for no samples).
@@ -119,6 +136,9 @@ struct Perturbation {
     gain_db: f32,
     /// Level of the word above the noise.
     snr_db: f32,
+    /// When set: the noise at its recorded level, this many dB louder (`snr_db` is then the
+    /// fallback for synthetic noise).
+    room_db: Option<f32>,
 }
 
 impl Perturbation {
@@ -127,6 +147,7 @@ impl Perturbation {
         speed: 1.0,
         gain_db: 0.0,
         snr_db: 30.0,
+        room_db: None,
     };
 
     /// A random perturbation within `ranges` and `opts`' gain range.
@@ -142,20 +163,35 @@ impl Perturbation {
             0.0
         };
         let snr_db = rng.random_range(ranges.snr_min.min(29.0)..30.0);
+        let room = ranges.room > 0.0 && rng.random_bool(ranges.room.min(1.0) as f64);
         Perturbation {
             speed,
             gain_db,
             snr_db,
+            room_db: room.then(|| rng.random_range(-6.0..6.0)),
         }
     }
 }
 
-/// The ranges a perturbed copy is drawn from: speed `1 +- speed`, and the word `snr_min` to
-/// 30 dB above the noise.
+/// The ranges a perturbed copy is drawn from: speed `1 +- speed`; the word `snr_min` to 30 dB
+/// above the noise, or (a share `room` of the copies) the noise as loud as it was recorded,
+/// give or take 6 dB.
 #[derive(Clone, Copy, Debug)]
 pub struct Ranges {
     pub speed: f32,
     pub snr_min: f32,
+    pub room: f32,
+}
+
+impl Ranges {
+    /// `opts`' ranges for a `mine` word's copies.
+    pub fn of(opts: &TrainOptions) -> Ranges {
+        Ranges {
+            speed: opts.speed,
+            snr_min: opts.snr_min,
+            room: opts.room_noise,
+        }
+    }
 }
 
 /// Makes the clips of a take: perturbed (or not) and laid over noise.
@@ -178,18 +214,9 @@ impl<'a> Augmenter<'a> {
         self.bed.failure()
     }
 
-    /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail;
-    /// `perturbed` draws speed, gain and noise level at random (else: the clean copy).
-    pub fn place(&self, rng: &mut SmallRng, sound: &[f32], perturbed: bool) -> Placed {
-        let ranges = Ranges {
-            speed: self.opts.speed,
-            snr_min: self.opts.snr_min,
-        };
-        self.place_with(rng, sound, perturbed.then_some(ranges))
-    }
-
-    /// As [`Augmenter::place`], perturbed within `ranges` when they are given.
-    pub fn place_with(&self, rng: &mut SmallRng, sound: &[f32], ranges: Option<Ranges>) -> Placed {
+    /// `sound` laid over noise after a lead of 0.85 to 0.95 s and before a 0.45 s tail,
+    /// perturbed within `ranges` when they are given (else: the clean copy).
+    pub fn place(&self, rng: &mut SmallRng, sound: &[f32], ranges: Option<Ranges>) -> Placed {
         let p = match ranges {
             Some(r) => Perturbation::draw(rng, r, self.opts),
             None => Perturbation::CLEAN,
@@ -204,7 +231,14 @@ impl<'a> Augmenter<'a> {
         let lead = (LEAD_SECONDS * sr) as usize + rng.random_range(0..(0.1 * sr) as usize);
         let tail = (TAIL_SECONDS * sr) as usize;
         let noise_rms = rms_of(&word) / 10f32.powf(p.snr_db / 20.0);
-        let mut samples = self.bed.segment(rng, lead + word.len() + tail, noise_rms);
+        let level = match p.room_db {
+            Some(db) => Level::Recorded {
+                gain: 10f32.powf(db / 20.0),
+                fallback: noise_rms,
+            },
+            None => Level::Rms(noise_rms),
+        };
+        let mut samples = self.bed.segment(rng, lead + word.len() + tail, level);
         for (i, v) in word.iter().enumerate() {
             samples[lead + i] += v;
         }
@@ -256,7 +290,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(7);
         let clips = vec![Recording::from(tone(4000, 300.0))];
         for bed in [NoiseBed::new(&clips), NoiseBed::new(&[])] {
-            let x = bed.segment(&mut rng, 8000, 50.0);
+            let x = bed.segment(&mut rng, 8000, Level::Rms(50.0));
             assert_eq!(x.len(), 8000);
             let rms = rms_of(&x);
             assert!((rms - 50.0).abs() < 5.0, "{rms}");
@@ -273,7 +307,7 @@ mod tests {
                 let bed = NoiseBed::new(&clips[i..i + 1]);
                 let mut rng = SmallRng::seed_from_u64(9);
                 (0..20)
-                    .flat_map(|_| bed.segment(&mut rng, 30_000, 40.0))
+                    .flat_map(|_| bed.segment(&mut rng, 30_000, Level::Rms(40.0)))
                     .collect()
             })
             .collect();
@@ -299,14 +333,14 @@ mod tests {
         let aug = Augmenter::new(&[], &opts);
         let mut rng = SmallRng::seed_from_u64(1);
         let word = tone(8000, 5000.0);
-        let clean = aug.place(&mut rng, &word, false);
+        let clean = aug.place(&mut rng, &word, None);
         assert!((0.85..0.95).contains(&clean.word_start));
         assert!((clean.word_end - clean.word_start - 0.5).abs() < 1e-9);
         let lead = (clean.word_start * 16000.0).round() as usize;
         assert_eq!(clean.samples.len(), lead + 8000 + 7200);
         // The clean copy is 30 dB above the noise: the lead is quiet, the word loud.
         assert!(rms_of(&clean.samples[..lead]) < 0.05 * rms_of(&word));
-        let changed = aug.place(&mut rng, &word, true);
+        let changed = aug.place(&mut rng, &word, Some(Ranges::of(&opts)));
         let secs = changed.word_end - changed.word_start;
         assert!((0.5 / 1.12..=0.5 / 0.88).contains(&secs), "{secs}");
     }
@@ -325,10 +359,11 @@ mod tests {
             let ranges = Ranges {
                 speed: 0.0,
                 snr_min,
+                room: 0.0,
             };
             (0..30)
                 .map(|_| {
-                    let p = aug.place_with(&mut rng, &word, Some(ranges));
+                    let p = aug.place(&mut rng, &word, Some(ranges));
                     let lead = (p.word_start * 16000.0) as usize;
                     20.0 * (rms_of(&word) / rms_of(&p.samples[..lead])).log10()
                 })
@@ -339,5 +374,45 @@ mod tests {
         assert!(low.iter().any(|&l| l < 4.0), "{low:?}");
         let high = levels(20.0);
         assert!(high.iter().all(|&l| (19.0..31.0).contains(&l)), "{high:?}");
+    }
+
+    #[test]
+    fn room_noise_keeps_the_level_it_was_recorded_at() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let clips = vec![Recording::from(tone(4000, 300.0))];
+        let recorded = rms_of(&tone(4000, 300.0));
+        let bed = NoiseBed::new(&clips);
+        let at = |gain, rng: &mut SmallRng| {
+            let level = Level::Recorded {
+                gain,
+                fallback: 5.0,
+            };
+            rms_of(&bed.segment(rng, 8000, level))
+        };
+        assert!((at(1.0, &mut rng) / recorded - 1.0).abs() < 0.05);
+        assert!((at(2.0, &mut rng) / recorded - 2.0).abs() < 0.1);
+        // Synthetic noise has no level of its own: the fallback.
+        let x = NoiseBed::new(&[]).segment(
+            &mut rng,
+            8000,
+            Level::Recorded {
+                gain: 1.0,
+                fallback: 5.0,
+            },
+        );
+        assert!((rms_of(&x) - 5.0).abs() < 0.5, "{}", rms_of(&x));
+        // Every perturbed copy at the room's level: the lead is as loud as the room, whatever
+        // the word's level.
+        let opts = TrainOptions {
+            room_noise: 1.0,
+            ..TrainOptions::default()
+        };
+        let aug = Augmenter::new(&clips, &opts);
+        for amplitude in [300.0, 3000.0] {
+            let p = aug.place(&mut rng, &tone(8000, amplitude), Some(Ranges::of(&opts)));
+            let lead = (p.word_start * 16000.0) as usize;
+            let db = 20.0 * (rms_of(&p.samples[..lead]) / recorded).log10();
+            assert!((-6.5..6.5).contains(&db), "{db}");
+        }
     }
 }

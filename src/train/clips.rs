@@ -70,6 +70,7 @@ pub(super) fn for_each_clip(
         opts,
         rng,
         emit,
+        room: opts.room_noise,
     };
     let reversed_takes: Vec<Vec<f32>> = ds
         .words
@@ -79,6 +80,12 @@ pub(super) fn for_each_clip(
     let voices = ds.voices(opts.voices);
     for (ci, (_, takes)) in ds.words.iter().enumerate() {
         let partners = splice_partners(ds, ci, &reversed_takes);
+        // Not at this room's level for a word anyone may say, nor for what is made from its
+        // takes: measured worse for such words (README, session 21).
+        maker.room = match voices[ci] {
+            Voices::Mine => opts.room_noise,
+            Voices::Anyone => 0.0,
+        };
         for (ti, take) in takes.iter().enumerate() {
             let fold = Fold::Take(ti);
             match voices[ci] {
@@ -96,6 +103,7 @@ pub(super) fn for_each_clip(
             }
         }
     }
+    maker.room = opts.room_noise;
     for (ui, take) in ds.unknown.iter().enumerate() {
         maker.twice(&take.samples, Fold::Take(ui), Source::Unknown);
     }
@@ -206,6 +214,9 @@ struct ClipMaker<'a> {
     opts: &'a TrainOptions,
     rng: &'a mut SmallRng,
     emit: &'a mut dyn FnMut(Clip),
+    /// The share of perturbed copies laid over the room noise at its recorded level, for the
+    /// word being made.
+    room: f32,
 }
 
 impl ClipMaker<'_> {
@@ -214,7 +225,7 @@ impl ClipMaker<'_> {
         for aug in 0..word_copies(self.opts, Voices::Mine) {
             let pitch = if aug > 0 { self.opts.mine_pitch } else { 0.0 };
             let shifted = self.pitch_shifted(take, pitch);
-            let mut audio = self.augmenter.place(self.rng, &shifted, aug > 0);
+            let mut audio = self.place(&shifted, aug > 0);
             if aug > 0 {
                 self.vary(&mut audio, self.opts.mine_warp, self.opts.mine_colour);
             }
@@ -231,7 +242,7 @@ impl ClipMaker<'_> {
             let ranges = (aug > 0).then_some(self.anyone_ranges());
             let pitch = if aug > 0 { self.opts.anyone_pitch } else { 0.0 };
             let shifted = self.pitch_shifted(take, pitch);
-            let mut audio = self.augmenter.place_with(self.rng, &shifted, ranges);
+            let mut audio = self.augmenter.place(self.rng, &shifted, ranges);
             if aug > 0 {
                 self.vary(&mut audio, self.opts.anyone_warp, self.opts.anyone_colour);
             }
@@ -243,14 +254,25 @@ impl ClipMaker<'_> {
     /// A synthetic take of a word anyone may say: a clean copy and one as another voice.
     fn synthetic_take(&mut self, take: &[f32], class: usize) {
         if synthetic_copies(self.opts, Voices::Anyone) > 1 {
-            let clean = self.augmenter.place(self.rng, take, false);
+            let clean = self.augmenter.place(self.rng, take, None);
             self.word(clean, class, Fold::Always, false);
         }
         let shifted = self.pitch_shifted(take, self.opts.anyone_synth_pitch);
         let ranges = self.anyone_ranges();
-        let mut other = self.augmenter.place_with(self.rng, &shifted, Some(ranges));
+        let mut other = self.augmenter.place(self.rng, &shifted, Some(ranges));
         self.vary(&mut other, self.opts.anyone_warp, self.opts.anyone_colour);
         self.word(other, class, Fold::Always, false);
+    }
+
+    /// `sound` laid over noise, perturbed (within `opts`' ranges and the word's room share) or
+    /// not.
+    fn place(&mut self, sound: &[f32], perturbed: bool) -> Placed {
+        let ranges = Ranges {
+            room: self.room,
+            ..Ranges::of(self.opts)
+        };
+        self.augmenter
+            .place(self.rng, sound, perturbed.then_some(ranges))
     }
 
     /// The perturbation ranges of a copy as another voice would say a word anyone may say.
@@ -258,6 +280,7 @@ impl ClipMaker<'_> {
         Ranges {
             speed: self.opts.anyone_speed,
             snr_min: self.opts.anyone_snr_min,
+            room: 0.0,
         }
     }
 
@@ -299,7 +322,7 @@ impl ClipMaker<'_> {
     fn foreign(&mut self, take: &[f32], fold: Fold) {
         let lo = (1.0 + self.opts.foreign_warp as f64).ln();
         for _ in 0..foreign_copies(self.opts, Voices::Mine) {
-            let mut audio = self.augmenter.place(self.rng, take, true);
+            let mut audio = self.place(take, true);
             let sign = if self.rng.random_bool(0.5) { 1.0 } else { -1.0 };
             audio.warp = (sign * self.rng.random_range(lo..=1.5 * lo)).exp();
             (self.emit)(Clip::negative(audio, fold, Source::Altered));
@@ -317,7 +340,7 @@ impl ClipMaker<'_> {
             } else {
                 splice(self.rng, partner, take)
             };
-            let audio = self.augmenter.place(self.rng, &x, true);
+            let audio = self.place(&x, true);
             (self.emit)(Clip::negative(audio, fold, Source::Altered));
         }
         if self.opts.reversed {
@@ -328,7 +351,7 @@ impl ClipMaker<'_> {
     /// Two "none" clips of `sound`: a clean copy and an augmented one.
     fn twice(&mut self, sound: &[f32], fold: Fold, source: Source) {
         for aug in 0..TWICE {
-            let audio = self.augmenter.place(self.rng, sound, aug > 0);
+            let audio = self.place(sound, aug > 0);
             (self.emit)(Clip::negative(audio, fold, source));
         }
     }

@@ -70,6 +70,10 @@ pub struct TrainOptions {
     pub gain_db: f32,
     /// Lowest level of an augmented copy's word above its noise, in dB (up to 30).
     pub snr_min: f32,
+    /// `mine` words: share of augmented copies laid over the room noise at the level it was
+    /// recorded at (+-6 dB) rather than at a level relative to the word (`anyone` words: none;
+    /// measured worse, README).
+    pub room_noise: f32,
     /// Templates from augmented windows too (not only the clean takes).
     pub template_augmented: bool,
     /// Quantile of held-out clips' best similarity at which the gate sits.
@@ -168,6 +172,7 @@ impl Default for TrainOptions {
             speed: 0.12,
             gain_db: 10.0,
             snr_min: 5.0,
+            room_noise: 0.5,
             template_augmented: true,
             template_quantile: 0.05,
             template_slack: 0.15,

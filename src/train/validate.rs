@@ -199,6 +199,9 @@ mod tests {
         };
         let folds = [fold(1, 2, 3, 40), fold(2, 2, 0, 50)];
         assert_eq!(folds.iter().sum::<CrossValidation>(), fold(3, 4, 3, 90));
-        assert_eq!([].iter().sum::<CrossValidation>(), CrossValidation::default());
+        assert_eq!(
+            [].iter().sum::<CrossValidation>(),
+            CrossValidation::default()
+        );
     }
 }
