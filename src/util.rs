@@ -116,6 +116,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     out.commit()
 }
 
+/// The little-endian bytes of `values` (how hark keeps f32 rows on disk and in heads).
+pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The f32 values of little-endian `bytes` (a trailing partial value is dropped: callers
+/// check the length first).
+pub fn f32s_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// Hex sha256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -196,6 +210,17 @@ pub fn trim_heap() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f32_rows_round_trip_through_little_endian_bytes() {
+        let v = [1.5f32, -0.0, f32::MIN_POSITIVE, 3.0e38];
+        let b = f32_le_bytes(&v);
+        assert_eq!(b.len(), 16);
+        assert_eq!(&b[..4], &1.5f32.to_le_bytes());
+        let back = f32s_from_le_bytes(&b);
+        assert!(back.iter().zip(&v).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(f32s_from_le_bytes(&b[..6]), vec![1.5]);
+    }
 
     fn dir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()

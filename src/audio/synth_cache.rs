@@ -115,11 +115,7 @@ fn decode(bytes: &[u8]) -> Option<Vec<f32>> {
     if n.checked_mul(4)? != pcm.len() as u64 {
         return None;
     }
-    Some(
-        pcm.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-    )
+    Some(crate::util::f32s_from_le_bytes(pcm))
 }
 
 #[cfg(test)]

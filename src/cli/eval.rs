@@ -16,12 +16,7 @@ pub fn run(flags: EvalFlags, assets: &Assets) -> Result<()> {
     if let Some(p) = &plot {
         hark::eval::plot::check_path(p)?;
     }
-    let mut o = flags.options()?;
-    // As `hark train` does: an `anyone` head's synthetic takes are spoken once, for its fit
-    // and its word check alike, and read back in later runs.
-    o.train
-        .synth_cache
-        .get_or_insert_with(|| assets.dir.join(".cache"));
+    let o = flags.options()?;
     let t0 = Instant::now();
     let res = hark::eval::run(assets, &o, &mut |l| println!("{l}"))?;
     println!(

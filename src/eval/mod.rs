@@ -88,6 +88,18 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, Results)>> {
     check_data(&opts.data)?;
+    // As `hark train` does: an `anyone` head's synthetic takes are spoken once, for its fit
+    // and its word check alike, and read back in later runs.
+    let cached;
+    let opts = match opts.train.synth_cache {
+        Some(_) => opts,
+        None => {
+            let mut o = opts.clone();
+            o.train.synth_cache = Some(assets.dir.join(".cache"));
+            cached = o;
+            &cached
+        }
+    };
     let mut emb = Embedder::load(assets)?;
     let bank = negative_bank(assets, &mut emb, opts, log)?;
     let mut eval = Evaluation {

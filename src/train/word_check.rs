@@ -89,7 +89,7 @@ impl<'a> Embeddings<'a> {
         let e = (self.model)(x)?;
         self.counts.1 += 1;
         if let Some(p) = path {
-            let bytes: Vec<u8> = e.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes = crate::util::f32_le_bytes(&e);
             // A cache that cannot be written only costs time next run.
             let _ = std::fs::create_dir_all(p.parent().unwrap_or(&p))
                 .map_err(|e| e.to_string())
@@ -102,7 +102,7 @@ impl<'a> Embeddings<'a> {
 /// A clip's cache file name: the sha256 of the model's sha256 and the clip's samples.
 fn key(x: &[f32]) -> String {
     let mut bytes = crate::assets::WORD_CHECK_SHA256.as_bytes().to_vec();
-    bytes.extend(x.iter().flat_map(|v| v.to_le_bytes()));
+    bytes.extend(crate::util::f32_le_bytes(x));
     format!("{}.f32", crate::util::sha256_hex(&bytes))
 }
 
@@ -112,10 +112,7 @@ fn read_cached(p: &std::path::Path) -> Option<Vec<f32>> {
     if bytes.len() != DIM * 4 {
         return None;
     }
-    let e: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let e = crate::util::f32s_from_le_bytes(&bytes);
     e.iter().all(|v| v.is_finite()).then_some(e)
 }
 

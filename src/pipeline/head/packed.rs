@@ -17,8 +17,7 @@ struct Packed<'a>(&'a [f32]);
 
 impl Serialize for Packed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = self.0.iter().flat_map(|v| v.to_le_bytes()).collect();
-        s.serialize_str(&STANDARD.encode(bytes))
+        s.serialize_str(&STANDARD.encode(crate::util::f32_le_bytes(self.0)))
     }
 }
 
@@ -64,11 +63,7 @@ impl<'de> Visitor<'de> for RowVisitor {
                 bytes.len()
             )));
         }
-        let row = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok(Row(row))
+        Ok(Row(crate::util::f32s_from_le_bytes(&bytes)))
     }
 }
 
