@@ -146,9 +146,10 @@ pub struct Knobs {
     #[arg(long)]
     no_word_check: bool,
     /// The word check's rule: the candidates' threshold, the cosine's weight and its centre,
-    /// and the margin by which an `_unknown_` take must be closer to drop a candidate, e.g.
-    /// `0.2,1,0.2,0.1` (the default; the margin may be left out).
-    #[arg(long, value_name = "CAND,WEIGHT,CENTRE[,MARGIN]", value_delimiter = ',', value_parser = finite)]
+    /// the margin by which an `_unknown_` take must be closer to drop a candidate, and the
+    /// cosine a candidate is taken to have before it is heard, e.g. `0.2,1.75,0.255,0.15,0.1`
+    /// (the default; the last two may be left out).
+    #[arg(long, value_name = "CAND,WEIGHT,CENTRE[,MARGIN[,FLOOR]]", value_delimiter = ',', value_parser = finite)]
     word_check_rule: Option<Vec<f32>>,
 }
 
@@ -204,24 +205,24 @@ impl Knobs {
     }
 }
 
-/// `--word-check-rule CAND,WEIGHT,CENTRE[,MARGIN]`, checked.
+/// `--word-check-rule CAND,WEIGHT,CENTRE[,MARGIN[,FLOOR]]`, checked.
 fn word_check_rule(v: Option<&[f32]>) -> Result<Rule> {
+    let d = Rule::default();
     let Some(v) = v else {
-        return Ok(Rule::default());
+        return Ok(d);
     };
-    let ([candidate, weight, centre], margin) = match v {
-        [a, b, c] => ([*a, *b, *c], Rule::default().margin),
-        [a, b, c, m] => ([*a, *b, *c], *m),
-        _ => bail!(
-            "--word-check-rule wants 3 or 4 values (CAND,WEIGHT,CENTRE[,MARGIN]), got {}",
+    if !(3..=5).contains(&v.len()) {
+        bail!(
+            "--word-check-rule wants 3 to 5 values (CAND,WEIGHT,CENTRE[,MARGIN[,FLOOR]]), got {}",
             v.len()
-        ),
-    };
+        );
+    }
     let rule = Rule {
-        candidate,
-        weight,
-        centre,
-        margin,
+        candidate: v[0],
+        weight: v[1],
+        centre: v[2],
+        margin: v.get(3).copied().unwrap_or(d.margin),
+        floor: v.get(4).copied().unwrap_or(d.floor),
     };
     rule.check()
         .map_err(|e| anyhow::anyhow!("--word-check-rule: {e}"))?;

@@ -192,7 +192,7 @@ impl Default for TrainOptions {
             anyone_slack: 0.3,
             anyone_synth: 60,
             anyone_synth_share: 0.5,
-            anyone_threshold: 0.35,
+            anyone_threshold: 0.3,
             anyone_synth_copies: 2,
             ensemble: true,
             mine_foreign: 2,

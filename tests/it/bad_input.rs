@@ -397,7 +397,9 @@ fn source_weights_of_the_wrong_count_are_refused_before_anything_runs() {
             "1.5,1,0.2",
             "candidate threshold 1.5 is not between 0 and 1",
         ),
-        ("train", "0.2,1", "wants 3 or 4 values"),
+        ("train", "0.2,1", "wants 3 to 5 values"),
+        ("train", "0.2,1,0.2,0.1,0,7", "wants 3 to 5 values"),
+        ("train", "0.2,1,0.2,0.1,-3", "floor -3 is not a cosine"),
         ("train", "0.2,-1,0.2", "weight -1 is not between 0 and 10"),
         ("eval", "0.2,1,2", "centre 2 is not a cosine"),
     ] {
