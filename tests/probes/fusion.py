@@ -9,7 +9,8 @@ benchmark's own hits and false accepts:
 
 - rule: hark's rule, `peak + WEIGHT * (best cosine - CENTRE) >= threshold + offset`, the
   candidate dropped when an `_unknown_` take is closer than its word's by more than MARGIN,
-  unless it was sure before it was heard (`peak >= threshold + offset + WEIGHT * CENTRE`);
+  unless it was sure before it was heard (`peak >= threshold + offset + WEIGHT * (CENTRE -
+  FLOOR)`);
 - every candidate: the ceiling, what any check after this detector could at most hear;
 - learned: a logistic regression on every feature below, fitted on the odd seeds and scored on
   the even ones, then the other way round (2-fold by seed: no candidate scores itself).
@@ -17,7 +18,7 @@ benchmark's own hits and false accepts:
 Each line gives the recall and false accepts per non-target word at the default (offset 0)
 and the best recall at <= 0.010, 0.012 and 0.030 over offsets. Needs numpy.
 
-    python3 tests/probes/fusion.py DIR [--weight 1.75] [--centre 0.255] [--margin 0.15]
+    python3 tests/probes/fusion.py DIR [--weight 1.75] [--centre 0.255] [--margin 0.15] [--floor 0.1]
 """
 import argparse, glob, json, os, re
 import numpy as np
@@ -108,13 +109,14 @@ def main():
     ap.add_argument("--weight", type=float, default=1.75)
     ap.add_argument("--centre", type=float, default=0.255)
     ap.add_argument("--margin", type=float, default=0.15)
+    ap.add_argument("--floor", type=float, default=0.1)
     a = ap.parse_args()
     for kind, streams in sorted(load(a.dir).items()):
         def rule(s, c):
             best, threshold = max(c["cosines"]), s["thresholds"][c["word"]]
-            # Sure before it is heard (the peak passes even at a cosine of 0): fires unheard,
-            # as hark does, whatever the takes say.
-            sure = c["peak"] - threshold - a.weight * a.centre
+            # Sure before it is heard (the peak passes even at a cosine of FLOOR): fires
+            # unheard, as hark does, whatever the takes say.
+            sure = c["peak"] - threshold - a.weight * (a.centre - a.floor)
             if c["unknown"] > best + a.margin:
                 return sure
             return max(sure, c["peak"] + a.weight * (best - a.centre) - threshold)

@@ -14,9 +14,10 @@
 //! is sure, at least `AFTER` (rounded up to the next 80 ms window) after its candidate.
 //!
 //! A candidate whose peak reaches [`Rule::sure`] before it is heard (the fused score would pass
-//! even at a cosine of 0) fires at once, unheard. On the benchmark's 16 seeds that changed no
-//! decision but four, all hits that an `_unknown_` take's veto had wrongly dropped; it spares
-//! the model about three candidates in four and brings those events' latency back to the
+//! even at a cosine of [`Rule::floor`]) fires at once, unheard. On the benchmark's 16 seeds
+//! (session 19, floor 0, weight 1) that changed no decision but four, all hits that an
+//! `_unknown_` take's veto had wrongly dropped; with session 22's rule (floor 0.1) it spares the
+//! model about two candidates in three and brings those events' latency back to the
 //! detector's (README, "The word check").
 
 use serde::{Deserialize, Serialize};
