@@ -202,11 +202,12 @@ fn detect_json_with(head: &Path, wav: &Path, extra: &[&str]) -> String {
 /// check's rule, changed in the head, can silence every event or let every candidate through.
 fn check_the_word_check(head: &Path, wav: &Path, out: &str, (hits, said): (usize, &[Spoken])) {
     // Each event was heard (it carries its cosine) or was sure before it was heard: its peak
-    // passed the word's threshold + weight * centre.
+    // passed the word's threshold + weight * (centre - floor).
     let h: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(head).unwrap()).unwrap();
     let rule = &h["word_check"]["rule"];
-    let lift = rule["weight"].as_f64().unwrap() * rule["centre"].as_f64().unwrap();
+    let value = |k: &str| rule[k].as_f64().unwrap();
+    let lift = value("weight") * (value("centre") - value("floor"));
     let events: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
