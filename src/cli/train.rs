@@ -115,11 +115,13 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
     );
     match &head.word_check {
         Some(wc) => println!(
-            "  word check: on ({} takes embedded; rule: candidates at {}, weight {}, centre {})",
+            "  word check: on ({} takes embedded; rule: candidates at {}, weight {}, centre {}, unknown margin {}, floor {})",
             wc.takes.iter().map(Vec::len).sum::<usize>(),
             wc.rule.candidate,
             wc.rule.weight,
-            wc.rule.centre
+            wc.rule.centre,
+            wc.rule.margin,
+            wc.rule.floor
         ),
         None => println!("  word check: off (--no-word-check)"),
     }
