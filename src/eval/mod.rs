@@ -90,16 +90,11 @@ pub fn run(
     check_data(&opts.data)?;
     // As `hark train` does: an `anyone` head's synthetic takes are spoken once, for its fit
     // and its word check alike, and read back in later runs.
-    let cached;
-    let opts = match opts.train.synth_cache {
-        Some(_) => opts,
-        None => {
-            let mut o = opts.clone();
-            o.train.synth_cache = Some(assets.dir.join(".cache"));
-            cached = o;
-            &cached
-        }
-    };
+    let mut opts = opts.clone();
+    opts.train
+        .synth_cache
+        .get_or_insert_with(|| assets.dir.join(".cache"));
+    let opts = &opts;
     let mut emb = Embedder::load(assets)?;
     let bank = negative_bank(assets, &mut emb, opts, log)?;
     let mut eval = Evaluation {

@@ -321,11 +321,10 @@ fn encode_timeline(timeline: &Timeline) -> Vec<u8> {
 }
 
 fn decode_timeline(b: &[u8]) -> Timeline {
-    let f32_at = |c: &[u8]| f32::from_le_bytes(c.try_into().unwrap());
     b.chunks_exact(8 + DIM * 4)
         .map(|c| {
             let t = f64::from_le_bytes(c[..8].try_into().unwrap());
-            let e: Vec<f32> = c[8..].chunks_exact(4).map(f32_at).collect();
+            let e = crate::util::f32s_from_le_bytes(&c[8..]);
             (t, (!e[0].is_nan()).then_some(e))
         })
         .collect()
