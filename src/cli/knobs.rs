@@ -98,6 +98,9 @@ pub struct Knobs {
     /// `anyone` words: template check slack (negative disables).
     #[arg(long, value_parser = finite)]
     anyone_slack: Option<f32>,
+    /// `anyone` words: weight decay of their rows of the head (instead of `--l2`).
+    #[arg(long, value_parser = weight)]
+    anyone_l2: Option<f32>,
     /// `anyone` words: default detection threshold written into the head.
     #[arg(long, value_parser = score)]
     anyone_threshold: Option<f32>,
@@ -166,7 +169,7 @@ impl Knobs {
              l2 => l2, template_slack => template_slack, bank_max => bank_max, chimeras => chimeras, template_quantile => template_quantile, speed => speed, gain_db => gain_db, snr_min => snr_min, room_noise => room_noise, mine => mine, template_hold => template_hold, voices => voices,
              anyone_warp => anyone_warp, anyone_colour => anyone_colour, anyone_speed => anyone_speed, anyone_snr_min => anyone_snr_min,
              anyone_augment => anyone_augment, anyone_slack => anyone_slack,
-             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold,
+             anyone_synth => anyone_synth, anyone_threshold => anyone_threshold, anyone_l2 => anyone_l2,
              anyone_synth_share => anyone_synth_share, anyone_synth_copies => anyone_synth_copies,
              anyone_pitch => anyone_pitch, anyone_synth_pitch => anyone_synth_pitch,
              mine_foreign => mine_foreign, foreign_warp => foreign_warp, bank_rate => bank_rate, mine_synth => mine_synth, ensemble => ensemble,

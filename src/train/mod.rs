@@ -119,6 +119,9 @@ pub struct TrainOptions {
     /// `anyone` words: clips per synthetic take: 2 (a clean copy and one as another voice) or 1
     /// (only the other voice).
     pub anyone_synth_copies: usize,
+    /// `anyone` words: weight decay of their rows of the head instead of `l2` (README, "Words
+    /// anyone may say").
+    pub anyone_l2: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
     /// Average the head with its cross-validation folds' heads (an ensemble).
@@ -194,6 +197,7 @@ impl Default for TrainOptions {
             anyone_synth: 60,
             anyone_synth_share: 0.7,
             anyone_threshold: 0.3,
+            anyone_l2: 1e-3,
             anyone_synth_copies: 2,
             ensemble: true,
             mine_foreign: 2,
@@ -220,7 +224,7 @@ fn head_from(
     base_sha: &str,
     opts: &TrainOptions,
 ) -> Head {
-    let fitted = fit::fit(ex, rows, labels.len() + 1, opts);
+    let fitted = fit::fit(ex, rows, &fit::class_decay(voices, opts), opts);
     let templates = templates::collect(ex, rows, &fitted, labels.len(), opts);
     let template_min = templates
         .iter()

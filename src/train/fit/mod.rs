@@ -16,7 +16,7 @@ mod network;
 use super::examples::{Examples, Fold};
 use super::TrainOptions;
 use crate::pipeline::embedding::DIM;
-use crate::pipeline::head::Layer;
+use crate::pipeline::head::{Layer, Voices};
 use linear::Linear;
 use network::{loss_gradient, Adam, Network};
 
@@ -33,10 +33,11 @@ pub(super) struct Fitted {
 
 /// Fits the softmax network on the examples at `rows`: `epochs` passes in shuffled batches of
 /// `BATCH`, each batch one Adam step (learning rate 1e-2, or 3e-3 with a hidden layer) on the
-/// weighted cross-entropy plus `l2` weight decay. One random stream draws the initial weights,
-/// then each pass's order.
-pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainOptions) -> Fitted {
-    let d = opts.context * DIM;
+/// weighted cross-entropy plus weight decay: `decay[c]` on the output weights of class `c`
+/// ("none" first, then the words), `opts.l2` on a hidden layer's. One random stream draws the
+/// initial weights, then each pass's order.
+pub(super) fn fit(ex: &Examples, rows: &[usize], decay: &[f32], opts: &TrainOptions) -> Fitted {
+    let (d, n_classes) = (opts.context * DIM, decay.len());
     let (mean, inv_std) = moments(ex, rows, d);
     let data = Data {
         ex,
@@ -50,6 +51,7 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
             opts.anyone_synth_share,
         ),
         standardise: (&mean, &inv_std),
+        decay,
     };
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
     let sizes: Vec<usize> = if opts.hidden > 0 {
@@ -71,13 +73,25 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], n_classes: usize, opts: &TrainO
 }
 
 /// What a fit's passes read: the examples at `rows`, each row's class and weight (by position
-/// in `rows`), and the standardisation.
+/// in `rows`), the standardisation and each class's weight decay.
 struct Data<'d, 'e> {
     ex: &'d Examples<'e>,
     rows: &'d [usize],
     classes: Vec<usize>,
     weights: Vec<f32>,
     standardise: (&'d Array1<f32>, &'d Array1<f32>),
+    decay: &'d [f32],
+}
+
+/// Each class's weight decay: `l2` for "none" and `mine` words, `anyone_l2` for `anyone`
+/// words (a head that generalises from a few voices to everyone's; README, "Words anyone may
+/// say").
+pub(super) fn class_decay(voices: &[Voices], opts: &TrainOptions) -> Vec<f32> {
+    let word = voices.iter().map(|v| match v {
+        Voices::Mine => opts.l2,
+        Voices::Anyone => opts.anyone_l2,
+    });
+    std::iter::once(opts.l2).chain(word).collect()
 }
 
 /// `opts.epochs` passes over `data` in batches shuffled by `rng`, for a linear `net`, row by
@@ -94,7 +108,7 @@ fn linear_passes(net: &mut Network, data: &Data, opts: &TrainOptions, rng: &mut 
                 (data.rows, batch),
                 (&data.classes, &data.weights),
                 (as_slice(mean), as_slice(inv_std)),
-                (1e-2, opts.l2),
+                (1e-2, data.decay),
             );
         }
     }
@@ -112,6 +126,7 @@ fn matrix_passes(
     rng: &mut SmallRng,
 ) {
     let mut adam = Adam::new(net, rate);
+    let decay = Array1::from(data.decay.to_vec());
     let mut order: Vec<usize> = (0..data.rows.len()).collect();
     for _epoch in 0..opts.epochs {
         order.shuffle(rng);
@@ -121,7 +136,7 @@ fn matrix_passes(
             let logits = activations.last().unwrap();
             let grad = loss_gradient(logits, batch, &data.classes, &data.weights);
             adam.next_step();
-            net.backward(&activations, grad, opts.l2, &mut adam);
+            net.backward(&activations, grad, (opts.l2, &decay), &mut adam);
         }
     }
 }
@@ -296,6 +311,7 @@ pub(super) mod tests {
             classes: all.iter().map(|&r| ex.y[r]).collect(),
             weights: sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.0),
             standardise: (&mean, &inv_std),
+            decay: &[0.0, 1e-3, 0.1],
         };
         let opts = TrainOptions {
             epochs: 15,

@@ -74,16 +74,20 @@ impl Network {
 
     /// Backpropagates `grad` (with respect to the logits) from the last layer down, letting
     /// `adam` update each layer as soon as its gradient is known; the gradient passed further
-    /// down uses the layer's weights from before the update. `l2` is the weight decay.
+    /// down uses the layer's weights from before the update. The weight decay is `l2` on the
+    /// hidden layers and `decay[c]` on the output weights of class `c`.
     pub fn backward(
         &mut self,
         activations: &[Array2<f32>],
         mut grad: Array2<f32>,
-        l2: f32,
+        (l2, decay): (f32, &Array1<f32>),
         adam: &mut Adam,
     ) {
         for l in (0..self.weights.len()).rev() {
-            let grad_w = activations[l].t().dot(&grad) + &(&self.weights[l] * l2);
+            let grad_w = match l + 1 == self.weights.len() {
+                true => activations[l].t().dot(&grad) + &(&self.weights[l] * decay),
+                false => activations[l].t().dot(&grad) + &(&self.weights[l] * l2),
+            };
             let grad_b = grad.sum_axis(Axis(0));
             let below = (l > 0).then(|| {
                 let mut g = grad.dot(&self.weights[l].t());
