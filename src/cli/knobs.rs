@@ -98,7 +98,8 @@ pub struct Knobs {
     /// `anyone` words: template check slack (negative disables).
     #[arg(long, value_parser = finite)]
     anyone_slack: Option<f32>,
-    /// `anyone` words: weight decay of their rows of the head (instead of `--l2`).
+    /// `anyone` words: the pull of their rows of the head to the "none" row (a weight decay of
+    /// their difference).
     #[arg(long, value_parser = weight)]
     anyone_l2: Option<f32>,
     /// `anyone` words: default detection threshold written into the head.

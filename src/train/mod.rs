@@ -119,8 +119,8 @@ pub struct TrainOptions {
     /// `anyone` words: clips per synthetic take: 2 (a clean copy and one as another voice) or 1
     /// (only the other voice).
     pub anyone_synth_copies: usize,
-    /// `anyone` words: weight decay of their rows of the head instead of `l2` (README, "Words
-    /// anyone may say").
+    /// `anyone` words: the pull of their rows of the head to the "none" row, a weight decay of
+    /// their difference (see `fit::class_pull`; README, "Words anyone may say").
     pub anyone_l2: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
@@ -224,7 +224,7 @@ fn head_from(
     base_sha: &str,
     opts: &TrainOptions,
 ) -> Head {
-    let fitted = fit::fit(ex, rows, &fit::class_decay(voices, opts), opts);
+    let fitted = fit::fit(ex, rows, &fit::class_pull(voices, opts), opts);
     let templates = templates::collect(ex, rows, &fitted, labels.len(), opts);
     let template_min = templates
         .iter()

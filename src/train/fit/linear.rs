@@ -72,16 +72,16 @@ impl Linear {
         (w, self.params[d * n..].to_vec())
     }
 
-    /// One Adam step (learning rate `rate`, weight decay `decay[c]` on class `c`'s weights) on
-    /// the weighted cross-entropy of the rows `rows[i]` for `i` in `batch`, of classes
-    /// `classes[i]` and weights `weights[i]`.
+    /// One Adam step (learning rate `rate`, weight decay `l2`, class `c`'s weights and class
+    /// 0's pulled together by `pull[c]`) on the weighted cross-entropy of the rows `rows[i]` for `i` in
+    /// `batch`, of classes `classes[i]` and weights `weights[i]`.
     pub fn step(
         &mut self,
         ex: &Examples,
         (rows, batch): (&[usize], &[usize]),
         (classes, weights): (&[usize], &[f32]),
         (mean, inv_std): (&[f32], &[f32]),
-        (rate, decay): (f32, &[f32]),
+        (rate, (l2, pull)): (f32, (f32, &[f32])),
     ) {
         let mut s = std::mem::take(&mut self.scratch);
         self.grad.fill(0.0);
@@ -94,13 +94,16 @@ impl Linear {
             (mean, inv_std),
         );
         self.scratch = s;
-        let d = self.d;
-        let rows = self
-            .grad
-            .chunks_exact_mut(d)
-            .zip(self.params.chunks_exact(d));
-        for ((g, w), &l2) in rows.zip(decay) {
-            g.iter_mut().zip(w).for_each(|(g, w)| *g += w * l2);
+        let (d, wd) = (self.d, self.d * self.classes);
+        for (g, w) in self.grad[..wd].iter_mut().zip(&self.params[..wd]) {
+            *g += w * l2;
+        }
+        for (c, &p) in pull.iter().enumerate().filter(|(_, &p)| p > 0.0) {
+            for k in 0..d {
+                let apart = p * (self.params[c * d + k] - self.params[k]);
+                self.grad[c * d + k] += apart;
+                self.grad[k] -= apart;
+            }
         }
         self.adam(rate);
     }

@@ -33,11 +33,12 @@ pub(super) struct Fitted {
 
 /// Fits the softmax network on the examples at `rows`: `epochs` passes in shuffled batches of
 /// `BATCH`, each batch one Adam step (learning rate 1e-2, or 3e-3 with a hidden layer) on the
-/// weighted cross-entropy plus weight decay: `decay[c]` on the output weights of class `c`
-/// ("none" first, then the words), `opts.l2` on a hidden layer's. One random stream draws the
-/// initial weights, then each pass's order.
-pub(super) fn fit(ex: &Examples, rows: &[usize], decay: &[f32], opts: &TrainOptions) -> Fitted {
-    let (d, n_classes) = (opts.context * DIM, decay.len());
+/// weighted cross-entropy plus `opts.l2` weight decay and `pull[c] / 2` times the squared
+/// distance between the output weights of class `c` and of "none" (class 0; see
+/// [`class_pull`]). One random stream
+/// draws the initial weights, then each pass's order.
+pub(super) fn fit(ex: &Examples, rows: &[usize], pull: &[f32], opts: &TrainOptions) -> Fitted {
+    let (d, n_classes) = (opts.context * DIM, pull.len());
     let (mean, inv_std) = moments(ex, rows, d);
     let data = Data {
         ex,
@@ -51,7 +52,7 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], decay: &[f32], opts: &TrainOpti
             opts.anyone_synth_share,
         ),
         standardise: (&mean, &inv_std),
-        decay,
+        pull,
     };
     let mut rng = SmallRng::seed_from_u64(opts.seed ^ 0x5eed);
     let sizes: Vec<usize> = if opts.hidden > 0 {
@@ -73,25 +74,28 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], decay: &[f32], opts: &TrainOpti
 }
 
 /// What a fit's passes read: the examples at `rows`, each row's class and weight (by position
-/// in `rows`), the standardisation and each class's weight decay.
+/// in `rows`), the standardisation and each class's pull to "none".
 struct Data<'d, 'e> {
     ex: &'d Examples<'e>,
     rows: &'d [usize],
     classes: Vec<usize>,
     weights: Vec<f32>,
     standardise: (&'d Array1<f32>, &'d Array1<f32>),
-    decay: &'d [f32],
+    pull: &'d [f32],
 }
 
-/// Each class's weight decay: `l2` for "none" and `mine` words, `anyone_l2` for `anyone`
-/// words (a head that generalises from a few voices to everyone's; README, "Words anyone may
-/// say").
-pub(super) fn class_decay(voices: &[Voices], opts: &TrainOptions) -> Vec<f32> {
+/// Each class's pull to "none": 0 for "none" and `mine` words, `anyone_l2` for `anyone`
+/// words. A word's score against "none" rests on the difference of their weights; pulling
+/// them together keeps that difference small and smooth, a head that generalises from a few
+/// voices to everyone's (README, "Words anyone may say"). For a head of one word it is what a
+/// weight decay of twice as much on both rows would be. Only differences of rows count in a
+/// softmax, so the `mine` words of the same head keep their fit: their rows move with "none".
+pub(super) fn class_pull(voices: &[Voices], opts: &TrainOptions) -> Vec<f32> {
     let word = voices.iter().map(|v| match v {
-        Voices::Mine => opts.l2,
+        Voices::Mine => 0.0,
         Voices::Anyone => opts.anyone_l2,
     });
-    std::iter::once(opts.l2).chain(word).collect()
+    std::iter::once(0.0).chain(word).collect()
 }
 
 /// `opts.epochs` passes over `data` in batches shuffled by `rng`, for a linear `net`, row by
@@ -108,7 +112,7 @@ fn linear_passes(net: &mut Network, data: &Data, opts: &TrainOptions, rng: &mut 
                 (data.rows, batch),
                 (&data.classes, &data.weights),
                 (as_slice(mean), as_slice(inv_std)),
-                (1e-2, data.decay),
+                (1e-2, (opts.l2, data.pull)),
             );
         }
     }
@@ -126,7 +130,6 @@ fn matrix_passes(
     rng: &mut SmallRng,
 ) {
     let mut adam = Adam::new(net, rate);
-    let decay = Array1::from(data.decay.to_vec());
     let mut order: Vec<usize> = (0..data.rows.len()).collect();
     for _epoch in 0..opts.epochs {
         order.shuffle(rng);
@@ -136,7 +139,7 @@ fn matrix_passes(
             let logits = activations.last().unwrap();
             let grad = loss_gradient(logits, batch, &data.classes, &data.weights);
             adam.next_step();
-            net.backward(&activations, grad, (opts.l2, &decay), &mut adam);
+            net.backward(&activations, grad, (opts.l2, data.pull), &mut adam);
         }
     }
 }
@@ -311,7 +314,7 @@ pub(super) mod tests {
             classes: all.iter().map(|&r| ex.y[r]).collect(),
             weights: sample_weights(&ex, &all, 3, &[0.5, 0.5, 0.5, 5.0, 6.0], 0.0),
             standardise: (&mean, &inv_std),
-            decay: &[0.0, 1e-3, 0.1],
+            pull: &[0.0, 0.0, 0.1],
         };
         let opts = TrainOptions {
             epochs: 15,
@@ -335,6 +338,46 @@ pub(super) mod tests {
             .zip(params(&b))
             .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(worst < 1e-3 * scale, "{worst} of {scale}");
+    }
+
+    #[test]
+    fn anyone_words_are_pulled_to_none_and_mine_words_are_not() {
+        let opts = TrainOptions {
+            epochs: 200,
+            context: 1,
+            anyone_l2: 0.5,
+            ..TrainOptions::default()
+        };
+        let pull = class_pull(&[Voices::Mine, Voices::Anyone], &opts);
+        assert_eq!(pull, [0.0, 0.0, 0.5]);
+        let rows: Vec<(usize, Source)> = (0..600).map(|i| (i % 3, Source::Take)).collect();
+        let ex = examples(&rows, |i, k| {
+            let noise = ((i * 7919 + k * 104729) % 1000) as f32 / 500.0 - 1.0;
+            noise + if k % 3 == i % 3 && k < 6 { 1.5 } else { 0.0 }
+        });
+        let all: Vec<usize> = (0..rows.len()).collect();
+        // Each word's distance from "none" (weights output-major: class c's row is c * DIM..).
+        let distances = |pull: &[f32]| {
+            let w = fit(&ex, &all, pull, &opts).layers.remove(0).weights;
+            let row = |c: usize| &w[c * DIM..(c + 1) * DIM];
+            [1, 2].map(|c| {
+                let d2: f32 = row(c)
+                    .iter()
+                    .zip(row(0))
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum();
+                d2.sqrt()
+            })
+        };
+        let (free, pulled) = (distances(&[0.0, 0.0, 0.0]), distances(&pull));
+        assert!(
+            pulled[1] < 0.7 * free[1],
+            "pulled {pulled:?}, free {free:?}"
+        );
+        assert!(
+            (pulled[0] - free[0]).abs() < 0.1 * free[0],
+            "{pulled:?} {free:?}"
+        );
     }
 
     #[test]

@@ -74,20 +74,25 @@ impl Network {
 
     /// Backpropagates `grad` (with respect to the logits) from the last layer down, letting
     /// `adam` update each layer as soon as its gradient is known; the gradient passed further
-    /// down uses the layer's weights from before the update. The weight decay is `l2` on the
-    /// hidden layers and `decay[c]` on the output weights of class `c`.
+    /// down uses the layer's weights from before the update. `l2` is the weight decay; the
+    /// output weights of class `c` and of class 0 are also pulled together by `pull[c]`.
     pub fn backward(
         &mut self,
         activations: &[Array2<f32>],
         mut grad: Array2<f32>,
-        (l2, decay): (f32, &Array1<f32>),
+        (l2, pull): (f32, &[f32]),
         adam: &mut Adam,
     ) {
         for l in (0..self.weights.len()).rev() {
-            let grad_w = match l + 1 == self.weights.len() {
-                true => activations[l].t().dot(&grad) + &(&self.weights[l] * decay),
-                false => activations[l].t().dot(&grad) + &(&self.weights[l] * l2),
-            };
+            let mut grad_w = activations[l].t().dot(&grad) + &(&self.weights[l] * l2);
+            if l + 1 == self.weights.len() {
+                let w = &self.weights[l];
+                for (c, &p) in pull.iter().enumerate().filter(|(_, &p)| p > 0.0) {
+                    let apart = &w.column(c) - &w.column(0);
+                    grad_w.column_mut(c).scaled_add(p, &apart);
+                    grad_w.column_mut(0).scaled_add(-p, &apart);
+                }
+            }
             let grad_b = grad.sum_axis(Axis(0));
             let below = (l > 0).then(|| {
                 let mut g = grad.dot(&self.weights[l].t());
