@@ -120,7 +120,9 @@ pub struct TrainOptions {
     /// (only the other voice).
     pub anyone_synth_copies: usize,
     /// `anyone` words: the pull of their rows of the head to the "none" row, a weight decay of
-    /// their difference (see `fit::class_pull`; README, "Words anyone may say").
+    /// their difference (see `fit::class_pull`). 0.3 since session 23 (none before: +0.04-0.06
+    /// recall at equal false accepts from one or two enrolled speakers; README, "A smoother head
+    /// for `anyone` words").
     pub anyone_l2: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
@@ -197,7 +199,7 @@ impl Default for TrainOptions {
             anyone_synth: 60,
             anyone_synth_share: 0.7,
             anyone_threshold: 0.3,
-            anyone_l2: 1e-3,
+            anyone_l2: 0.3,
             anyone_synth_copies: 2,
             ensemble: true,
             mine_foreign: 2,
