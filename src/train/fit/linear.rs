@@ -73,8 +73,8 @@ impl Linear {
     }
 
     /// One Adam step (learning rate `rate`, weight decay `l2`, class `c`'s weights and class
-    /// 0's pulled together by `pull[c]`) on the weighted cross-entropy of the rows `rows[i]` for `i` in
-    /// `batch`, of classes `classes[i]` and weights `weights[i]`.
+    /// 0's pulled together by `pull[c]`) on the weighted cross-entropy of the rows `rows[i]`
+    /// for `i` in `batch`, of classes `classes[i]` and weights `weights[i]`.
     pub fn step(
         &mut self,
         ex: &Examples,

@@ -35,8 +35,7 @@ pub(super) struct Fitted {
 /// `BATCH`, each batch one Adam step (learning rate 1e-2, or 3e-3 with a hidden layer) on the
 /// weighted cross-entropy plus `opts.l2` weight decay and `pull[c] / 2` times the squared
 /// distance between the output weights of class `c` and of "none" (class 0; see
-/// [`class_pull`]). One random stream
-/// draws the initial weights, then each pass's order.
+/// [`class_pull`]). One random stream draws the initial weights, then each pass's order.
 pub(super) fn fit(ex: &Examples, rows: &[usize], pull: &[f32], opts: &TrainOptions) -> Fitted {
     let (d, n_classes) = (opts.context * DIM, pull.len());
     let (mean, inv_std) = moments(ex, rows, d);
@@ -87,7 +86,7 @@ struct Data<'d, 'e> {
 /// Each class's pull to "none": 0 for "none" and `mine` words, `anyone_l2` for `anyone`
 /// words. A word's score against "none" rests on the difference of their weights; pulling
 /// them together keeps that difference small and smooth, a head that generalises from a few
-/// voices to everyone's (README, "Words anyone may say"). For a head of one word it is what a
+/// voices to everyone's (README, "A smoother head for `anyone` words"). For a head of one word it is what a
 /// weight decay of twice as much on both rows would be. Only differences of rows count in a
 /// softmax, so the `mine` words of the same head keep their fit: their rows move with "none".
 pub(super) fn class_pull(voices: &[Voices], opts: &TrainOptions) -> Vec<f32> {
