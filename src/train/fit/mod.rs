@@ -35,7 +35,8 @@ pub(super) struct Fitted {
 /// `BATCH`, each batch one Adam step (learning rate 1e-2, or 3e-3 with a hidden layer) on the
 /// weighted cross-entropy plus `opts.l2` weight decay and `pull[c] / 2` times the squared
 /// distance between the output weights of class `c` and of "none" (class 0; see
-/// [`class_pull`]). One random stream draws the initial weights, then each pass's order.
+/// [`class_pull`]; one value per class, so `pull.len()` is the number of classes). One random
+/// stream draws the initial weights, then each pass's order.
 pub(super) fn fit(ex: &Examples, rows: &[usize], pull: &[f32], opts: &TrainOptions) -> Fitted {
     let (d, n_classes) = (opts.context * DIM, pull.len());
     let (mean, inv_std) = moments(ex, rows, d);
