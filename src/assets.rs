@@ -168,7 +168,7 @@ pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 /// Graph optimisations up to level 2: level 3 adds the NCHWc layout rewrite, which keeps
-/// reordered copies of the weights: 2 MB more at peak for 10% less CPU (README, Cost).
+/// reordered copies of the weights: 2 MB more at peak for 10% less CPU (docs/research/cost.md).
 const OPTIMIZATION: GraphOptimizationLevel = GraphOptimizationLevel::Level2;
 
 /// What of the inference settings can change an embedding's last digits (for cache keys).
@@ -200,7 +200,7 @@ pub fn session_from_memory(
 }
 
 /// The same with ONNX Runtime's default (all) graph optimisations: 10% less CPU than
-/// [`session_from_memory`] for about 2 MB more per session (README, Cost); `hark serve` runs
+/// [`session_from_memory`] for about 2 MB more per session (docs/research/cost.md); `hark serve` runs
 /// its few shared sessions so.
 pub fn session_fastest_from_memory(
     assets: &Assets,
