@@ -14,7 +14,7 @@
 //! - [`audio`]: WAV files in and out, and speech made with espeak-ng.
 //! - [`assets`]: where the base model and ONNX Runtime live, and sessions on them.
 //!
-//! A Rust caller, as the README shows it:
+//! A Rust caller (docs/design.md, "The library"):
 //!
 //! ```no_run
 //! # fn main() -> hark::Result<()> {

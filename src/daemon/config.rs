@@ -170,7 +170,7 @@ impl Default for MqttConfig {
         MqttConfig {
             uri: String::new(),
             sites: Vec::new(),
-            max_sites: crate::serve::hermes::MAX_SITES,
+            max_sites: crate::hermes::MAX_SITES,
             username: String::new(),
             password: String::new(),
             site_id: "default".into(),
@@ -185,8 +185,8 @@ fn is_site_id(s: &str) -> bool {
 
 impl MqttConfig {
     /// The Hermes front end's options; `None` when no broker is configured.
-    pub fn hermes(&self) -> Result<Option<crate::serve::hermes::HermesOptions>> {
-        use crate::serve::hermes::{Broker, HermesOptions};
+    pub fn hermes(&self) -> Result<Option<crate::hermes::HermesOptions>> {
+        use crate::hermes::{Broker, HermesOptions};
         if self.uri.is_empty() {
             if !self.username.is_empty() || !self.sites.is_empty() {
                 bail!("key `mqtt.uri`: empty, but other `mqtt` keys are set (give the broker)");

@@ -30,8 +30,8 @@ use hark::pipeline::Pipeline;
 
 /// Most workers (sessions) a pool starts, whatever the number of cores.
 const MAX_WORKERS: usize = 8;
-/// Most streams whose blocks one call of the base model runs (README, Many satellites: a
-/// block costs 0.75 of its cost alone in calls of 4, 0.70 in calls of 16).
+/// Most streams whose blocks one call of the base model runs (docs/design.md, "Several
+/// streams in one call": a block costs 0.75 of its cost alone in calls of 4, 0.70 in calls of 16).
 const BATCH: usize = 16;
 /// How long a block waits at most for others to batch with it (bounds the latency batching
 /// adds).

@@ -2,8 +2,8 @@
 //! batches, and a one-place reply slot per stream, both on a mutex and a condition variable,
 //! allocated once.
 //! A thread that has to wait sleeps at once; crossbeam's channels first spin and yield, which
-//! at a thousand blocks a second cost the server about 2% of its CPU time (README, Many
-//! satellites).
+//! at a thousand blocks a second cost the server about 2% of its CPU time (docs/research/cost.md,
+//! "Many streams").
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -7,8 +7,9 @@ use rand::Rng;
 use std::borrow::Cow;
 
 use super::augment::{reversed, splice, Augmenter, Placed, Ranges};
-use super::examples::{Fold, Source};
+use super::fold::{Fold, Source};
 use super::pitch;
+use super::voices::Synthetic;
 use super::TrainOptions;
 use crate::pipeline::frontend::N_MELS;
 use crate::pipeline::head::Voices;
@@ -47,7 +48,7 @@ impl Clip {
 #[cfg(test)]
 pub(super) fn make_clips(
     ds: &Dataset,
-    synthetic: &[Vec<Vec<f32>>],
+    synthetic: &Synthetic,
     opts: &TrainOptions,
     rng: &mut SmallRng,
 ) -> Result<Vec<Clip>> {
@@ -60,7 +61,7 @@ pub(super) fn make_clips(
 /// not all be held at once (an `anyone` word's 60 synthetic takes make 73 MB of clips).
 pub(super) fn for_each_clip(
     ds: &Dataset,
-    synthetic: &[Vec<Vec<f32>>],
+    synthetic: &Synthetic,
     opts: &TrainOptions,
     rng: &mut SmallRng,
     emit: &mut dyn FnMut(Clip),
@@ -81,7 +82,7 @@ pub(super) fn for_each_clip(
     for (ci, (_, takes)) in ds.words.iter().enumerate() {
         let partners = splice_partners(ds, ci, &reversed_takes);
         // Not at this room's level for a word anyone may say, nor for what is made from its
-        // takes: measured worse for such words (README, session 21).
+        // takes: measured worse for such words (docs/research/head.md).
         maker.room = match voices[ci] {
             Voices::Mine => opts.room_noise,
             Voices::Anyone => 0.0,
@@ -96,12 +97,16 @@ pub(super) fn for_each_clip(
                 Voices::Anyone => maker.take_for_anyone(&take.samples, ci + 1, fold, &partners),
             }
         }
-        for take in synthetic.get(ci).into_iter().flatten() {
+        for take in synthetic.takes.get(ci).into_iter().flatten() {
             match voices[ci] {
                 Voices::Mine => maker.twice(take, Fold::Always, Source::Altered),
                 Voices::Anyone => maker.synthetic_take(take, ci + 1),
             }
         }
+    }
+    maker.room = 0.0;
+    for take in &synthetic.neighbours {
+        maker.twice(take, Fold::Always, Source::Neighbour);
     }
     maker.room = opts.room_noise;
     for (ui, take) in ds.unknown.iter().enumerate() {
@@ -115,7 +120,7 @@ pub(super) fn for_each_clip(
 
 /// How many clips [`for_each_clip`] makes (for a progress bar), from the same per-take counts
 /// the clip maker uses.
-pub(super) fn clip_count(ds: &Dataset, synthetic: &[Vec<Vec<f32>>], opts: &TrainOptions) -> usize {
+pub(super) fn clip_count(ds: &Dataset, synthetic: &Synthetic, opts: &TrainOptions) -> usize {
     let voices = ds.voices(opts.voices);
     let words: usize = ds
         .words
@@ -125,11 +130,11 @@ pub(super) fn clip_count(ds: &Dataset, synthetic: &[Vec<Vec<f32>>], opts: &Train
         .map(|(ci, ((_, takes), &v))| {
             let per_take =
                 word_copies(opts, v) + foreign_copies(opts, v) + negatives_per_take(opts);
-            let synthetic = synthetic.get(ci).map_or(0, Vec::len);
+            let synthetic = synthetic.takes.get(ci).map_or(0, Vec::len);
             takes.len() * per_take + synthetic_copies(opts, v) * synthetic
         })
         .sum();
-    words + TWICE * ds.unknown.len()
+    words + TWICE * (synthetic.neighbours.len() + ds.unknown.len())
 }
 
 /// Clips of a sound made twice, clean and augmented (`_unknown_` takes, reversed takes, a `mine`
@@ -420,7 +425,13 @@ mod tests {
             mine_foreign: 0,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
+        let clips = make_clips(
+            &ds,
+            &Synthetic::default(),
+            &opts,
+            &mut SmallRng::seed_from_u64(5),
+        )
+        .unwrap();
         // Per take: 3 copies + 2 chimeras + 2 reversed; per unknown take: 2.
         assert_eq!(clips.len(), 2 * 3 * 7 + 2 * 2);
         let s = summary(&clips);
@@ -452,7 +463,13 @@ mod tests {
             foreign_warp: 0.2,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
+        let clips = make_clips(
+            &ds,
+            &Synthetic::default(),
+            &opts,
+            &mut SmallRng::seed_from_u64(5),
+        )
+        .unwrap();
         assert_eq!(clips.len(), 2 * (1 + 3));
         let foreign: Vec<&Clip> = clips.iter().filter(|c| c.class == 0).collect();
         assert_eq!(foreign.len(), 6);
@@ -473,7 +490,13 @@ mod tests {
             anyone_augment: 1,
             ..opts
         };
-        let clips = make_clips(&ds, &[], &anyone, &mut SmallRng::seed_from_u64(5)).unwrap();
+        let clips = make_clips(
+            &ds,
+            &Synthetic::default(),
+            &anyone,
+            &mut SmallRng::seed_from_u64(5),
+        )
+        .unwrap();
         assert!(clips.iter().all(|c| c.class == 1));
     }
 
@@ -486,11 +509,23 @@ mod tests {
             mine_foreign: 0,
             ..TrainOptions::default()
         };
-        let clips = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
+        let clips = make_clips(
+            &ds,
+            &Synthetic::default(),
+            &opts,
+            &mut SmallRng::seed_from_u64(5),
+        )
+        .unwrap();
         // `augment` 0 still makes the clean copy.
         assert_eq!(summary(&clips).len(), 3);
         assert!(clips.iter().all(|c| c.clean && c.class == 1));
-        let again = make_clips(&ds, &[], &opts, &mut SmallRng::seed_from_u64(5)).unwrap();
+        let again = make_clips(
+            &ds,
+            &Synthetic::default(),
+            &opts,
+            &mut SmallRng::seed_from_u64(5),
+        )
+        .unwrap();
         assert!(clips
             .iter()
             .zip(&again)
@@ -508,7 +543,14 @@ mod tests {
             reversed: false,
             ..TrainOptions::default()
         };
-        let make = |pitch| make_clips(&ds, &[], &opts(pitch), &mut SmallRng::seed_from_u64(5));
+        let make = |pitch| {
+            make_clips(
+                &ds,
+                &Synthetic::default(),
+                &opts(pitch),
+                &mut SmallRng::seed_from_u64(5),
+            )
+        };
         let (plain, shifted) = (make(0.0).unwrap(), make(4.0).unwrap());
         assert_eq!(plain.len(), shifted.len());
         let word = |c: &Clip| {
@@ -536,7 +578,10 @@ mod tests {
     #[test]
     fn clip_count_is_the_number_of_clips_made() {
         let ds = dataset(2, 3, 2);
-        let synthetic = vec![vec![take(7).samples; 4], vec![take(8).samples; 3]];
+        let synthetic = Synthetic {
+            takes: vec![vec![take(7).samples; 4], vec![take(8).samples; 3]],
+            neighbours: vec![take(9).samples; 2],
+        };
         for voices in [Voices::Mine, Voices::Anyone] {
             let opts = TrainOptions {
                 voices,

@@ -170,7 +170,7 @@ impl<'d> InOrder<'d> {
 mod tests {
     use super::*;
     use crate::train::augment::Placed;
-    use crate::train::examples::{Fold, Source};
+    use crate::train::fold::{Fold, Source};
 
     fn assets() -> crate::assets::Assets {
         let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");

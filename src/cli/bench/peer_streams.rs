@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-use super::streams::StreamAudio;
+use super::stream_audio::StreamAudio;
 
 /// The real-time loop; prints `cpu`, `delay_p95`, `delay_max`, `seconds` and `peak memory`.
 const SCRIPT: &str = r#"

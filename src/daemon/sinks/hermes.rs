@@ -13,8 +13,8 @@ use std::time::Duration;
 use super::Sink;
 use crate::daemon::recovery::{backoff_wait, sleep_unless};
 use crate::daemon::{Log, Summary};
-use crate::serve::hermes::messages::{detected, Detected};
-use crate::serve::hermes::{client_options, Broker};
+use crate::hermes::messages::{detected, Detected};
+use crate::hermes::{client_options, Broker};
 use hark::pipeline::detector::Detection;
 
 /// Publishes detections to an MQTT broker.

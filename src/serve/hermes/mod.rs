@@ -2,22 +2,16 @@
 //! MQTT broker; hark hears each site with its own stream and publishes a hotword event for each
 //! word it detects there.
 //!
-//! - `broker`: the broker's address and login, and the front end's options (what
-//!   `config.rs` checks; std only, so the config fuzz target includes it);
-//! - [`messages`]: the topics and their JSON payloads;
-//! - [`wav`]: the audio frames (a small WAV file each);
+//! - [`crate::hermes`] (below this front end and the daemon's Hermes sink alike): the broker's
+//!   address and login, the front end's options, the topics and their JSON payloads, the audio
+//!   frames, the client's options;
 //! - [`sites`]: a stream and a worker thread per site, toggles, the caps.
 //!
 //! One thread runs the MQTT connection (rumqttc's synchronous client): it subscribes on every
 //! (re)connection, answers `getHotwords`, applies toggles and hands frames to the sites'
 //! bounded queues without waiting. When the broker goes away it retries after 1, 2, 4 ... 30 s.
 
-mod broker;
-pub mod messages;
 pub mod sites;
-pub mod wav;
-
-pub use broker::{Broker, HermesOptions, MAX_SITES};
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +25,7 @@ use std::time::Duration;
 
 use crate::daemon::recovery::{backoff_wait, sleep_unless};
 use crate::daemon::Log;
+use crate::hermes::{client_options, messages, HermesOptions};
 use crate::serve::engine::Engine;
 use messages::{GetHotwords, Hotwords, Toggle};
 use sites::{Shared, Sites};
@@ -88,23 +83,6 @@ pub fn start(
 /// rumqttc's options for `opts`.
 fn mqtt_options(opts: &HermesOptions) -> MqttOptions {
     client_options(&opts.broker, &opts.client_id)
-}
-
-/// rumqttc's options for a client of `broker` (a random client id when `client_id` is empty).
-pub fn client_options(broker: &Broker, client_id: &str) -> MqttOptions {
-    let id = if client_id.is_empty() {
-        format!("hark-{:08x}", rand::random::<u32>())
-    } else {
-        client_id.to_string()
-    };
-    let mut o = MqttOptions::new(id, broker.host.clone(), broker.port);
-    o.set_keep_alive(Duration::from_secs(30));
-    // Frames over the cap still arrive, to be refused with a clear message by `wav::parse`.
-    o.set_max_packet_size(2 * wav::MAX_FRAME_BYTES, messages::MAX_CONTROL_BYTES);
-    if let Some(u) = &broker.username {
-        o.set_credentials(u.clone(), broker.password.clone().unwrap_or_default());
-    }
-    o
 }
 
 /// The MQTT connection's thread.

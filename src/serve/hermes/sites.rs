@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::messages::{self, Detected, HotwordError};
-use super::wav;
 use crate::daemon::Log;
+use crate::hermes::messages::{self, Detected, HotwordError};
+use crate::hermes::wav;
 use crate::serve::engine::{Engine, Stream};
 
 /// Frames queued per site (about 1 s of Rhasspy's usual 512-sample frames at 16 kHz).

@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::hermes::{wav, Broker};
 use hark::audio::synth;
 use messages::Detected;
 

@@ -7,6 +7,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::clips::{clip_count, for_each_clip, Clip};
+use super::fold::{Fold, Source};
 use super::recording::Recording;
 use super::TrainOptions;
 use crate::pipeline::embedding::{block_end_time, Embedder, Pieces, DIM, WINDOW_FRAMES};
@@ -15,8 +16,8 @@ use crate::train::dataset::Dataset;
 
 mod set;
 
+pub use set::Examples;
 use set::Origin;
-pub use set::{Examples, Fold, Source};
 
 /// Audio one embedding window hears, seconds: `WINDOW_FRAMES` frames, 0.782 s.
 const WIN_SECONDS: f64 = ((WINDOW_FRAMES - 1) * HOP + N_FFT) as f64 / SAMPLE_RATE as f64;
@@ -142,7 +143,7 @@ pub fn build_examples<'a>(
     progress: &dyn Fn(u64, u64),
 ) -> Result<Examples<'a>> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let synthetic = super::voices::synthetic_takes(ds, opts)?;
+    let synthetic = super::voices::Synthetic::of(ds, opts)?;
     let total = clip_count(ds, &synthetic, opts) as u64 + 1;
     let mut ex = Examples::default();
     // Each clip is embedded as soon as it is made (on every core, by sessions alike to each

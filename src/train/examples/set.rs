@@ -1,6 +1,8 @@
 //! The training examples as a set: per window its features (its own copy, or a slice of the
 //! negative bank borrowed), class, fold, source and clip. `super` builds them from clips.
 
+use crate::train::fold::{Fold, Source};
+
 /// Window-level training examples, one entry per window in each field. A window's features are
 /// its own copy, or (for the negative bank, the bulk of the windows) a slice of the bank's
 /// embedding sequence, borrowed rather than copied: consecutive embeddings are contiguous there.
@@ -31,41 +33,6 @@ pub struct Examples<'a> {
 enum Features {
     Own(usize),
     Shared(usize),
-}
-
-/// Origin of a training window.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Source {
-    /// A take: its word windows, and its first-half windows as "none".
-    Take = 0,
-    /// Takes played backwards or spliced with other sounds.
-    Altered = 1,
-    /// `_background_` room noise.
-    Background = 2,
-    /// The synthetic speech bank.
-    Bank = 3,
-    /// `_unknown_` takes.
-    Unknown = 4,
-}
-
-/// Which cross-validation fold holds a window out.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub enum Fold {
-    /// Held out with take `k` of its word (or of `_unknown_`): in fold `k % folds`. Every clip
-    /// made from a take (augmented, spliced, reversed) goes with it.
-    Take(usize),
-    /// Never held out: room noise and the bank, in the training set of every fold.
-    Always,
-}
-
-impl Fold {
-    /// True when fold `f` of `folds` holds this window out.
-    pub fn held_out_in(self, f: usize, folds: usize) -> bool {
-        match self {
-            Fold::Take(k) => k % folds == f,
-            Fold::Always => false,
-        }
-    }
 }
 
 impl<'a> Examples<'a> {

@@ -8,14 +8,12 @@
 mod cap;
 
 #[allow(dead_code)]
-#[path = "../../../src/serve/hermes/broker.rs"]
+#[path = "../../../src/hermes/broker.rs"]
 mod broker;
 
-/// Where config.rs looks for the broker parser (`crate::serve::hermes`).
-mod serve {
-    pub mod hermes {
-        pub use crate::broker::*;
-    }
+/// Where config.rs looks for the broker parser (`crate::hermes`).
+mod hermes {
+    pub use crate::broker::*;
 }
 
 #[allow(dead_code)]

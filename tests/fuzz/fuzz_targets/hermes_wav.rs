@@ -1,11 +1,11 @@
-//! The Hermes audio-frame WAV parser of `hark serve` (src/serve/hermes/wav.rs, in the binary
+//! The Hermes audio-frame WAV parser of `hark serve` (src/hermes/wav.rs, in the binary
 //! crate, included here by path: it needs only std and anyhow) on arbitrary bytes.
 #![no_main]
 
 mod cap;
 
 #[allow(dead_code)]
-#[path = "../../../src/serve/hermes/wav.rs"]
+#[path = "../../../src/hermes/wav.rs"]
 mod wav;
 
 use libfuzzer_sys::fuzz_target;
