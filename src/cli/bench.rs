@@ -13,6 +13,7 @@ use hark::pipeline::frontend::SAMPLE_RATE;
 
 mod peer_streams;
 mod soak;
+mod stream_audio;
 mod streams;
 mod wyoming_load;
 
@@ -423,6 +424,7 @@ fn latency(assets: &hark::assets::Assets, o: &BenchOptions) -> Result<Option<har
         gate: true,
         curve: vec![],
         crowd: 0,
+        speech: None,
     };
     let res = hark::eval::run(assets, &eo, &mut |_| {})?;
     Ok(Some(res[0].1[0].1.clone()))

@@ -16,9 +16,13 @@ pub fn run(flags: EvalFlags, assets: &Assets) -> Result<()> {
     if let Some(p) = &plot {
         hark::eval::plot::check_path(p)?;
     }
+    let people = flags.people();
     let o = flags.options()?;
     let t0 = Instant::now();
-    let res = hark::eval::run(assets, &o, &mut |l| println!("{l}"))?;
+    let res = match &people {
+        Some(p) => hark::eval::people::run(assets, &o, p, &mut |l| println!("{l}"))?,
+        None => hark::eval::run(assets, &o, &mut |l| println!("{l}"))?,
+    };
     println!(
         "\n{} seed(s), {:.0} s",
         o.seeds.len(),

@@ -25,6 +25,10 @@ pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
         sum.with_target += s.with_target;
         sum.control.add(&s.control);
         sum.control_gone += s.control_gone;
+        if let Some((b, a)) = s.unseen {
+            let (sb, sa) = sum.unseen.unwrap_or_default();
+            sum.unseen = Some((sb + b, sa + a));
+        }
     }
     let (b, a) = (&sum.before, &sum.after);
     println!("| | false triggers | false accepts per non-target word | recall |");
@@ -52,6 +56,13 @@ pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
         sum.control_gone,
         " by chance",
     );
+    if let Some((b, a)) = sum.unseen {
+        println!(
+            "\ncontinuous speech of other voices, not corrected on ({}): {b} -> {a} false accepts ({:.0}% fewer)",
+            o.speech.as_deref().map_or(String::new(), |p| p.display().to_string()),
+            100.0 * (b as f64 - a as f64) / b.max(1) as f64
+        );
+    }
     let worst = res
         .iter()
         .map(|(_, s)| s.after.recall() - s.before.recall())

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use super::bench::BenchOptions;
-use super::knobs::Knobs;
+use super::choices::Choices;
 use super::train::Train;
 use crate::daemon::{ListenOptions, Overrides};
 use crate::serve::ServeOptions;
@@ -19,10 +19,19 @@ const DEFAULT_HEAD: &str = "models/hark.head";
 /// The config file `hark listen` reads when `--config` is not given and the file exists.
 const DEFAULT_CONFIG: &str = "config/hark.toml";
 
+/// What `hark --version` prints after the name: the release, and the models and runtime it runs
+/// on, as `.ci/setup` fetches them (the openwakeword and efficientword-net wheels, `ORT_VERSION`;
+/// the models are pinned by their sha256 in `assets.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (base model openWakeWord 0.5.1 embedding, word check EfficientWord-Net 1.0.5, ",
+    "ONNX Runtime 1.32.0)"
+);
+
 #[derive(Parser)]
 #[command(
     name = "hark",
-    version,
+    version = VERSION,
     about = "A voice-trigger daemon: learns your custom words from a few takes and announces each one it hears."
 )]
 pub struct Cli {
@@ -85,13 +94,22 @@ pub struct TrainFlags {
     #[arg(long)]
     no_cv: bool,
     #[command(flatten)]
-    knobs: Knobs,
+    choices: Choices,
+    /// Print the recipe (the built-in one, or that of --recipe with its defaults filled in)
+    /// and exit.
+    #[arg(long)]
+    pub print_recipe: bool,
 }
 
 impl TrainFlags {
+    /// The recipe `hark train --print-recipe` prints, as TOML.
+    pub fn recipe_toml(&self) -> Result<String> {
+        Ok(self.choices.recipe()?.to_toml())
+    }
+
     /// The settings `hark train` runs on.
     pub fn settings(self) -> Result<Train> {
-        let mut options = self.knobs.train_options()?;
+        let mut options = self.choices.train_options()?;
         options.cross_validate = !self.no_cv;
         Ok(Train {
             data: self.data,
@@ -107,7 +125,7 @@ pub struct DetectFlags {
     #[arg(long, default_value = DEFAULT_HEAD)]
     pub head: PathBuf,
     /// Override every word's threshold.
-    #[arg(long, value_parser = super::knobs::score)]
+    #[arg(long, value_parser = super::choices::score)]
     pub threshold: Option<f32>,
     /// One JSON object per line and detection.
     #[arg(long)]
@@ -326,7 +344,7 @@ pub struct EvalFlags {
     #[arg(long)]
     quick: bool,
     /// Also report these thresholds (comma-separated).
-    #[arg(long, value_delimiter = ',', value_parser = super::knobs::score)]
+    #[arg(long, value_delimiter = ',', value_parser = super::choices::score)]
     sweep: Vec<f32>,
     /// Print every false accept and where it landed.
     #[arg(long)]
@@ -357,15 +375,42 @@ pub struct EvalFlags {
     /// listen to the same stream again; how many are gone and what recall it costs.
     #[arg(long)]
     pub feedback: bool,
+    /// The benchmark on many people instead: a Speech Commands-style corpus of words
+    /// (DIR/<word>/<speaker>_nohash_<n>.wav).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// A folder of WAV files of continuous speech (`bash .ci/corpus` prepares LibriSpeech's):
+    /// every head's false accepts in it, per hour of speech.
+    #[arg(long, value_name = "DIR")]
+    speech: Option<PathBuf>,
+    /// With --corpus: draw from the corpus's held-out speakers (its validation split), not
+    /// the ones the benchmark is tuned on.
+    #[arg(long, requires = "corpus")]
+    held_out: bool,
     #[command(flatten)]
-    knobs: Knobs,
+    choices: Choices,
 }
 
 impl EvalFlags {
+    /// The people benchmark's options, when `--corpus` names one.
+    pub fn people(&self) -> Option<hark::eval::people::PeopleOptions> {
+        use hark::eval::people::corpus::Split;
+        Some(hark::eval::people::PeopleOptions {
+            corpus: self.corpus.clone()?,
+            split: if self.held_out {
+                Split::Check
+            } else {
+                Split::Tune
+            },
+            targets: if self.quick { 10 } else { 40 },
+            nontargets: if self.quick { 100 } else { 600 },
+        })
+    }
+
     /// The accuracy benchmark's options (`--quick` makes the streams smaller).
     pub fn options(self) -> Result<EvalOptions> {
         Ok(EvalOptions {
-            train: self.knobs.train_options()?,
+            train: self.choices.train_options()?,
             data: self.data,
             seeds: (self.first_seed..self.first_seed + self.seeds).collect(),
             takes: self.takes,
@@ -388,6 +433,7 @@ impl EvalFlags {
                 (false, true) => 200,
                 (false, false) => 2000,
             },
+            speech: self.speech,
         })
     }
 }

@@ -7,13 +7,13 @@ use clap::Parser;
 
 mod bank;
 mod bench;
+mod choices;
 mod demo;
 mod detect;
 mod devices;
 mod eval;
 mod eval_feedback;
 mod flags;
-mod knobs;
 mod listen;
 mod progress;
 mod record;
@@ -44,6 +44,10 @@ pub fn main() {
 fn run(cli: Cli) -> Result<()> {
     let assets = || Assets::locate(cli.models.as_deref());
     match cli.command {
+        Command::Train(f) if f.print_recipe => {
+            print!("{}", f.recipe_toml()?);
+            Ok(())
+        }
         Command::Train(f) => train::run(&f.settings()?, &assets()?),
         Command::Detect(f) => detect::run(&f, &assets()?),
         Command::Demo(f) => demo::run(&f.dir, &assets()?),

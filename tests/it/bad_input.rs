@@ -355,59 +355,71 @@ fn a_model_of_another_shape_is_refused_by_the_streaming_rewrite_with_the_reason(
 }
 
 #[test]
-fn source_weights_of_the_wrong_count_are_refused_before_anything_runs() {
+fn a_recipe_of_wrong_keys_or_values_is_refused_by_file_line_and_key_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let rec = tmp.path().join("rec");
     for i in 0..3 {
         write_wav(&rec.join("hello").join(format!("{i}.wav")), &tone(0.5));
     }
     let out = tmp.path().join("w.head");
-    let args = [
+    let recipe = tmp.path().join("r.toml");
+    let r = recipe.to_str().unwrap();
+    let train = [
         "train",
         "--no-bank",
         "--no-cv",
-        "--source-weights",
-        "1,2,3",
+        "--recipe",
+        r,
         "--data",
         rec.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ];
-    fails_with(
-        &args,
-        &["--source-weights", "needs 5 values", "got 3", "1,2,3"],
-    );
-    assert_eq!(hark(&args, &root()).0, 1);
-    assert!(!out.exists(), "no head is written");
-    // eval's knobs too, before it looks at its data.
-    fails_with(
-        &[
-            "eval",
-            "--data",
-            "nowhere",
-            "--source-weights",
-            "1,1,1,1,1,1",
-        ],
-        &["--source-weights", "needs 5 values", "got 6"],
-    );
-    // The word check's rule, each value checked before the data is.
-    for (cmd, rule, needle) in [
+    // eval's recipe too, before it looks at its data.
+    let eval = ["eval", "--data", "nowhere", "--recipe", r];
+    for (args, text, needle) in [
         (
-            "eval",
-            "1.5,1,0.2",
-            "candidate threshold 1.5 is not between 0 and 1",
+            &train[..],
+            "[negatives]\nsource_weights = [1, 2, 3]\n",
+            ":2: key 'negatives.source_weights': expected 5 weights (take halves, altered takes, background, bank, unknown), got 3",
         ),
-        ("train", "0.2,1", "wants 3 to 5 values"),
-        ("train", "0.2,1,0.2,0.1,0,7", "wants 3 to 5 values"),
-        ("train", "0.2,1,0.2,0.1,-3", "floor -3 is not a cosine"),
-        ("train", "0.2,-1,0.2", "weight -1 is not between 0 and 10"),
-        ("eval", "0.2,1,2", "centre 2 is not a cosine"),
+        (
+            &eval[..],
+            "# weights\n[negatives]\n\nsource_weights = [1, 1, 1, 1, 1, 1]\n",
+            ":4: key 'negatives.source_weights': expected 5 weights (take halves, altered takes, background, bank, unknown), got 6",
+        ),
+        (
+            &train[..],
+            "[word_check]\nfloor = -3\n",
+            ":2: key 'word_check.floor': expected a number from -1 to 1, got -3",
+        ),
+        (
+            &train[..],
+            "[word_check]\ncandidate = 0.2\nweight = -1\n",
+            ":3: key 'word_check.weight': expected a number from 0 to 10, got -1",
+        ),
+        (
+            &eval[..],
+            "word_check.candidate = 1.5",
+            ":1: key 'word_check.candidate': expected a number above 0 and below 1, got 1.5",
+        ),
+        (
+            &train[..],
+            "[anyone]\nsynth = 3\nwarp = 0.1\nl3 = 0\n",
+            ":4: key 'anyone.l3': unknown key `l3`",
+        ),
     ] {
-        fails_with(
-            &[cmd, "--data", "nowhere", "--word-check-rule", rule],
-            &["--word-check-rule", needle],
-        );
+        std::fs::write(&recipe, text).unwrap();
+        fails_with(args, &[&format!("{r}{needle}")]);
+        let (code, _, err) = hark(args, &root());
+        assert_eq!((code, err.lines().count()), (1, 1), "{err}");
     }
+    assert!(!out.exists(), "no head is written");
+    let missing = tmp.path().join("nowhere.toml");
+    fails_with(
+        &["train", "--recipe", missing.to_str().unwrap()],
+        &["nowhere.toml", "cannot read"],
+    );
 }
 
 #[test]
@@ -514,7 +526,7 @@ fn detect_into_a_closed_pipe_ends_quietly() {
 }
 
 #[test]
-fn flag_values_that_make_no_sense_are_refused_and_the_head_is_kept() {
+fn flag_and_recipe_values_that_make_no_sense_are_refused_and_the_head_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let head = some_head(tmp.path());
     let before = std::fs::read(&head).unwrap();
@@ -527,27 +539,30 @@ fn flag_values_that_make_no_sense_are_refused_and_the_head_is_kept() {
     }
     let rec = tmp.path().join("rec");
     let r = rec.to_str().unwrap();
-    for (flag, value) in [
-        ("--context", "0"),
-        ("--context", "100000000000"),
-        ("--smoothing", "0"),
-        ("--default-threshold", "nan"),
-        ("--template-quantile", "7"),
-        ("--speed", "3"),
-        ("--l2", "-1"),
+    let recipe = tmp.path().join("r.toml");
+    for (key, value) in [
+        ("fit.context", "0"),
+        ("fit.context", "100000000000"),
+        ("detector.smoothing", "0"),
+        ("detector.threshold", "nan"),
+        ("templates.quantile", "7"),
+        ("augment.speed", "3"),
+        ("fit.l2", "-1"),
     ] {
-        let given = format!("{flag}={value}");
+        std::fs::write(&recipe, format!("{key} = {value}\n")).unwrap();
         let args = [
             "train",
             "--no-cv",
             "--no-bank",
+            "--recipe",
+            recipe.to_str().unwrap(),
             "--data",
             r,
             "--out",
             h,
-            &given,
         ];
-        fails_with(&args, &[flag, value]);
+        let value = value.replace("nan", "NaN");
+        fails_with(&args, &[&format!("r.toml:1: key '{key}'"), &value]);
     }
     assert_eq!(
         std::fs::read(&head).unwrap(),
