@@ -114,6 +114,9 @@ pub struct Outcome {
     /// by chance; and how many of the false triggers that makes go away.
     pub control: Score,
     pub control_gone: usize,
+    /// With `--speech`: false accepts in that continuous speech of other voices, which the
+    /// rejected clips did not come from, before and after retraining.
+    pub unseen: Option<(usize, usize)>,
 }
 
 /// Runs the loop for every seed of `opts` (its `takes`, `targets_per_word`, `nontargets`,
@@ -128,6 +131,7 @@ pub fn run(
     let bank = super::negative_bank(assets, &mut emb, opts, log)?;
     let mut model = StreamEmbedder::new(emb)?;
     let word_model = super::word_model(assets, opts)?;
+    let speech = super::speech::load(opts, &mut model, log)?;
     let mut out = Vec::new();
     for &seed in &opts.seeds {
         let case = Case::draw(
@@ -139,7 +143,12 @@ pub fn run(
         )?;
         let embs = model.embed(&case.samples, opts.gate, None)?;
         let models = (&mut model, word_model.as_ref());
-        let o = one_seed(models, bank.as_ref(), opts, seed, &case, &embs)?;
+        let mut o = one_seed(models, bank.as_ref(), opts, seed, &case, &embs)?;
+        if let (Some(sp), Some(heads)) = (&speech, o.heads.take()) {
+            let count = |h: &Arc<Head>| sp.score(h, word_model.as_ref(), &[]).0.false_accepts;
+            o.outcome.unseen = Some((count(&heads.0), count(&heads.1)));
+        }
+        let o = o.outcome;
         log(&format!(
             "seed {seed:>3} {:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new; {} clip(s) with a target word)  recall {:.3} -> {:.3}",
             case.speaker,
@@ -151,9 +160,21 @@ pub fn run(
             o.before.recall(),
             o.after.recall()
         ));
+        if let Some((b, a)) = o.unseen {
+            log(&format!(
+                "seed {seed:>3} {:<8} continuous speech of other voices: {b} -> {a} false accepts",
+                case.speaker
+            ));
+        }
         out.push((seed, o));
     }
     Ok(out)
+}
+
+/// One seed's outcome, and the heads before and after the rejections (taken to hear more).
+struct Seed {
+    outcome: Outcome,
+    heads: Option<(Arc<Head>, Arc<Head>)>,
 }
 
 /// Trains, listens, rejects every false trigger into `_unknown_`, trains again, listens again;
@@ -165,32 +186,37 @@ fn one_seed(
     seed: u64,
     case: &Case,
     embs: &Timeline,
-) -> Result<Outcome> {
+) -> Result<Seed> {
     let mut train = |seed: u64, enrol: &Dataset| {
         let mut head = train(model.embedder(), bank, opts, seed, enrol)?;
         super::word_check::enrol(word_model, &mut head, enrol, &opts.train)?;
         Ok::<_, crate::Error>(Arc::new(head))
     };
     let decide = |head| decide(head, embs, &mut Heard::new(word_model, &case.samples));
-    let head = train(seed, &case.enrol)?;
-    let dets = decide(head);
+    let first = train(seed, &case.enrol)?;
+    let dets = decide(first.clone());
     let seconds = case.samples.len() as f64 / 16_000.0;
     let wrong = false_triggers(&dets, &case.truth);
     let mut enrol = case.enrol.clone();
     enrol.unknown.extend(rejected(&wrong, &case.samples));
-    let head = train(seed, &enrol)?;
-    let after = decide(head);
+    let corrected = train(seed, &enrol)?;
+    let after = decide(corrected.clone());
     let head = train(seed ^ 0x5eed, &case.enrol)?;
     let control = decide(head);
     let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
     let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, &case.truth)));
-    Ok(Outcome {
+    let outcome = Outcome {
         before: score(&dets, &case.truth, seconds),
         after: score(&after, &case.truth, seconds),
         gone: gone_from(&after),
         with_target: with_target(&wrong, &case.truth),
         control: score(&control, &case.truth, seconds),
         control_gone: gone_from(&control),
+        unseen: None,
+    };
+    Ok(Seed {
+        outcome,
+        heads: Some((first, corrected)),
     })
 }
 

@@ -17,8 +17,10 @@ mod candidates;
 mod crowd;
 mod curve;
 pub mod feedback;
+pub mod people;
 pub mod plot;
 mod score;
+mod speech;
 mod streams;
 pub mod word_check;
 
@@ -76,6 +78,9 @@ pub struct EvalOptions {
     /// Takes in the crowd stream of every speaker's non-target words (0: no crowd rows; the
     /// data set has 2000).
     pub crowd: usize,
+    /// A folder of WAV files of continuous speech: every head's false accepts in it, per hour
+    /// (none: no such rows).
+    pub speech: Option<PathBuf>,
 }
 
 /// One scenario's results: per threshold label -> summed score.
@@ -97,14 +102,17 @@ pub fn run(
     let opts = &opts;
     let mut emb = Embedder::load(assets)?;
     let bank = negative_bank(assets, &mut emb, opts, log)?;
+    let mut model = StreamEmbedder::new(emb)?;
+    let speech = speech::load(opts, &mut model, log)?;
     let mut eval = Evaluation {
         opts,
-        model: StreamEmbedder::new(emb)?,
+        model,
         bank,
         results: Vec::new(),
         log,
         crowd: None,
         word_model: word_model(assets, opts)?,
+        speech,
     };
     for &seed in &opts.seeds {
         eval.run_seed(seed)?;
@@ -124,7 +132,7 @@ pub(super) fn word_model(
 }
 
 /// The synthetic negative bank, when the options ask for it and espeak-ng is there to make it.
-fn negative_bank(
+pub(super) fn negative_bank(
     assets: &crate::assets::Assets,
     emb: &mut Embedder,
     opts: &EvalOptions,
@@ -156,6 +164,8 @@ struct Evaluation<'a> {
     crowd: Option<crowd::Crowd>,
     /// The word check's model (none with `--no-word-check`).
     word_model: Option<SharedWordModel>,
+    /// The continuous speech every head also hears (`--speech`).
+    speech: Option<speech::Speech>,
 }
 
 impl Evaluation<'_> {
@@ -236,6 +246,7 @@ impl Evaluation<'_> {
         let name = format!("s{seed}-{}", if with_unknown { "unknown" } else { "takes" });
         self.dump_candidates(&name, &head, (embs, &mut ear), &case.stream, &enrol)?;
         self.crowd(seed, &scenario, &head, &enrol)?;
+        self.speech_row(seed, &scenario, &head);
         Ok(ear.into_memo())
     }
 
@@ -270,6 +281,7 @@ impl Evaluation<'_> {
         self.record(&scenario, "default", &s);
         let (truth, seconds) = (&case.stream.truth, case.stream.seconds());
         self.sweep(&scenario, &head, (&embs, &mut ear), truth, seconds);
+        self.speech_row(seed, &scenario, &head);
         let name = format!("x{seed}-{}", case.enrolled);
         self.dump_candidates(&name, &head, (&embs, &mut ear), &case.stream, &case.enrol)?;
         Ok(())

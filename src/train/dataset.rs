@@ -16,6 +16,10 @@ pub const BACKGROUND: &str = "_background_";
 pub const UNKNOWN: &str = "_unknown_";
 /// Fewest takes a word needs.
 pub const MIN_TAKES: usize = 3;
+/// A sound span longer than this, seconds, is taken for a word in steady noise (see
+/// `sound_span`).
+const NOISY_SPAN_SECONDS: f32 = 1.5;
+
 /// Longest take (after trimming silence), seconds.
 pub const MAX_TAKE_SECONDS: f32 = 3.0;
 
@@ -95,7 +99,10 @@ fn frame_db(x: &[f32]) -> Vec<f32> {
 }
 
 /// Where the sound is: from the first to the last 10 ms frame within 30 dB of the loudest one
-/// (and above an absolute floor), plus 30 ms either side. None when nothing rises above the
+/// (and above an absolute floor), plus 30 ms either side. A span longer than
+/// [`NOISY_SPAN_SECONDS`] is a word in steady noise less than 30 dB below it (a phone's take in
+/// a busy room): it is cut again at 6 dB above the noise, the level of its quietest tenth of
+/// frames, so the take is the word rather than the room. None when nothing rises above the
 /// floor (silence).
 fn sound_span(x: &[f32]) -> Option<std::ops::Range<usize>> {
     span_of(&frame_db(x), x.len())
@@ -109,8 +116,23 @@ fn span_of(db: &[f32], len: usize) -> Option<std::ops::Range<usize>> {
         return None;
     }
     let thr = (max - 30.0).max(30.0);
-    let first = db.iter().position(|v| *v >= thr)?;
-    let last = db.iter().rposition(|v| *v >= thr)?;
+    let span = |thr: f32| -> Option<(usize, usize)> {
+        Some((
+            db.iter().position(|v| *v >= thr)?,
+            db.iter().rposition(|v| *v >= thr)?,
+        ))
+    };
+    let (mut first, mut last) = span(thr)?;
+    if (last + 1 - first) as f32 * 0.01 > NOISY_SPAN_SECONDS {
+        let mut sorted = db.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let noise = sorted[sorted.len() / 10];
+        let above_noise = (noise + 6.0).min(max - 6.0);
+        if above_noise > thr {
+            (first, last) = span(above_noise)?;
+        }
+    }
+    let (first, last) = (first, last);
     let start = (first * 160).saturating_sub(480);
     let end = ((last + 1) * 160 + 480).min(len);
     Some(start..end)
@@ -306,6 +328,32 @@ mod tests {
         assert!((3200..=3200 + 960 + 320).contains(&t.len()), "{}", t.len());
         assert!(trim(&vec![0.0; 16000]).is_none());
         assert!(trim(&vec![3.0; 16000]).is_none(), "tiny hiss is silence");
+    }
+
+    #[test]
+    fn a_word_in_steady_noise_is_cut_at_the_noise_and_a_clean_long_one_is_kept() {
+        // 3 s of noise 20 dB below a 0.5 s tone from 1.2 s: within 30 dB of the peak, the
+        // noise would make the whole file the take.
+        let mut rng = 0x1234_5678u32;
+        let mut noise = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            (rng as f32 / u32::MAX as f32 - 0.5) * 1600.0
+        };
+        let mut x: Vec<f32> = (0..48000).map(|_| noise()).collect();
+        for (i, v) in x.iter_mut().enumerate().skip(19200).take(8000) {
+            *v += (i as f32 * 0.3).sin() * 8000.0;
+        }
+        let t = trim(&x).unwrap();
+        assert!((8000..=8000 + 960 + 320).contains(&t.len()), "{}", t.len());
+        // A clean 2 s sound with quiet stretches keeps its length.
+        let mut y = vec![0.0f32; 40000];
+        for (i, v) in y.iter_mut().enumerate().skip(4000).take(32000) {
+            let loud = if (i / 4000) % 2 == 0 { 8000.0 } else { 400.0 };
+            *v = (i as f32 * 0.3).sin() * loud;
+        }
+        assert_eq!(trim(&y).unwrap().len(), 32000 + 960);
     }
 
     #[test]

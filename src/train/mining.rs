@@ -5,7 +5,8 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::examples::{Examples, Source};
+use super::examples::Examples;
+use super::fold::Source;
 use super::{head_from, TrainOptions};
 use crate::pipeline::head::{Scorer, Voices};
 

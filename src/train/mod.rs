@@ -16,10 +16,13 @@ mod clips;
 pub mod dataset;
 mod examples;
 mod fit;
+mod fold;
 mod mining;
 pub mod negatives;
+mod neighbours;
 mod pitch;
 mod pool;
+pub mod recipe;
 pub mod recording;
 mod templates;
 mod validate;
@@ -29,14 +32,17 @@ pub mod word_check;
 use crate::audio::synth::Engine;
 use crate::Result;
 
-pub use examples::{build_examples, sequence_examples, Examples, Fold, Source};
+pub use examples::{build_examples, sequence_examples, Examples};
+pub use fold::{Fold, Source};
 
 use crate::pipeline::detector::DetectorSettings;
 use crate::pipeline::embedding::Embedder;
 use crate::pipeline::head::{Head, Member, TrainReport, Voices};
 use crate::train::dataset::Dataset;
 
-/// Training knobs (defaults are what the benchmark chose; see README's design table).
+/// Training knobs (defaults are what the benchmark chose; see docs/research/head.md). The design
+/// knobs are the keys of a [`recipe`]; the others (`voices`, `use_bank`, `cross_validate`, whether
+/// there is a `word_check`, `synth_cache`) are the command line's or the caller's.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// Consecutive embeddings per feature.
@@ -72,7 +78,7 @@ pub struct TrainOptions {
     pub snr_min: f32,
     /// `mine` words: share of augmented copies laid over the room noise at the level it was
     /// recorded at (+-6 dB) rather than at a level relative to the word (`anyone` words: none;
-    /// measured worse, README).
+    /// measured worse, docs/research/head.md).
     pub room_noise: f32,
     /// Templates from augmented windows too (not only the clean takes).
     pub template_augmented: bool,
@@ -113,19 +119,34 @@ pub struct TrainOptions {
     /// `anyone` words: synthetic takes (voices of `synth_engines` saying the word).
     pub anyone_synth: usize,
     /// `anyone` words: the share of the word's weight its synthetic takes carry together (0 =
-    /// every word window weighs the same, whoever said it). 0.7 since session 22 (0.5 before:
-    /// with the word check's weight 1.75, 0.7 is better on both seed sets; README).
+    /// every word window weighs the same, whoever said it). 0.7 since 2026-11-30 (0.5 before:
+    /// with the word check's weight 1.75, 0.7 is better on both seed sets;
+    /// docs/research/anyone-words.md).
     pub anyone_synth_share: f32,
     /// `anyone` words: clips per synthetic take: 2 (a clean copy and one as another voice) or 1
     /// (only the other voice).
     pub anyone_synth_copies: usize,
     /// `anyone` words: the pull of their rows of the head to the "none" row, a weight decay of
-    /// their difference (see `fit::class_pull`). 0.3 since session 23 (none before: +0.04-0.06
-    /// recall at equal false accepts from one or two enrolled speakers; README, "A smoother head
-    /// for `anyone` words").
+    /// their difference (see `fit::class_pull`). 0.3 since 2026-11-30 (none before: +0.04-0.06
+    /// recall at equal false accepts from one or two enrolled speakers;
+    /// docs/research/anyone-words.md, "A smoother head for `anyone` words").
     pub anyone_l2: f32,
     /// `anyone` words: default detection threshold instead of `threshold`.
     pub anyone_threshold: f32,
+    /// `anyone` words: how much higher the threshold is for each of the word's sounds beyond
+    /// `LENGTH_FREE` (a longer word holds more evidence), up to `anyone_threshold_most`. 0.15
+    /// since 0.2.0 (wake words from five people on speech kept aside: 129 -> 11 false accepts
+    /// per hour of LibriSpeech, recall 0.973 -> 0.967; docs/research/crowd.md).
+    pub anyone_threshold_per_sound: f32,
+    /// `anyone` words: the highest threshold the length gives.
+    pub anyone_threshold_most: f32,
+    /// `anyone` words: phonetic neighbours (words a sound away, see `neighbours`) said by
+    /// synthetic voices as "none" (0 = none).
+    pub anyone_neighbours: usize,
+    /// Takes of each neighbour, each in another synthetic voice.
+    pub neighbour_voices: usize,
+    /// Total weight of the neighbours' "none" windows, relative to each word's 1.
+    pub neighbour_weight: f32,
     /// Average the head with its cross-validation folds' heads (an ensemble).
     pub ensemble: bool,
     /// `mine` words: synthetic takes of the word (voices of `synth_engines`) as "none": the
@@ -139,15 +160,15 @@ pub struct TrainOptions {
     /// Smallest vocal-tract warp of those copies (factor 1+w to (1+w)^1.5, longer or shorter).
     pub foreign_warp: f32,
     /// `mine` words: colouring of augmented copies' log-mel bands, up to this many dB (0 = none;
-    /// tried, see README).
+    /// tried, see docs/research/head.md).
     pub mine_colour: f32,
-    /// `mine` words: vocal-tract warp range of augmented copies (0 = none; tried, see README).
+    /// `mine` words: vocal-tract warp range of augmented copies (0 = none; tried, see docs/research/head.md).
     pub mine_warp: f32,
     /// `mine` words: pitch shift (tempo kept) of augmented copies, up to this many semitones
-    /// either way (0 = none; tried, see README).
+    /// either way (0 = none; tried, see docs/research/head.md).
     pub mine_pitch: f32,
     /// The speech engines of the synthetic takes (those installed take turns; espeak-ng and
-    /// flite measured best, see README's voices table).
+    /// flite measured best, see docs/research/anyone-words.md).
     pub synth_engines: Vec<Engine>,
     /// Where the synthetic takes are kept between runs (`hark train`: `models/.cache`; None =
     /// spoken afresh each time; see `audio::synth_cache`).
@@ -199,6 +220,11 @@ impl Default for TrainOptions {
             anyone_synth: 60,
             anyone_synth_share: 0.7,
             anyone_threshold: 0.3,
+            anyone_threshold_per_sound: 0.15,
+            anyone_threshold_most: 0.7,
+            anyone_neighbours: 0,
+            neighbour_voices: 6,
+            neighbour_weight: 2.0,
             anyone_l2: 0.3,
             anyone_synth_copies: 2,
             ensemble: true,
@@ -302,6 +328,12 @@ pub fn train(
     head.report
         .figures
         .push(("training windows".into(), ex.len() as f32));
+    // Without espeak-ng (which also speaks the synthetic takes) the length is not known: every
+    // `anyone` word keeps `anyone_threshold`.
+    let anyone = voices.contains(&Voices::Anyone);
+    if opts.anyone_threshold_per_sound > 0.0 && anyone && crate::audio::synth::espeak_available() {
+        neighbours::thresholds_by_length(&mut head, &voices, opts)?;
+    }
     if let Some(bank) = bank.filter(|_| opts.bank_rate > 0.0) {
         calibrate_on_bank(&mut head, bank, opts.bank_rate);
     }

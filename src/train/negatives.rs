@@ -93,7 +93,7 @@ pub fn words() -> Vec<&'static str> {
     WORDS.split_whitespace().collect()
 }
 
-/// The bank's speech engines when nothing says otherwise (see README's voices table).
+/// The bank's speech engines when nothing says otherwise (see docs/research/anyone-words.md, "Synthetic voices").
 pub const ENGINES: &[Engine] = &[Engine::Espeak];
 
 /// The cache file of the bank made with `engines` (espeak-ng alone keeps the key it always had).
@@ -237,13 +237,27 @@ pub fn say_in_voices(
     engines: &[Engine],
     cache: Option<&SynthCache>,
 ) -> Result<Vec<Vec<f32>>> {
+    say_each_in_voices(&[text], n, seed, engines, cache)
+}
+
+/// [`say_in_voices`] for each of `texts` in turn (one random stream): `n` takes of the first,
+/// then of the next, and so on.
+pub fn say_each_in_voices(
+    texts: &[&str],
+    n: usize,
+    seed: u64,
+    engines: &[Engine],
+    cache: Option<&SynthCache>,
+) -> Result<Vec<Vec<f32>>> {
     let engines = crate::audio::synth::installed(engines);
     if engines.is_empty() {
         return Ok(vec![]);
     }
     let mut rng = SmallRng::seed_from_u64(seed);
-    let utterances: Vec<Utterance> = (0..n)
-        .map(|i| Utterance {
+    let utterances: Vec<Utterance> = texts
+        .iter()
+        .flat_map(|t| (0..n).map(move |i| (*t, i)))
+        .map(|(text, i)| Utterance {
             text: text.to_string(),
             id: 0,
             voice: random_voice(engine_of(i, &engines), &mut rng),

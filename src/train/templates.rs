@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::examples::{Examples, Fold};
+use super::examples::Examples;
 use super::fit::Fitted;
+use super::fold::Fold;
 use super::TrainOptions;
 
 /// One word window from the takes.

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::examples::{Examples, Fold};
+use super::examples::Examples;
+use super::fold::Fold;
 use super::{head_from, TrainOptions};
 use crate::pipeline::head::{Head, Scorer, Voices};
 use crate::train::dataset::Dataset;

@@ -12,6 +12,25 @@ pub fn phrase(label: &str) -> String {
     label.replace(['_', '-'], " ")
 }
 
+/// The synthetic speech a dataset is trained with besides its takes.
+#[derive(Default)]
+pub(super) struct Synthetic {
+    /// Per word (in class order), its synthetic takes (see [`synthetic_takes`]).
+    pub takes: Vec<Vec<Vec<f32>>>,
+    /// The `anyone` words' phonetic neighbours, "none" (see [`neighbour_takes`]).
+    pub neighbours: Vec<Vec<f32>>,
+}
+
+impl Synthetic {
+    /// Both, spoken (or read from the cache) as `opts` asks.
+    pub fn of(ds: &Dataset, opts: &TrainOptions) -> Result<Synthetic> {
+        Ok(Synthetic {
+            takes: synthetic_takes(ds, opts)?,
+            neighbours: neighbour_takes(ds, opts)?,
+        })
+    }
+}
+
 /// Per word (in class order): `opts.anyone_synth` takes said by the voices of
 /// `opts.synth_engines` for the words anyone may say (more examples of the word), and
 /// `opts.mine_synth` for the others (examples of what the word is not: someone else saying it);
@@ -50,4 +69,47 @@ pub(super) fn synthetic_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
         out.push(said.iter().filter_map(|x| trim(x)).collect());
     }
     Ok(out)
+}
+
+/// The "none" takes of the phonetic neighbours of the words anyone may say: per such word, its
+/// `opts.anyone_neighbours` nearest everyday words (never one of the head's words), each said
+/// `opts.neighbour_voices` times by the voices of `opts.synth_engines`. None when the count is
+/// 0, no word is an `anyone` word or no engine is installed.
+pub(super) fn neighbour_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<Vec<f32>>> {
+    let voices = ds.voices(opts.voices);
+    let anyone: Vec<String> = ds
+        .words
+        .iter()
+        .zip(&voices)
+        .filter(|(_, v)| **v == Voices::Anyone)
+        .map(|((w, _), _)| phrase(w))
+        .collect();
+    let engines = crate::audio::synth::installed(&opts.synth_engines);
+    if opts.anyone_neighbours == 0 || anyone.is_empty() || engines.is_empty() {
+        return Ok(vec![]);
+    }
+    let ours: Vec<String> = ds.words.iter().map(|(w, _)| phrase(w)).collect();
+    let avoid: Vec<&str> = ours.iter().map(String::as_str).collect();
+    let vocabulary = super::neighbours::vocabulary();
+    let sounds = super::neighbours::phonemes(&vocabulary)?;
+    let vocabulary: Vec<(&str, Vec<String>)> = vocabulary.into_iter().zip(sounds).collect();
+    let words: Vec<&str> = anyone.iter().map(String::as_str).collect();
+    let mut chosen: Vec<&str> = Vec::new();
+    for word in super::neighbours::phonemes(&words)? {
+        let near = super::neighbours::nearest(&word, &vocabulary, opts.anyone_neighbours, &avoid);
+        chosen.extend(
+            near.into_iter()
+                .filter(|w| !chosen.contains(w))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let cache = opts.synth_cache.as_deref().map(SynthCache::new);
+    let said = super::negatives::say_each_in_voices(
+        &chosen,
+        opts.neighbour_voices,
+        opts.seed ^ 0x6e65_6967_6862_6f75,
+        &opts.synth_engines,
+        cache.as_ref(),
+    )?;
+    Ok(said.iter().filter_map(|x| trim(x)).collect())
 }

@@ -1,5 +1,5 @@
 //! The accuracy benchmark on real recorded speech (`../shared/data`), in its quick mode: a
-//! regression guard, not the figure of record (that is `hark eval`, see README). Skips with a
+//! regression guard, not the figure of record (that is `hark eval`, see docs/benchmarks.md). Skips with a
 //! clear message when the shared data is absent.
 
 use crate::common;
@@ -28,6 +28,7 @@ fn quick_benchmark_on_real_speech_hears_most_targets_and_few_others() {
         cross_voices: hark::pipeline::head::Voices::Anyone,
         curve: vec![],
         crowd: 0,
+        speech: None,
     };
     let res = hark::eval::run(&assets, &opts, &mut |l| eprintln!("{l}")).unwrap();
     for (scenario, rows) in &res {

@@ -54,16 +54,16 @@ pub fn hark(args: &[&str], cwd: &Path) -> (i32, String, String) {
 /// Trains a head at `out` on the recordings in `data` (`hark train --no-cv` plus `extra`
 /// flags), asserting it succeeds.
 pub fn train_head(data: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "train",
-        "--no-cv",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["--no-cv", "--data", data.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let (code, _, err) = hark(&args, &root());
+    train_head_with(out, &args);
+}
+
+/// Trains a head at `out` with `hark train` and `args`, asserting it succeeds.
+pub fn train_head_with(out: &Path, args: &[&str]) {
+    let mut all = vec!["train", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (code, _, err) = hark(&all, &root());
     assert_eq!(code, 0, "{err}");
 }
 

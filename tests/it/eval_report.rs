@@ -1,5 +1,5 @@
-//! The reporting parts of `hark eval`: the speech-hour figures, the crowd rows, the curve's
-//! scores and `--plot`'s picture, on a small run over the real speech in `../shared/data`
+//! The reporting parts of `hark eval`: the speech-hour figures, the crowd rows, the continuous
+//! speech rows, the curve's scores and `--plot`'s picture, on a small run over the real speech in `../shared/data`
 //! (skipped with a message when it is absent).
 
 use crate::common;
@@ -23,13 +23,14 @@ fn eval_plot_to_a_missing_folder_fails_at_once_in_one_line() {
 }
 
 #[test]
-fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
+fn a_small_eval_reports_speech_hours_the_crowd_continuous_speech_and_a_curve_and_plots_it() {
     let Some(data) = common::shared_data() else {
         eprintln!("SKIPPED: ../shared/data is absent; the eval report did not run");
         return;
     };
     let curve = hark::eval::curve_thresholds();
     let dumped = tempfile::tempdir().unwrap();
+    let speech = continuous_speech();
     let opts = hark::eval::EvalOptions {
         data,
         seeds: vec![5],
@@ -48,14 +49,19 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
         gate: true,
         curve: curve.clone(),
         crowd: 150,
+        speech: Some(speech.path().to_path_buf()),
     };
     let res = hark::eval::run(&common::assets(), &opts, &mut |l| eprintln!("{l}")).unwrap();
     let names: Vec<&str> = res.iter().map(|(n, _)| n.as_str()).collect();
-    // 4 scenarios and 2 crowd rows.
-    assert_eq!(names.len(), 6, "{names:?}");
+    // 4 scenarios, 2 crowd rows and the 4 heads in continuous speech.
+    assert_eq!(names.len(), 10, "{names:?}");
     for (scenario, rows) in &res {
         let default = &rows[0].1;
         assert!(default.speech_seconds > 0.0 && default.speech_seconds < default.seconds);
+        if scenario.starts_with("continuous speech") {
+            check_continuous(scenario, rows);
+            continue;
+        }
         if scenario.starts_with("crowd") {
             // 150 takes, minus the head's 3 words (about 45) and the takes it trained on.
             assert_eq!((rows.len(), default.targets), (1, 0), "{scenario}");
@@ -89,6 +95,35 @@ fn a_small_eval_reports_speech_hours_the_crowd_and_a_curve_and_plots_it() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(&bytes[12..16], b"IHDR");
+}
+
+/// Three sentences by two espeak-ng voices, as continuous speech (`--speech`).
+fn continuous_speech() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let said = [
+        (
+            "The weather turned cold before the harvest was in.",
+            "en-us",
+        ),
+        ("She counted the boxes twice and wrote it all down.", "en"),
+        ("Nobody expected the river to rise so quickly.", "en-us"),
+    ];
+    for (i, (text, voice)) in said.iter().enumerate() {
+        let samples = common::say(text, voice, 160, 50);
+        common::write_wav(&dir.path().join(format!("{i}.wav")), &samples);
+    }
+    dir
+}
+
+/// A continuous-speech row has no targets, counts its three files, and scores the sweep's
+/// default threshold (0.5) as the head's own decision did.
+fn check_continuous(scenario: &str, rows: &[(String, hark::eval::Score)]) {
+    let default = &rows[0].1;
+    assert_eq!((default.targets, default.nontargets), (0, 3), "{scenario}");
+    assert!(default.speech_seconds > 3.0, "{scenario}: {default:?}");
+    assert_eq!(rows.len(), 2, "{scenario}");
+    assert_eq!(rows[1].0, "threshold 0.5");
+    assert_eq!(rows[1].1.false_accepts, default.false_accepts, "{scenario}");
 }
 
 /// `--dump-candidates` wrote a folder per scenario with the detector's candidates (before the

@@ -35,7 +35,7 @@ fn train_on_a_long_background_clip_stays_small() {
             "--no-cv",
             "--no-bank",
             // What this guards is the clip's handling; the word check's model is a fixed cost
-            // on top (README, "The word check").
+            // on top (docs/design.md, "The word check").
             "--no-word-check",
             "--data",
             rec.to_str().unwrap(),

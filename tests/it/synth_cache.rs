@@ -53,6 +53,8 @@ fn models_dir(dir: &Path) -> PathBuf {
 /// Trains the recordings for anyone with the logging engines first on PATH; returns the head's
 /// bytes.
 fn train(models: &Path, rec: &Path, out: &Path, bin: &Path) -> Vec<u8> {
+    let recipe = out.with_extension("recipe.toml");
+    std::fs::write(&recipe, format!("[anyone]\nsynth = {TAKES}\n")).unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs = vec![bin.to_path_buf()];
     dirs.extend(std::env::split_paths(&path));
@@ -64,7 +66,7 @@ fn train(models: &Path, rec: &Path, out: &Path, bin: &Path) -> Vec<u8> {
             "--no-cv",
             "--no-bank",
         ])
-        .args(["--voices", "anyone", "--anyone-synth", &TAKES.to_string()])
+        .args(["--voices", "anyone", "--recipe", recipe.to_str().unwrap()])
         .args(["--data", rec.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
         .env("PATH", std::env::join_paths(dirs).unwrap())

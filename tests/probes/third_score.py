@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A measurement, not a test (CI does not run it): would a third score help the word check?
 
-Session 20 asked two models that hark does not run for a score on each candidate of a
+A probe of 2026-11-30 asked two models that hark does not run for a score on each candidate of a
 `hark eval --dump-candidates DIR` dump (the same-speaker scenarios), and fused it into hark's
 rule as `rule margin + W * (score - REF)`:
 

@@ -221,7 +221,7 @@ mod tests {
 
 /// What a block costs at each batch size (`cargo test --release --lib batch_cost --
 /// --ignored --nocapture`): thread CPU time per block, the configurations interleaved, best
-/// of 3 rounds (README, Many satellites).
+/// of 3 rounds (docs/design.md, "Several streams in one call").
 #[cfg(test)]
 mod cost {
     use super::*;

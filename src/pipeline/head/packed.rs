@@ -1,7 +1,7 @@
 //! Rows of numbers in a head file. A head writes each row of its templates and of its word
 //! check's embeddings as one base64 string of the row's little-endian f32 bytes: exact, and
 //! about half the size of the same numbers in JSON (an `anyone` head's 10 MB become 5). It
-//! reads either form, so heads written before session 20, which hold arrays, still load.
+//! reads either form, so heads written with arrays (before 2026-11-30), still load.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

@@ -15,10 +15,10 @@
 //!
 //! A candidate whose peak reaches [`Rule::sure`] before it is heard (the fused score would pass
 //! even at a cosine of [`Rule::floor`]) fires at once, unheard. On the benchmark's 16 seeds
-//! (session 19, floor 0, weight 1) that changed no decision but four, all hits that an
-//! `_unknown_` take's veto had wrongly dropped; with session 22's rule (floor 0.1) it spares the
+//! (with floor 0 and weight 1, as first built) that changed no decision but four, all hits that
+//! an `_unknown_` take's veto had wrongly dropped; with today's rule (floor 0.1) it spares the
 //! model about two candidates in three and brings those events' latency back to the
-//! detector's (README, "The word check").
+//! detector's (docs/design.md, "The word check").
 
 use serde::{Deserialize, Serialize};
 
@@ -39,18 +39,18 @@ pub struct Rule {
     pub candidate: f32,
     /// How much the cosine counts, and the cosine that counts as nothing either way: cosines
     /// of this model run from about 0.2 for another word to 0.9 for the same take. (Weight
-    /// 1.75 and centre 0.255 since session 22, from a grid on the benchmark's candidates,
-    /// checked on held-out seeds; before, 1 and 0.2. README, "The word check".)
+    /// 1.75 and centre 0.255 since 2026-11-30, from a grid on the benchmark's candidates,
+    /// checked on held-out seeds; before, 1 and 0.2. docs/research/word-check.md.)
     pub weight: f32,
     pub centre: f32,
     /// A candidate is dropped when its audio's cosine to an `_unknown_` take beats its cosine
     /// to its word's takes by more than this (0.15; `hark eval --feedback` with 0, 0.05, 0.1
-    /// and none chose 0.1 for weight 1; README).
+    /// and none chose 0.1 for weight 1; docs/research/feedback.md).
     #[serde(default)]
     pub margin: f32,
     /// The lowest cosine a candidate is taken to have before it is heard: a candidate whose
     /// peak alone would pass at this cosine fires at once, unheard ([`Rule::sure`]). 0.1 since
-    /// session 22 (no word's own take scored below 0.08 on the benchmark's 32 streams); a head
+    /// 2026-11-30 (no word's own take scored below 0.08 on the benchmark's 32 streams); a head
     /// without it (older heads) has 0.
     #[serde(default)]
     pub floor: f32,

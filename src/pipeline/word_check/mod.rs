@@ -1,8 +1,7 @@
 //! The word check: a second pretrained model (EfficientWord-Net's word embedding, a ResNet-50
 //! trained with an ArcFace loss so that one word said by different people lands close) that
 //! embeds 1.5 s of audio into 2048 values. Comparing a detection's audio with the enrolled
-//! takes this way adds what the base model's embeddings miss (README, "A second stage: a word
-//! check"). `.ci/setup` fetches its 8-bit file into `models/base/word_check.onnx`.
+//! takes this way adds what the base model's embeddings miss (docs/research/word-check.md). `.ci/setup` fetches its 8-bit file into `models/base/word_check.onnx`.
 
 pub mod check;
 pub mod fbank;
@@ -117,7 +116,10 @@ mod tests {
     fn the_word_model_embeds_as_its_python_reference_does() {
         let mut m = WordModel::load(&assets()).unwrap();
         // The front end's test signal, its first 0.6 s centred; reference from
-        // tests/probes/word_check.py with the same file (ONNX Runtime 1.32 in Python).
+        // tests/probes/word_check.py with the same file (ONNX Runtime 1.32 in Python). The model is
+        // 8-bit and ONNX Runtime's integer kernels round by CPU: on an AVX2-only EPYC the values
+        // differ from the reference's machine by up to 2.3e-3 (at [2]), hence the tolerance; the
+        // largest dimension and the similarities below hold on both.
         let x: Vec<f32> = fbank::tests::signal()[..9600]
             .iter()
             .map(|v| v * 32768.0)
@@ -132,7 +134,7 @@ mod tests {
             (1000, -0.018581),
         ];
         for (i, v) in want {
-            assert!((e[i] - v).abs() < 2e-4, "[{i}] {} != {v}", e[i]);
+            assert!((e[i] - v).abs() < 3e-3, "[{i}] {} != {v}", e[i]);
         }
         let best = (0..DIM).max_by(|&a, &b| e[a].total_cmp(&e[b])).unwrap();
         assert_eq!(best, 1847);

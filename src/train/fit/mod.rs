@@ -13,7 +13,8 @@ use rand::SeedableRng;
 mod linear;
 mod network;
 
-use super::examples::{Examples, Fold};
+use super::examples::Examples;
+use super::fold::{Fold, SOURCES};
 use super::TrainOptions;
 use crate::pipeline::embedding::DIM;
 use crate::pipeline::head::{Layer, Voices};
@@ -48,7 +49,7 @@ pub(super) fn fit(ex: &Examples, rows: &[usize], pull: &[f32], opts: &TrainOptio
             ex,
             rows,
             n_classes,
-            &opts.source_weights,
+            &source_weights(opts),
             opts.anyone_synth_share,
         ),
         standardise: (&mean, &inv_std),
@@ -87,7 +88,7 @@ struct Data<'d, 'e> {
 /// Each class's pull to "none": 0 for "none" and `mine` words, `anyone_l2` for `anyone`
 /// words. A word's score against "none" rests on the difference of their weights; pulling
 /// them together keeps that difference small and smooth, a head that generalises from a few
-/// voices to everyone's (README, "A smoother head for `anyone` words"). For a head of one word it is what a
+/// voices to everyone's (docs/research/anyone-words.md, "A smoother head"). For a head of one word it is what a
 /// weight decay of twice as much on both rows would be. Only differences of rows count in a
 /// softmax, so the `mine` words of the same head keep their fit: their rows move with "none".
 pub(super) fn class_pull(voices: &[Voices], opts: &TrainOptions) -> Vec<f32> {
@@ -199,6 +200,12 @@ fn as_slice(v: &Array1<f32>) -> &[f32] {
         .expect("a vector made by zeros and mapv is contiguous")
 }
 
+/// The total weight of "none" windows per [`Source`](crate::train::fold::Source).
+fn source_weights(opts: &TrainOptions) -> [f32; SOURCES] {
+    let w = opts.source_weights;
+    [w[0], w[1], w[2], w[3], w[4], opts.neighbour_weight]
+}
+
 /// Weight per row: each word's windows weigh 1 in all; the "none" windows weigh, per source,
 /// that source's share (`source_weights`, indexed by `Source`), so no one source drowns the
 /// others. With `synth_share` above 0, a word's synthetic takes' windows (its word windows in
@@ -208,12 +215,12 @@ pub(super) fn sample_weights(
     ex: &Examples,
     rows: &[usize],
     n_classes: usize,
-    source_weights: &[f32; 5],
+    source_weights: &[f32],
     synth_share: f32,
 ) -> Vec<f32> {
     let mut class_counts = vec![0usize; n_classes];
     let mut synth_counts = vec![0usize; n_classes];
-    let mut source_counts = [0usize; 5];
+    let mut source_counts = [0usize; SOURCES];
     for &r in rows {
         class_counts[ex.y[r]] += 1;
         if ex.y[r] == 0 {
