@@ -332,7 +332,7 @@ pub fn train(
     // `anyone` word keeps `anyone_threshold`.
     let anyone = voices.contains(&Voices::Anyone);
     if opts.anyone_threshold_per_sound > 0.0 && anyone && crate::audio::synth::espeak_available() {
-        neighbours::thresholds_by_length(&mut head, &voices, opts)?;
+        thresholds_by_length(&mut head, &voices, opts)?;
     }
     if let Some(bank) = bank.filter(|_| opts.bank_rate > 0.0) {
         calibrate_on_bank(&mut head, bank, opts.bank_rate);
@@ -397,6 +397,28 @@ fn calibrate_on_bank(head: &mut Head, bank: &[f32], rate: f32) {
             *q,
         ));
     }
+}
+
+/// Sets the thresholds of `head`'s `anyone` words by their length in espeak-ng's phonemes.
+fn thresholds_by_length(
+    head: &mut crate::pipeline::head::Head,
+    voices: &[crate::pipeline::head::Voices],
+    opts: &TrainOptions,
+) -> Result<()> {
+    let phrases: Vec<String> = head.labels.iter().map(|l| voices::phrase(l)).collect();
+    let texts: Vec<&str> = phrases.iter().map(String::as_str).collect();
+    let sounds = neighbours::phonemes(&texts)?;
+    for (w, v) in voices.iter().enumerate() {
+        if *v == crate::pipeline::head::Voices::Anyone {
+            head.detector.thresholds[w] = neighbours::threshold_for(
+                sounds[w].len(),
+                opts.anyone_threshold,
+                opts.anyone_threshold_per_sound,
+                opts.anyone_threshold_most,
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

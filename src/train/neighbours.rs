@@ -155,32 +155,6 @@ pub fn threshold_for(sounds: usize, base: f32, per_sound: f32, most: f32) -> f32
     (base + extra).min(most.max(base))
 }
 
-/// Sets the thresholds of `head`'s `anyone` words by their length in espeak-ng's phonemes.
-pub(super) fn thresholds_by_length(
-    head: &mut crate::pipeline::head::Head,
-    voices: &[crate::pipeline::head::Voices],
-    opts: &super::TrainOptions,
-) -> Result<()> {
-    let phrases: Vec<String> = head
-        .labels
-        .iter()
-        .map(|l| super::voices::phrase(l))
-        .collect();
-    let texts: Vec<&str> = phrases.iter().map(String::as_str).collect();
-    let sounds = phonemes(&texts)?;
-    for (w, v) in voices.iter().enumerate() {
-        if *v == crate::pipeline::head::Voices::Anyone {
-            head.detector.thresholds[w] = threshold_for(
-                sounds[w].len(),
-                opts.anyone_threshold,
-                opts.anyone_threshold_per_sound,
-                opts.anyone_threshold_most,
-            );
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
