@@ -93,31 +93,23 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, Results)>> {
     check_data(&opts.data)?;
-    // As `hark train` does: an `anyone` head's synthetic takes are spoken once, for its fit
-    // and its word check alike, and read back in later runs.
-    let mut opts = opts.clone();
-    opts.train
-        .synth_cache
-        .get_or_insert_with(|| assets.dir.join(".cache"));
-    let opts = &opts;
-    let mut emb = Embedder::load(assets)?;
-    let bank = negative_bank(assets, &mut emb, opts, log)?;
-    let mut model = StreamEmbedder::new(emb)?;
-    let speech = speech::load(opts, &mut model, log)?;
-    let mut eval = Evaluation {
-        opts,
-        model,
-        bank,
-        results: Vec::new(),
-        log,
-        crowd: None,
-        word_model: word_model(assets, opts)?,
-        speech,
-    };
+    let opts = &cached(assets, opts);
+    let mut eval = Evaluation::new(assets, opts, log)?;
     for &seed in &opts.seeds {
         eval.run_seed(seed)?;
     }
     Ok(eval.results)
+}
+
+/// The options with the synthetic takes' cache, as `hark train` runs: an `anyone` head's
+/// synthetic takes are spoken once, for its fit and its word check alike, and read back in
+/// later runs.
+pub(super) fn cached(assets: &crate::assets::Assets, opts: &EvalOptions) -> EvalOptions {
+    let mut opts = opts.clone();
+    opts.train
+        .synth_cache
+        .get_or_insert_with(|| assets.dir.join(".cache"));
+    opts
 }
 
 /// The word model, when the heads are to have a word check.
@@ -166,6 +158,30 @@ struct Evaluation<'a> {
     word_model: Option<SharedWordModel>,
     /// The continuous speech every head also hears (`--speech`).
     speech: Option<speech::Speech>,
+}
+
+impl<'a> Evaluation<'a> {
+    /// Loads the base model, the negative bank, the continuous speech and the word model.
+    fn new(
+        assets: &crate::assets::Assets,
+        opts: &'a EvalOptions,
+        log: &'a mut dyn FnMut(&str),
+    ) -> Result<Evaluation<'a>> {
+        let mut emb = Embedder::load(assets)?;
+        let bank = negative_bank(assets, &mut emb, opts, log)?;
+        let mut model = StreamEmbedder::new(emb)?;
+        let speech = speech::load(opts, &mut model, log)?;
+        Ok(Evaluation {
+            opts,
+            model,
+            bank,
+            results: Vec::new(),
+            log,
+            crowd: None,
+            word_model: word_model(assets, opts)?,
+            speech,
+        })
+    }
 }
 
 impl Evaluation<'_> {

@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::streams::{background, Stream, StreamEmbedder, StreamItem};
+use super::streams::{background, Stream, StreamItem};
 use super::word_check::{Heard, Memo};
 use super::{decide, score, EvalOptions, Evaluation, Results, Score, Timeline, Truth};
 use crate::pipeline::detector::Detection;
@@ -93,25 +93,8 @@ pub fn run(
         corpus.words.len(),
         people.split
     ));
-    let mut opts = opts.clone();
-    opts.train
-        .synth_cache
-        .get_or_insert_with(|| assets.dir.join(".cache"));
-    let opts = &opts;
-    let mut emb = crate::pipeline::embedding::Embedder::load(assets)?;
-    let bank = super::negative_bank(assets, &mut emb, opts, log)?;
-    let mut model = StreamEmbedder::new(emb)?;
-    let speech = super::speech::load(opts, &mut model, log)?;
-    let mut eval = Evaluation {
-        opts,
-        model,
-        bank,
-        results: Vec::new(),
-        log,
-        crowd: None,
-        word_model: super::word_model(assets, opts)?,
-        speech,
-    };
+    let opts = &super::cached(assets, opts);
+    let mut eval = Evaluation::new(assets, opts, log)?;
     for &seed in &opts.seeds {
         eval.people_seed(seed, &corpus, people)?;
     }
