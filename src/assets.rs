@@ -1,8 +1,12 @@
 //! Where the ONNX Runtime library and the base model live, and loading the runtime once.
 //!
-//! After `.ci/setup` they are in `models/runtime/` and `models/base/` of the repository. hark
-//! looks for a `models/` folder in the working directory, then beside the executable and in its
-//! ancestors (so `target/release/hark` finds the repository's), unless a path is given.
+//! After `.ci/setup` they are in `models/runtime/` and `models/base/` of the repository. Unless a
+//! path is given (`--models`, `models_dir`), hark looks for them in [`Assets::search_path`]'s
+//! order: `$HARK_MODELS`, `./models`, a `models/` beside the executable or in its ancestors (so
+//! `target/release/hark` finds the repository's), the user's copy made by `hark setup`
+//! (`~/.local/share/hark/models`), the source tree it was built from (so `cargo install --path .`
+//! finds the clone's), and the system's (`/usr/local/share/hark/models`,
+//! `/usr/share/hark/models`, where the Debian package puts them).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -32,8 +36,8 @@ pub struct Assets {
 }
 
 impl Assets {
-    /// Finds the models folder: `explicit` if given, else `./models`, else a `models/` beside the
-    /// executable or in one of its ancestors.
+    /// Finds the models folder: `explicit` if given, else the first of [`Self::search_path`]
+    /// that holds `base/` or `runtime/`.
     pub fn locate(explicit: Option<&Path>) -> Result<Assets> {
         if let Some(p) = explicit {
             if !p.is_dir() {
@@ -46,16 +50,52 @@ impl Assets {
                 dir: p.to_path_buf(),
             });
         }
-        let mut candidates = vec![PathBuf::from("models")];
-        if let Ok(exe) = std::env::current_exe() {
-            candidates.extend(exe.ancestors().skip(1).map(|a| a.join("models")));
-        }
+        let candidates = Self::search_path();
         for c in &candidates {
             if c.join("base").is_dir() || c.join("runtime").is_dir() {
                 return Ok(Assets { dir: c.clone() });
             }
         }
-        Err(Error::model(format!("cannot find the models directory (looked for models/base in the working directory and beside the executable); {SETUP_HINT}")))
+        let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+        Err(Error::model(format!(
+            "cannot find the models directory (looked in {}); {SETUP_HINT}",
+            looked.join(", ")
+        )))
+    }
+
+    /// Where hark looks for its models, in order (see the module's documentation).
+    pub fn search_path() -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("HARK_MODELS")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        dirs.push(PathBuf::from("models"));
+        if let Ok(exe) = std::env::current_exe() {
+            dirs.extend(exe.ancestors().skip(1).map(|a| a.join("models")));
+        }
+        dirs.extend(user_models_dir());
+        dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
+        dirs.push(PathBuf::from("/usr/local/share/hark/models"));
+        dirs.push(PathBuf::from("/usr/share/hark/models"));
+        dirs
+    }
+
+    /// Where hark keeps what it builds once and reuses (the negative bank, cached synthetic
+    /// clips): the models folder when hark may write there, else the user's cache folder
+    /// (`$XDG_CACHE_HOME/hark`, `~/.cache/hark`), as for the system's read-only copy.
+    pub fn cache_dir(&self) -> PathBuf {
+        if writable(&self.dir) {
+            return self.dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".cache")));
+        match base {
+            Some(b) => b.join("hark"),
+            None => std::env::temp_dir().join("hark-cache"),
+        }
     }
 
     pub fn embedding_model(&self) -> PathBuf {
@@ -127,6 +167,33 @@ impl Assets {
         }
         let got = crate::util::sha256_file_hex(p).map_err(Error::io(p, "cannot read"))?;
         expect_sha(p, &got, sha, what)
+    }
+}
+
+/// The user's home folder, from `$HOME`.
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The models folder `hark setup` fills: `$XDG_DATA_HOME/hark/models`, else
+/// `~/.local/share/hark/models`.
+pub fn user_models_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".local").join("share")))
+        .map(|d| d.join("hark").join("models"))
+}
+
+/// Whether this process may create files in `dir` (tried, not guessed from the mode bits: a
+/// read-only mount or a service's `ProtectSystem=` says no whatever the bits say).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".hark-write-test-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => std::fs::remove_file(&probe).is_ok(),
+        Err(_) => false,
     }
 }
 

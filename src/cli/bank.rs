@@ -48,7 +48,7 @@ fn load(assets: &Assets, emb: &mut Embedder, engines: Option<&[Engine]>) -> Resu
         return Ok(None);
     }
     let bank = progress::with_bar("negatives", |tick| {
-        hark::train::negatives::load_or_build(&assets.dir, emb, engines, tick)
+        hark::train::negatives::load_or_build(&assets.cache_dir(), emb, engines, tick)
             .context("cannot build the synthetic negative bank")
     })?;
     Ok(Some(bank))

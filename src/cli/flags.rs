@@ -70,6 +70,13 @@ pub enum Command {
     Devices,
     /// The cost benchmark: hark against openWakeWord 0.5.1 and the base model's floor.
     Bench(BenchFlags),
+    /// Copy the models (base model, word check, ONNX Runtime) into ~/.local/share/hark/models,
+    /// checked by sha256, so that an installed hark finds them wherever it runs.
+    Setup {
+        /// Where to copy them instead.
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+    },
     /// Build the synthetic negative bank now (once; `train` would otherwise build it on first use).
     Bank,
     /// The accuracy benchmark on ../shared/data (spoken digits and noise).

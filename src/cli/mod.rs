@@ -19,6 +19,7 @@ mod progress;
 mod record;
 mod reject;
 mod serve;
+mod setup;
 mod train;
 
 use flags::{Cli, Command};
@@ -57,6 +58,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Reject(f) => reject::reject(&f),
         Command::Confirm(f) => reject::confirm(&f),
         Command::Devices => devices::run(),
+        Command::Setup { to } => setup::run(&assets()?, to.as_deref()),
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
         Command::Eval(f) if f.feedback => eval_feedback::run(&f.options()?, &assets()?),

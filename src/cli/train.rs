@@ -36,7 +36,7 @@ pub fn run(t: &Train, assets: &Assets) -> Result<()> {
     let mut options = t.options.clone();
     options
         .synth_cache
-        .get_or_insert_with(|| assets.dir.join(".cache"));
+        .get_or_insert_with(|| assets.cache_dir().join(".cache"));
     let head = fit(assets, &mut emb, &ds, negatives.as_deref(), &options)?;
     head.save(&t.out)?;
     println!(
@@ -69,7 +69,7 @@ pub fn fit(
         let enrolled = options.word_check.map(|rule| {
             s.spawn(move || {
                 let mut model = word_check::lazy_model(assets);
-                let dir = Some(assets.dir.join(word_check::CACHE_DIR));
+                let dir = Some(assets.cache_dir().join(word_check::CACHE_DIR));
                 let mut embeddings = word_check::Embeddings::new(dir, &mut model);
                 word_check::enrol(&mut embeddings, (ds, &synthetic), options, rule)
             })

@@ -108,7 +108,7 @@ pub(super) fn cached(assets: &crate::assets::Assets, opts: &EvalOptions) -> Eval
     let mut opts = opts.clone();
     opts.train
         .synth_cache
-        .get_or_insert_with(|| assets.dir.join(".cache"));
+        .get_or_insert_with(|| assets.cache_dir().join(".cache"));
     opts
 }
 
@@ -134,7 +134,7 @@ pub(super) fn negative_bank(
         Ok(None)
     } else if crate::audio::synth::espeak_available() {
         Ok(Some(crate::train::negatives::load_or_build(
-            &assets.dir,
+            &assets.cache_dir(),
             emb,
             &opts.train.bank_engines,
             &|_, _| {},

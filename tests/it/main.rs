@@ -16,6 +16,7 @@ mod library;
 mod long_files;
 mod module_cycles;
 mod mosquitto;
+mod package;
 mod recipe;
 mod satellite;
 mod synth;
