@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Boots systemd as PID 1 of a new PID and mount namespace whose /etc, /usr and /var are overlays
-# on the host's (their changes live in a tmpfs and vanish with it), so that a test can install a
-# .deb and start its units there for real without touching the machine.
+# Boots systemd as PID 1 of a new PID and mount namespace whose /etc, /usr, /var and /tmp are
+# overlays on the host's (their changes live in a tmpfs and vanish with it; /tmp too, as systemd
+# empties it at boot), so that a test can install a .deb and start its units there for real
+# without touching the machine. It boots to basic.target: no other service of the machine
+# starts (they would share its network).
 #   deb_systemd.sh boot PIDFILE     boots it; writes the host pid of its systemd to PIDFILE and
 #                                   returns once the system has started (or fails after 90 s)
 #   deb_systemd.sh run PIDFILE CMD  runs CMD (with sh -c) inside it
@@ -16,13 +18,12 @@ boot)
   setsid unshare --pid --fork --mount --propagation private --mount-proc sh -c '
     set -e
     mount -t tmpfs tmpfs /mnt
-    for d in etc usr var; do
+    for d in etc usr var tmp; do
       mkdir -p /mnt/$d-up /mnt/$d-work
       mount -t overlay overlay -o lowerdir=/$d,upperdir=/mnt/$d-up,workdir=/mnt/$d-work /$d
     done
     mount -t tmpfs tmpfs /run
-    mount -t tmpfs tmpfs /tmp
-    exec /lib/systemd/systemd --system --log-target=console --show-status=no
+    exec /lib/systemd/systemd --system --unit=basic.target --log-target=console --show-status=no
   ' >"$log" 2>&1 </dev/null &
   outer=$!
   for _ in $(seq 1 100); do
