@@ -4,8 +4,10 @@
 # empties it at boot), so that a test can install a .deb and start its units there for real
 # without touching the machine. It boots to basic.target: no other service of the machine
 # starts (they would share its network).
-#   deb_systemd.sh boot PIDFILE     boots it; writes the host pid of its systemd to PIDFILE and
-#                                   returns once the system has started (or fails after 90 s)
+#   deb_systemd.sh boot PIDFILE DIR boots it with DIR seen inside as /mnt/stage (read-only; /tmp
+#                                   is no place for what a test hands in: systemd empties it);
+#                                   writes the host pid of its systemd to PIDFILE and returns
+#                                   once the system has started (or fails after 90 s)
 #   deb_systemd.sh run PIDFILE CMD  runs CMD (with sh -c) inside it
 #   deb_systemd.sh stop PIDFILE     ends it and everything in it
 set -euo pipefail
@@ -14,17 +16,21 @@ case $cmd in
 boot)
   [ "$(id -u)" = 0 ] || { echo "deb_systemd: needs root (unshare, mount)" >&2; exit 1; }
   log=${pidfile%.pid}.log
+  stage=$(cd "$3" && pwd)
   # The overlays, then systemd as PID 1 of the namespace.
   setsid unshare --pid --fork --mount --propagation private --mount-proc sh -c '
     set -e
+    stage=$1
     mount -t tmpfs tmpfs /mnt
+    mkdir /mnt/stage
+    mount --bind -o ro "$stage" /mnt/stage
     for d in etc usr var tmp; do
       mkdir -p /mnt/$d-up /mnt/$d-work
       mount -t overlay overlay -o lowerdir=/$d,upperdir=/mnt/$d-up,workdir=/mnt/$d-work /$d
     done
     mount -t tmpfs tmpfs /run
     exec /lib/systemd/systemd --system --unit=basic.target --log-target=console --show-status=no
-  ' >"$log" 2>&1 </dev/null &
+  ' sh "$stage" >"$log" 2>&1 </dev/null &
   outer=$!
   for _ in $(seq 1 100); do
     pid=$(pgrep -P "$outer" -x systemd || true)

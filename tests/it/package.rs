@@ -122,12 +122,14 @@ impl System {
         common::root().join("tests/it/deb_systemd.sh")
     }
 
-    fn boot(dir: &Path) -> System {
+    /// Boots it with `stage` seen inside as /mnt/stage.
+    fn boot(dir: &Path, stage: &Path) -> System {
         let pidfile = dir.join("systemd.pid");
         let out = Command::new("bash")
             .arg(Self::script())
             .arg("boot")
             .arg(&pidfile)
+            .arg(stage)
             .output()
             .unwrap();
         let sys = System { pidfile };
@@ -179,7 +181,9 @@ fn wait_for_port(port: u16) -> bool {
 #[test]
 fn deb_installs_and_its_service_starts_and_answers_wyoming_describe() {
     let d = scratch("deb");
-    let deb = d.join("hark.deb");
+    let stage = d.join("stage");
+    std::fs::create_dir_all(&stage).unwrap();
+    let deb = stage.join("hark.deb");
     cargo(&[
         "deb",
         "--no-build",
@@ -187,19 +191,17 @@ fn deb_installs_and_its_service_starts_and_answers_wyoming_describe() {
         "--output",
         deb.to_str().unwrap(),
     ]);
-    let head = d.join("hark.head");
+    let head = stage.join("hark.head");
     std::fs::copy(&heads().0, &head).unwrap();
     let port = common::free_port();
-    let sys = System::boot(&d);
+    let sys = System::boot(&d, &stage);
     // The image's policy-rc.d forbids starting services (as Docker's do); a real machine has none.
     let (ok, out) = sys.run(&format!(
         "rm -f /usr/sbin/policy-rc.d && \
          echo 'HARK_ARGS=\"--wyoming tcp://127.0.0.1:{port}\"' > /etc/default/hark && \
-         dpkg -i {deb} && systemctl is-enabled hark-serve && \
-         install -o hark -g hark -m 0640 {head} /var/lib/hark/hark.head && \
-         systemctl restart hark-serve",
-        deb = deb.display(),
-        head = head.display()
+         dpkg -i /mnt/stage/hark.deb && systemctl is-enabled hark-serve && \
+         install -o hark -g hark -m 0640 /mnt/stage/hark.head /var/lib/hark/hark.head && \
+         systemctl restart hark-serve"
     ));
     assert!(ok, "installing the package:\n{out}");
     assert!(wait_for_port(port), "hark-serve never listened on {port}:\n{}", sys.run("systemctl status hark-serve --no-pager; journalctl -u hark-serve --no-pager | tail -20").1);
