@@ -88,11 +88,7 @@ impl Assets {
         if writable(&self.dir) {
             return self.dir.clone();
         }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| home().map(|h| h.join(".cache")));
-        match base {
+        match xdg_dir("XDG_CACHE_HOME", ".cache") {
             Some(b) => b.join("hark"),
             None => std::env::temp_dir().join("hark-cache"),
         }
@@ -170,21 +166,20 @@ impl Assets {
     }
 }
 
-/// The user's home folder, from `$HOME`.
-fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+/// A folder of the XDG base directories: `$var` when set, else `$HOME/in_home`.
+fn xdg_dir(var: &str, in_home: &str) -> Option<PathBuf> {
+    let set = |v: &str| {
+        std::env::var_os(v)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    set(var).or_else(|| set("HOME").map(|h| h.join(in_home)))
 }
 
 /// The models folder `hark setup` fills: `$XDG_DATA_HOME/hark/models`, else
 /// `~/.local/share/hark/models`.
 pub fn user_models_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".local").join("share")))
-        .map(|d| d.join("hark").join("models"))
+    xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("hark").join("models"))
 }
 
 /// Whether this process may create files in `dir` (tried, not guessed from the mode bits: a

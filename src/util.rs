@@ -116,6 +116,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     out.commit()
 }
 
+/// Copies `from` to `to` through a synced temporary file renamed into place: over an existing
+/// `to` when `replace`, else only to a free name (an existing `to` is an error).
+pub fn copy_atomic(from: &Path, to: &Path, replace: bool) -> Result<()> {
+    let out = AtomicFile::create(to)?;
+    let mut src = std::fs::File::open(from).map_err(Error::io(from, "cannot read"))?;
+    std::io::copy(&mut src, &mut out.file()).map_err(Error::io(out.temp_path(), "cannot write"))?;
+    if replace {
+        out.commit()
+    } else {
+        out.commit_new()
+    }
+}
+
 /// The little-endian bytes of `values` (how hark keeps f32 rows on disk and in heads).
 pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()

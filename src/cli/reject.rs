@@ -186,13 +186,7 @@ fn move_new(from: &Path, to: &Path) -> Result<()> {
 
 /// Copies `from` to the free name `to` through a synced temporary file.
 pub fn copy_new(from: &Path, to: &Path) -> Result<()> {
-    let out = hark::util::AtomicFile::create(to)?;
-    let mut src =
-        std::fs::File::open(from).with_context(|| format!("{}: cannot read", from.display()))?;
-    std::io::copy(&mut src, &mut out.file())
-        .with_context(|| format!("{}: cannot write", out.temp_path().display()))?;
-    out.commit_new()?;
-    Ok(())
+    Ok(hark::util::copy_atomic(from, to, false)?)
 }
 
 #[cfg(test)]

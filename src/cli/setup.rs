@@ -3,7 +3,7 @@
 //! user's, checking each file's sha256, so that an installed `hark` no longer needs the clone.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hark::assets::{self, Assets};
 
@@ -21,18 +21,32 @@ pub fn run(assets: &Assets, to: Option<&Path>) -> Result<()> {
         return Ok(());
     }
     let runtime = assets.runtime_library()?;
-    let files: Vec<(PathBuf, Option<&str>)> = vec![
-        (assets.embedding_model(), Some(assets::EMBEDDING_SHA256)),
-        (assets.melspec_model(), Some(assets::MELSPEC_SHA256)),
-        (assets.word_check_model(), Some(assets::WORD_CHECK_SHA256)),
-        (runtime, None),
+    let pinned = [
+        (
+            assets.embedding_model(),
+            assets::EMBEDDING_SHA256,
+            "base model",
+        ),
+        (assets.melspec_model(), assets::MELSPEC_SHA256, "front end"),
+        (
+            assets.word_check_model(),
+            assets::WORD_CHECK_SHA256,
+            "word check model",
+        ),
     ];
+    let mut files = Vec::new();
+    for (src, sha, what) in pinned {
+        assets.check_file(&src, sha, what)?;
+        files.push((src, sha.to_string()));
+    }
+    let sha = hash(&runtime)?;
+    files.push((runtime, sha));
     let mut copied = 0;
     for (src, sha) in &files {
         let rel = src
             .strip_prefix(&assets.dir)
             .expect("a file of the models folder");
-        copied += usize::from(copy_checked(src, &dest.join(rel), *sha)?);
+        copied += usize::from(copy_checked(src, &dest.join(rel), sha)?);
     }
     println!(
         "models in {}: {copied} file(s) copied from {}, {} already there",
@@ -48,34 +62,18 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// Copies `src` to `dest` unless `dest` already has its contents; `sha` (when pinned) is what
-/// `src` must hash to. Returns whether it copied.
-fn copy_checked(src: &Path, dest: &Path, sha: Option<&str>) -> Result<bool> {
-    let hash = |p: &Path| {
-        hark::util::sha256_file_hex(p).with_context(|| format!("{}: cannot read", p.display()))
-    };
-    if !src.is_file() {
-        bail!(
-            "{}: not found; run `bash .ci/setup` in the repository first",
-            src.display()
-        );
-    }
-    let want = hash(src)?;
-    if let Some(pinned) = sha.filter(|s| *s != want) {
-        bail!(
-            "{}: sha256 {want}, expected {pinned}: not copying a damaged model",
-            src.display()
-        );
-    }
+/// The sha256 of file `p`.
+fn hash(p: &Path) -> Result<String> {
+    hark::util::sha256_file_hex(p).with_context(|| format!("{}: cannot read", p.display()))
+}
+
+/// Copies `src`, whose sha256 is `want`, to `dest` unless `dest` already has its contents.
+/// Returns whether it copied.
+fn copy_checked(src: &Path, dest: &Path, want: &str) -> Result<bool> {
     if dest.is_file() && hash(dest)? == want {
         return Ok(false);
     }
-    let out = hark::util::AtomicFile::create(dest)?;
-    let mut from =
-        std::fs::File::open(src).with_context(|| format!("{}: cannot open", src.display()))?;
-    std::io::copy(&mut from, &mut out.file())
-        .with_context(|| format!("{}: cannot write", out.temp_path().display()))?;
-    out.commit()?;
+    hark::util::copy_atomic(src, dest, true)?;
     if hash(dest)? != want {
         bail!(
             "{}: the copy does not match {}",

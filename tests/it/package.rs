@@ -32,6 +32,13 @@ fn cargo(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &err
 }
 
+/// Whether a finished command succeeded, and its stdout then stderr.
+fn outcome(out: &std::process::Output) -> (bool, String) {
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// Runs the installed `hark` in `cwd` with `home` as its home and nothing else to find models
 /// by; returns (success, stdout + stderr).
 fn installed(bin: &Path, args: &[&str], cwd: &Path, home: &Path) -> (bool, String) {
@@ -44,9 +51,7 @@ fn installed(bin: &Path, args: &[&str], cwd: &Path, home: &Path) -> (bool, Strin
         .env_remove("HARK_MODELS")
         .output()
         .expect("run the installed hark");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    outcome(&out)
 }
 
 #[test]
@@ -150,9 +155,7 @@ impl System {
             .arg(cmd)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        outcome(&out)
     }
 }
 
