@@ -274,10 +274,77 @@ pub fn session_fastest_from_memory(
     })
 }
 
+/// Writes model `onnx` in ONNX Runtime's own format (a flatbuffer whose weights a session can
+/// use where they lie) to `ort`, optimised as [`session`] would (write-then-rename).
+pub fn save_ort_format(assets: &Assets, onnx: &Path, ort: &Path) -> Result<()> {
+    let tmp = ort.with_extension(format!("ort.{}.tmp", std::process::id()));
+    // The error is ort's own (`BuilderResult`), large because it holds the builder.
+    #[allow(clippy::result_large_err)]
+    let configure = |b: SessionBuilder| {
+        b.with_config_entry("session.save_model_format", "ORT")?
+            .with_optimized_model_path(&tmp)
+    };
+    let saved = build_session_with(assets, onnx, OPTIMIZATION, configure, |b| {
+        b.commit_from_file(onnx)
+    });
+    if let Err(e) = saved {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, ort).map_err(Error::io(ort, "cannot write"))
+}
+
+/// A session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
+/// file): its weights are used in place, not copied, and not repacked, so that they are the
+/// file's clean pages, which [`release_mapped`] can drop between runs; without the CPU arena,
+/// a run's buffers go back to the allocator when it ends. `bytes` must outlive the session.
+pub fn session_in_place(
+    assets: &Assets,
+    origin: &Path,
+    bytes: &[u8],
+) -> Result<ort::session::Session> {
+    #[allow(clippy::result_large_err)]
+    let configure = |b: SessionBuilder| {
+        b.with_config_entry("session.use_ort_model_bytes_directly", "1")?
+            .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")?
+            .with_config_entry("session.disable_prepacking", "1")?
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+    };
+    build_session_with(assets, origin, OPTIMIZATION, configure, |b| {
+        b.commit_from_memory(bytes)
+    })
+}
+
+/// Drops the resident pages of a read-only file mapping: they come back from the page cache on
+/// their next access.
+pub fn release_mapped(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the range is a private read-only file mapping that nothing writes, so every page
+    // dropped is an exact copy of the file.
+    unsafe {
+        libc::madvise(
+            bytes.as_ptr() as *mut libc::c_void,
+            bytes.len(),
+            libc::MADV_DONTNEED,
+        );
+    }
+}
+
 fn build_session(
     assets: &Assets,
     model: &Path,
     optimization: GraphOptimizationLevel,
+    commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<ort::session::Session>,
+) -> Result<ort::session::Session> {
+    build_session_with(assets, model, optimization, Ok, commit)
+}
+
+/// [`build_session`] with more options set by `configure`.
+fn build_session_with(
+    assets: &Assets,
+    model: &Path,
+    optimization: GraphOptimizationLevel,
+    configure: impl FnOnce(SessionBuilder) -> ort::session::builder::BuilderResult,
     commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<ort::session::Session>,
 ) -> Result<ort::session::Session> {
     let env = runtime(assets)?;
@@ -295,6 +362,7 @@ fn build_session(
     let mut builder = builder
         .with_optimization_level(optimization)
         .map_err(option_refused)?;
+    builder = configure(builder).map_err(option_refused)?;
     let s = commit(&mut builder).map_err(|e| cannot_load(e.into()))?;
     release_runtime_code();
     Ok(s)

@@ -201,12 +201,16 @@ pub fn toml_error_line(origin: &str, text: &str, e: &toml::de::Error) -> String 
 
 /// One malloc arena for the whole process (glibc): each thread would otherwise keep an arena at
 /// its own high-water mark, memory the process holds but does not use (training's workers:
-/// 4-7 MB more at the peak). Call before starting threads.
+/// 4-7 MB more at the peak). And blocks of 128 KiB and more always mapped on their own, so
+/// that they go back to the system when freed: glibc otherwise raises that bar to the largest
+/// block freed, and the word check's buffers of a few MB would stay in the heap after each
+/// check (7 MB of `hark listen`'s peak). Call before starting threads.
 pub fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before other threads start.
+    // SAFETY: mallopt only sets allocator parameters; it is called before other threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

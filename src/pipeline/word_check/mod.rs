@@ -39,23 +39,51 @@ pub const DIM: usize = 2048;
 
 /// A session of the word model.
 pub struct WordModel {
+    /// Declared before `bytes`, so dropped before the mapping it reads.
     session: ort::session::Session,
+    /// The model in ONNX Runtime's format, mapped: the session's weights are these pages.
+    bytes: memmap2::Mmap,
     fbank: fbank::Fbank,
 }
 
 impl WordModel {
-    /// Loads `models/base/word_check.onnx`, checking it is the expected file (ONNX Runtime
-    /// then reads it again, so that it is not held twice while the session is built: 74 MB
-    /// peak for `hark listen` with the check instead of 92 MB. A file swapped between the
-    /// two reads would go unnoticed, as with any file a user can write.)
+    /// Loads `models/base/word_check.onnx`, checking it is the expected file, by way of its
+    /// copy in ONNX Runtime's format (made once, in the cache folder) mapped and used in place:
+    /// the 22 MB of weights are the file's pages, not a copy on the heap, and they leave the
+    /// resident set after each check (docs/research/cost.md).
     pub fn load(assets: &Assets) -> Result<WordModel> {
         let path = assets.word_check_model();
         let sha = crate::assets::WORD_CHECK_SHA256;
         assets.check_file(&path, sha, "the word check's model")?;
+        let ort_path = ort_copy(assets, &path)?;
+        let (session, bytes) = match Self::map(assets, &ort_path) {
+            Ok(m) => m,
+            // A copy ONNX Runtime refuses (damaged, or written by a build it no longer reads)
+            // is made again, once.
+            Err(_) => {
+                std::fs::remove_file(&ort_path).map_err(Error::io(&ort_path, "cannot remove"))?;
+                Self::map(assets, &ort_copy(assets, &path)?)?
+            }
+        };
         Ok(WordModel {
-            session: crate::assets::session(assets, &path)?,
+            session,
+            bytes,
             fbank: fbank::Fbank::default(),
         })
+    }
+
+    fn map(
+        assets: &Assets,
+        ort_path: &std::path::Path,
+    ) -> Result<(ort::session::Session, memmap2::Mmap)> {
+        let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
+        // SAFETY: a private read-only mapping; hark replaces the file only by a rename, which
+        // leaves the mapped one as it was.
+        let bytes =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
+        let session = crate::assets::session_in_place(assets, ort_path, &bytes)?;
+        crate::assets::release_mapped(&bytes);
+        Ok((session, bytes))
     }
 
     /// The unit-length embedding of `samples` (16 kHz, int16 scale): its first 1.5 s, or all
@@ -91,8 +119,26 @@ impl WordModel {
             .sum::<f32>()
             .sqrt()
             .max(f32::MIN_POSITIVE);
-        Ok(e.iter().map(|v| v / norm).collect())
+        let unit = e.iter().map(|v| v / norm).collect();
+        drop(outputs);
+        crate::assets::release_mapped(&self.bytes);
+        Ok(unit)
     }
+}
+
+/// The word model's copy in ONNX Runtime's format, made from `onnx` when missing. The format is
+/// the runtime's own: one copy per runtime, named by its library's file name (its version).
+fn ort_copy(assets: &Assets, onnx: &std::path::Path) -> Result<std::path::PathBuf> {
+    let runtime = assets.runtime_library()?;
+    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
+    let sha = &crate::assets::WORD_CHECK_SHA256[..16];
+    let dir = assets.cache_dir().join(".cache");
+    let p = dir.join(format!("word_check-{sha}-{runtime}.ort"));
+    if !p.exists() {
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "cannot create"))?;
+        crate::assets::save_ort_format(assets, onnx, &p)?;
+    }
+    Ok(p)
 }
 
 /// The largest cosine between unit embedding `e` and the unit embeddings `takes`.
@@ -146,5 +192,35 @@ mod tests {
             best_similarity(&e, &[other, e.clone()]),
             best_similarity(&e, std::slice::from_ref(&e))
         );
+    }
+
+    #[test]
+    fn a_damaged_copy_in_the_runtimes_format_is_made_again() {
+        // The models folder's files, with a cache of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let models = assets().dir;
+        std::fs::create_dir(dir.path().join("base")).unwrap();
+        std::os::unix::fs::symlink(
+            models.join("base/word_check.onnx"),
+            dir.path().join("base/word_check.onnx"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(models.join("runtime"), dir.path().join("runtime")).unwrap();
+        let a = Assets::locate(Some(dir.path())).unwrap();
+        let x: Vec<f32> = (0..8000)
+            .map(|i| ((i as f32) * 0.05).sin() * 3000.0)
+            .collect();
+        let want = WordModel::load(&a).unwrap().embed(&x).unwrap();
+        let copy = ort_copy(&a, &a.word_check_model()).unwrap();
+        assert!(copy.starts_with(dir.path()), "{}", copy.display());
+        let made = std::fs::metadata(&copy).unwrap().modified().unwrap();
+        // Loaded again: the copy is reused as it is.
+        let again = WordModel::load(&a).unwrap().embed(&x).unwrap();
+        assert_eq!(std::fs::metadata(&copy).unwrap().modified().unwrap(), made);
+        assert_eq!(again, want);
+        // Damaged: made again, and the embeddings are the same.
+        std::fs::write(&copy, b"not a model").unwrap();
+        assert_eq!(WordModel::load(&a).unwrap().embed(&x).unwrap(), want);
+        assert!(std::fs::metadata(&copy).unwrap().len() > 1_000_000);
     }
 }
