@@ -200,11 +200,13 @@ fn describe_head(cfg: &Config, head: &Head, s: &DetectorSettings) -> String {
 /// The head and detector settings a config asks for (its `thresholds` and `refractory` over the
 /// head's own).
 /// The word model the head's check needs, when the config lets the check run (`word_check`);
-/// `loaded` is used when there is one already.
+/// `loaded` is used when there is one already; `many_streams` (`hark serve`) asks for the
+/// prepacked session, faster per check, rather than the one mapped in place, smaller.
 pub(crate) fn load_word_model(
     cfg: &Config,
     head: &Head,
     loaded: Option<&SharedWordModel>,
+    many_streams: bool,
 ) -> Result<Option<SharedWordModel>> {
     if !cfg.word_check || head.word_check.is_none() {
         return Ok(None);
@@ -215,7 +217,10 @@ pub(crate) fn load_word_model(
     let assets = Assets::locate(
         (!cfg.models_dir.as_os_str().is_empty()).then_some(cfg.models_dir.as_path()),
     )?;
-    Ok(hark::pipeline::word_check::model_for(&assets, head)?)
+    Ok(match many_streams {
+        true => hark::pipeline::word_check::model_for_many(&assets, head)?,
+        false => hark::pipeline::word_check::model_for(&assets, head)?,
+    })
 }
 
 pub(crate) fn load_head(cfg: &Config, base_sha: &str) -> Result<(Arc<Head>, DetectorSettings)> {

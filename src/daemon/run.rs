@@ -86,7 +86,7 @@ impl Daemon {
             log.info(&line);
         }
         log.info(&format!("words: {}", head.labels.join(", ")));
-        let word_model = load_word_model(&cfg, &head, None)?;
+        let word_model = load_word_model(&cfg, &head, None, false)?;
         if word_model.is_some() {
             log.info("the word check decides events (config `word_check`)");
         }
@@ -169,7 +169,7 @@ impl Daemon {
     fn reload(&mut self) {
         let loaded = load_config(&self.opts).and_then(|c| {
             let (h, s) = load_head(&c, &self.base_sha)?;
-            let m = load_word_model(&c, &h, self.word_model.as_ref())?;
+            let m = load_word_model(&c, &h, self.word_model.as_ref(), false)?;
             Ok((c, (h, s, m)))
         });
         let (c, (h, s, m)) = match loaded {

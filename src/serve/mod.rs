@@ -57,6 +57,7 @@ pub struct Summary {
 
 /// Runs `hark serve` until SIGINT/SIGTERM.
 pub fn serve(opts: &ServeOptions) -> Result<Summary> {
+    hark::util::one_malloc_arena();
     let started = Instant::now();
     let cfg = load_config(opts)?;
     let log = Log::new(&cfg.log_level);
@@ -216,7 +217,7 @@ fn load(
     in_use: Option<&hark::pipeline::word_check::SharedWordModel>,
 ) -> Result<engine::Loaded> {
     let (head, settings) = crate::daemon::load_head(cfg, base_sha)?;
-    let model = crate::daemon::load_word_model(cfg, &head, in_use)?;
+    let model = crate::daemon::load_word_model(cfg, &head, in_use, true)?;
     Ok((head, settings, model))
 }
 
