@@ -62,6 +62,7 @@ fn the_cost_benchmark_runs_in_quick_mode_and_prints_every_figure() {
         "2. quiet-room cost",
         "3. offline",
         "4. peak RSS",
+        "4b. the same with `word_check = false`",
         "5. training",
         "6. latency",
     ] {
