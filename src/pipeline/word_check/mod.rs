@@ -67,9 +67,7 @@ impl WordModel {
     /// the 22 MB of weights are the file's pages, not a copy on the heap, and they leave the
     /// resident set after each check (docs/research/cost.md).
     pub fn load(assets: &Assets) -> Result<WordModel> {
-        let path = assets.word_check_model();
-        let sha = crate::assets::WORD_CHECK_SHA256;
-        assets.check_file(&path, sha, "the word check's model")?;
+        let path = checked_model(assets)?;
         let ort_path = ort_copy(assets, &path)?;
         let (session, bytes) = match Self::map(assets, &ort_path) {
             Ok(m) => m,
@@ -91,12 +89,10 @@ impl WordModel {
     /// prepacked for the CPU's kernels: about 13 MB more, a check about 5 ms faster. For
     /// `hark serve`, where many streams share one model and checks come several a second.
     pub fn load_prepacked(assets: &Assets) -> Result<WordModel> {
-        let path = assets.word_check_model();
-        let sha = crate::assets::WORD_CHECK_SHA256;
         // ONNX Runtime then reads the file again, so that it is not held twice while the
         // session is built. A file swapped between the two reads would go unnoticed, as with
         // any file a user can write.
-        assets.check_file(&path, sha, "the word check's model")?;
+        let path = checked_model(assets)?;
         Ok(WordModel {
             session: crate::assets::session(assets, &path)?,
             bytes: None,
@@ -158,6 +154,14 @@ impl WordModel {
         }
         Ok(unit)
     }
+}
+
+/// The word model's file, checked against its sha256.
+fn checked_model(assets: &Assets) -> Result<std::path::PathBuf> {
+    let path = assets.word_check_model();
+    let sha = crate::assets::WORD_CHECK_SHA256;
+    assets.check_file(&path, sha, "the word check's model")?;
+    Ok(path)
 }
 
 /// The word model's copy in ONNX Runtime's format, made from `onnx` when missing. The format is
