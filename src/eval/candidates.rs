@@ -10,7 +10,7 @@
 //! When the head has a word check, `checks.json` lists what the check sees of each candidate
 //! at the rule's candidate level: its word, time, exact peak smoothed score within the check's
 //! span, its cosine to each of its word's takes, its best cosine to each word's takes and to
-//! the `_unknown_` takes, and the truth take whose window holds it (its index and word): what
+//! the `_unknown_` takes, and the truth take whose window holds it (its index, word and file): what
 //! a study of the fusion needs.
 
 use serde_json::{json, Map, Value};
@@ -129,6 +129,7 @@ fn checks(
             json!({"time": d.time, "word": w, "peak": peak, "cosines": cos, "best": best,
                     "unknown": best_similarity(&e, &wc.unknown),
                     "truth": at, "truth_word": at.and_then(|i| truth[i].word.clone()),
+                    "truth_file": at.map(|i| truth[i].file.clone()),
                     "truth_span": at.map(|i| [truth[i].start, truth[i].end, truth[i].speech])}),
         )
     });

@@ -267,7 +267,8 @@ impl Evaluation<'_> {
             let Some(enrol) = enrol else { continue };
             let scenario = format!("anyone, {name} -> others");
             let head = self.train_head_as(enrol, seed, Voices::Anyone)?;
-            memo = self.people_case(seed, &scenario, (&head, &draw.word), (&draw, &embs), memo)?;
+            let case = (&head, draw.word.as_str(), enrol);
+            memo = self.people_case(seed, &scenario, case, (&draw, &embs), memo)?;
             self.speech_row(seed, &scenario, &head);
         }
         if let Some(case) = mine::Mine::draw(corpus, self.opts, people, &mut rng)? {
@@ -282,7 +283,7 @@ impl Evaluation<'_> {
         &mut self,
         seed: u64,
         scenario: &str,
-        (head, word): (&Arc<Head>, &str),
+        (head, word, enrol): (&Arc<Head>, &str, &Dataset),
         (draw, embs): (&Draw, &Timeline),
         memo: Memo,
     ) -> Result<Memo> {
@@ -310,6 +311,8 @@ impl Evaluation<'_> {
             &stream.truth,
             stream.seconds(),
         );
+        let name = format!("p{seed}-{}", enrol.words[0].1.len());
+        self.dump_candidates(&name, head, (embs, &mut ear), stream, enrol)?;
         Ok(ear.into_memo())
     }
 }
