@@ -24,6 +24,15 @@ pub const MELSPEC_SHA256: &str = "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895c
 pub const WORD_CHECK_SHA256: &str =
     "08189e02003f00d1438c9fa05277ac1a91affeb7c58981d11bc5ac89ddbd0424";
 
+/// sha256 of the word check's model cut into its five stages (`.ci/setup`, onnx 1.23.2).
+pub const WORD_CHECK_STAGE_SHA256: [&str; 5] = [
+    "fed4ff74f9119904ccfe587f72ffc5a110561a81c9905f775201c6ce8fad0714",
+    "26c491f540ccee6e3d23f448c1f7a3865dbbd331ee52663f979fbd5fb580d6e6",
+    "e93ec1e3dd3ac0fd7d194ce7a9186a3745669c9b44ec8755b20c704696335f49",
+    "421eda0669426f640a6e2899225f7605cb536e29136173ea642c385b4bf05f8e",
+    "1f9b9ea5cbdc47ba29e6a7b40ab7f78b7fea0f9a66fd0d515b9cba9029aee21b",
+];
+
 const SETUP_HINT: &str =
     "run `bash .ci/setup` from the repository root to fetch it, or point to it with --models DIR \
                           (or `models_dir` in config/hark.toml)";
@@ -101,6 +110,13 @@ impl Assets {
     /// The word check's model (see [`crate::pipeline::word_check`]).
     pub fn word_check_model(&self) -> PathBuf {
         self.dir.join("base").join("word_check.onnx")
+    }
+
+    /// Stage `k` (1-5) of the word check's model, as `.ci/setup` cuts it.
+    pub fn word_check_stage(&self, k: usize) -> PathBuf {
+        self.dir
+            .join("base")
+            .join(format!("word_check.stage-{k}.onnx"))
     }
 
     pub fn melspec_model(&self) -> PathBuf {

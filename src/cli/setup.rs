@@ -34,8 +34,10 @@ pub fn run(assets: &Assets, to: Option<&Path>) -> Result<()> {
             "word check model",
         ),
     ];
+    let stages = assets::WORD_CHECK_STAGE_SHA256.iter().enumerate();
+    let stages = stages.map(|(k, sha)| (assets.word_check_stage(k + 1), *sha, "word check stage"));
     let mut files = Vec::new();
-    for (src, sha, what) in pinned {
+    for (src, sha, what) in pinned.into_iter().chain(stages) {
         assets.check_file(&src, sha, what)?;
         files.push((src, sha.to_string()));
     }

@@ -84,12 +84,14 @@ fn cargo_install_finds_its_models_from_another_folder_and_setup_copies_them() {
     assert!(work.join("target/demo/demo.head").is_file(), "{out}");
 
     let (ok, out) = installed(&bin, &["setup"], &work, &home);
-    assert!(ok && out.contains("4 file(s) copied"), "{out}");
+    assert!(ok && out.contains("9 file(s) copied"), "{out}");
     let models = home.join(".local/share/hark/models");
     for f in [
         "base/embedding_model.onnx",
         "base/melspectrogram.onnx",
         "base/word_check.onnx",
+        "base/word_check.stage-1.onnx",
+        "base/word_check.stage-5.onnx",
     ] {
         assert_eq!(
             std::fs::read(models.join(f)).unwrap(),

@@ -1,7 +1,8 @@
 //! The word check: a second pretrained model (EfficientWord-Net's word embedding, a ResNet-50
 //! trained with an ArcFace loss so that one word said by different people lands close) that
 //! embeds 1.5 s of audio into 2048 values. Comparing a detection's audio with the enrolled
-//! takes this way adds what the base model's embeddings miss (docs/research/word-check.md). `.ci/setup` fetches its 8-bit file into `models/base/word_check.onnx`.
+//! takes this way adds what the base model's embeddings miss (docs/research/word-check.md). `.ci/setup` fetches its 8-bit file into `models/base/word_check.onnx`
+//! and cuts it into the five stages `word_check.stage-N.onnx` that `hark listen` runs.
 
 pub mod check;
 pub mod fbank;
@@ -51,38 +52,58 @@ pub const WINDOW: usize = 24_000;
 /// Values of one embedding.
 pub const DIM: usize = 2048;
 
-/// A session of the word model.
-pub struct WordModel {
+/// One session of the word model, or of one of its stages.
+struct Stage {
     /// Declared before `bytes`, so dropped before the mapping it reads.
     session: ort::session::Session,
-    /// The model in ONNX Runtime's format, mapped: the session's weights are these pages
+    /// The stage in ONNX Runtime's format, mapped: the session's weights are these pages
     /// (`None`: [`WordModel::load_prepacked`]'s session, which holds its own copy).
     bytes: Option<memmap2::Mmap>,
+}
+
+/// The word model: its sessions, run one after another.
+pub struct WordModel {
+    stages: Vec<Stage>,
     fbank: fbank::Fbank,
 }
 
 impl WordModel {
-    /// Loads `models/base/word_check.onnx`, checking it is the expected file, by way of its
-    /// copy in ONNX Runtime's format (made once, in the cache folder) mapped and used in place:
-    /// the 22 MB of weights are the file's pages, not a copy on the heap, and they leave the
-    /// resident set after each check (docs/research/cost.md).
+    /// Loads `models/base/word_check.onnx`'s five stages (`word_check.stage-N.onnx`, cut by
+    /// `.ci/setup` where one tensor alone crosses; together they give the whole model's
+    /// embedding to the bit), checking each is the expected file, by way of each one's copy in
+    /// ONNX Runtime's format (made once, in the cache folder) mapped and used in place: the
+    /// weights are the files' pages, not a copy on the heap, and each stage's leave the
+    /// resident set as soon as it has run, so at most one stage's are resident (5.7 of 22 MB;
+    /// docs/research/cost.md).
     pub fn load(assets: &Assets) -> Result<WordModel> {
-        let path = checked_model(assets)?;
-        let ort_path = ort_copy(assets, &path)?;
-        let (session, bytes) = match Self::map(assets, &ort_path) {
-            Ok(m) => m,
+        let mut stages = Vec::new();
+        for (k, sha) in crate::assets::WORD_CHECK_STAGE_SHA256.iter().enumerate() {
+            let path = assets.word_check_stage(k + 1);
+            assets.check_file(
+                &path,
+                sha,
+                &format!("the word check's model, stage {}", k + 1),
+            )?;
+            stages.push(Self::load_mapped(assets, &path, sha)?);
+        }
+        Ok(WordModel {
+            stages,
+            fbank: fbank::Fbank::default(),
+        })
+    }
+
+    /// The mapped session of the checked file `path`.
+    fn load_mapped(assets: &Assets, path: &std::path::Path, sha: &str) -> Result<Stage> {
+        let ort_path = ort_copy(assets, path, sha)?;
+        match Self::map(assets, &ort_path) {
+            Ok(m) => Ok(m),
             // A copy ONNX Runtime refuses (damaged, or written by a build it no longer reads)
             // is made again, once.
             Err(_) => {
                 std::fs::remove_file(&ort_path).map_err(Error::io(&ort_path, "cannot remove"))?;
-                Self::map(assets, &ort_copy(assets, &path)?)?
+                Self::map(assets, &ort_copy(assets, path, sha)?)
             }
-        };
-        Ok(WordModel {
-            session,
-            bytes: Some(bytes),
-            fbank: fbank::Fbank::default(),
-        })
+        }
     }
 
     /// The same as an ordinary session of the ONNX file, its weights copied to the heap and
@@ -93,17 +114,17 @@ impl WordModel {
         // session is built. A file swapped between the two reads would go unnoticed, as with
         // any file a user can write.
         let path = checked_model(assets)?;
-        Ok(WordModel {
+        let stage = Stage {
             session: crate::assets::session(assets, &path)?,
             bytes: None,
+        };
+        Ok(WordModel {
+            stages: vec![stage],
             fbank: fbank::Fbank::default(),
         })
     }
 
-    fn map(
-        assets: &Assets,
-        ort_path: &std::path::Path,
-    ) -> Result<(ort::session::Session, memmap2::Mmap)> {
+    fn map(assets: &Assets, ort_path: &std::path::Path) -> Result<Stage> {
         let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
         // SAFETY: a private read-only mapping; hark replaces the file only by a rename, which
         // leaves the mapped one as it was.
@@ -111,7 +132,10 @@ impl WordModel {
             unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
         let session = crate::assets::session_in_place(assets, ort_path, &bytes)?;
         crate::assets::release_mapped(&bytes);
-        Ok((session, bytes))
+        Ok(Stage {
+            session,
+            bytes: Some(bytes),
+        })
     }
 
     /// The unit-length embedding of `samples` (16 kHz, int16 scale): its first 1.5 s, or all
@@ -126,15 +150,28 @@ impl WordModel {
         let rows = self.fbank.log_fbank(&window);
         let features: Vec<f32> = rows.iter().flatten().copied().collect();
         let shape = [1, 1, fbank::FRAMES, fbank::FILTERS];
-        let input = TensorRef::from_array_view((shape, &features[..]))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![input])
+        let mut value: Option<ort::value::DynValue> = None;
+        for stage in &mut self.stages {
+            let name = stage.session.outputs()[0].name().to_string();
+            let mut outputs = match &value {
+                None => {
+                    let input = TensorRef::from_array_view((shape, &features[..]))?;
+                    stage.session.run(ort::inputs![input])
+                }
+                Some(v) => stage.session.run(ort::inputs![v]),
+            }
             .map_err(|e| Error::Model {
                 message: "the word check's model failed".into(),
                 source: Some(e.into()),
             })?;
-        let (_, e) = outputs[0].try_extract_tensor::<f32>()?;
+            value = outputs.remove(&name);
+            drop(outputs);
+            if let Some(b) = &stage.bytes {
+                crate::assets::release_mapped(b);
+            }
+        }
+        let value = value.ok_or_else(|| Error::model("the word check's model gave nothing"))?;
+        let (_, e) = value.try_extract_tensor::<f32>()?;
         if e.len() != DIM {
             return Err(Error::model(format!(
                 "the word check's model gave {} values, expected {DIM}",
@@ -147,12 +184,7 @@ impl WordModel {
             .sum::<f32>()
             .sqrt()
             .max(f32::MIN_POSITIVE);
-        let unit = e.iter().map(|v| v / norm).collect();
-        drop(outputs);
-        if let Some(b) = &self.bytes {
-            crate::assets::release_mapped(b);
-        }
-        Ok(unit)
+        Ok(e.iter().map(|v| v / norm).collect())
     }
 }
 
@@ -164,12 +196,13 @@ fn checked_model(assets: &Assets) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// The word model's copy in ONNX Runtime's format, made from `onnx` when missing. The format is
-/// the runtime's own: one copy per runtime, named by its library's file name (its version).
-fn ort_copy(assets: &Assets, onnx: &std::path::Path) -> Result<std::path::PathBuf> {
+/// The copy in ONNX Runtime's format of the word model's file `onnx` (of sha256 `sha`), made
+/// when missing. The format is the runtime's own: one copy per runtime, named by its library's
+/// file name (its version).
+fn ort_copy(assets: &Assets, onnx: &std::path::Path, sha: &str) -> Result<std::path::PathBuf> {
     let runtime = assets.runtime_library()?;
     let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
-    let sha = &crate::assets::WORD_CHECK_SHA256[..16];
+    let sha = &sha[..16];
     let dir = assets.cache_dir().join(".cache");
     let p = dir.join(format!("word_check-{sha}-{runtime}.ort"));
     if !p.exists() {
@@ -238,18 +271,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let models = assets().dir;
         std::fs::create_dir(dir.path().join("base")).unwrap();
-        std::os::unix::fs::symlink(
-            models.join("base/word_check.onnx"),
-            dir.path().join("base/word_check.onnx"),
-        )
-        .unwrap();
+        for k in 1..=5 {
+            let f = format!("base/word_check.stage-{k}.onnx");
+            std::os::unix::fs::symlink(models.join(&f), dir.path().join(&f)).unwrap();
+        }
         std::os::unix::fs::symlink(models.join("runtime"), dir.path().join("runtime")).unwrap();
         let a = Assets::locate(Some(dir.path())).unwrap();
         let x: Vec<f32> = (0..8000)
             .map(|i| ((i as f32) * 0.05).sin() * 3000.0)
             .collect();
         let want = WordModel::load(&a).unwrap().embed(&x).unwrap();
-        let copy = ort_copy(&a, &a.word_check_model()).unwrap();
+        let sha = crate::assets::WORD_CHECK_STAGE_SHA256[0];
+        let copy = ort_copy(&a, &a.word_check_stage(1), sha).unwrap();
         assert!(copy.starts_with(dir.path()), "{}", copy.display());
         let made = std::fs::metadata(&copy).unwrap().modified().unwrap();
         // Loaded again: the copy is reused as it is.
