@@ -294,6 +294,21 @@ fn row_line(r: &HarkRow, p: Option<&PeerRow>, peer: bool) -> String {
     )
 }
 
+/// hark's memory per stream beyond the fewest, from the (streams, peak MB) of the smallest and
+/// largest runs.
+fn per_extra_stream(sizes: &[(usize, f64)]) -> String {
+    let least = sizes.iter().min_by_key(|s| s.0);
+    let most = sizes.iter().max_by_key(|s| s.0);
+    match (least, most) {
+        (Some(&(a, ma)), Some(&(b, mb))) if b > a => format!(
+            "hark memory per extra stream: {:.2} MB ({a} streams {ma:.1} MB, {b} streams {mb:.1} MB)",
+            (mb - ma) / (b - a) as f64
+        ),
+        _ => "hark memory per extra stream: needs two numbers of streams (e.g. --streams 1,100)"
+            .to_string(),
+    }
+}
+
 /// The table: one row per N, hark beside openWakeWord, then the targets and the largest N
 /// that kept up.
 fn table(rows: &[HarkRow], peers: &[Option<PeerRow>], peer: bool) -> Vec<String> {
@@ -304,7 +319,7 @@ fn table(rows: &[HarkRow], peers: &[Option<PeerRow>], peer: bool) -> Vec<String>
     for (r, p) in rows.iter().zip(peers) {
         t.push(row_line(r, p.as_ref(), peer));
     }
-    t.push("| target (100 streams) | <= 0.0050 (0.5% of a core) | p95 <= 300 ms | all | | <= 150 MB | | | | | |".to_string());
+    t.push("| target (100 streams) | <= 0.0050 (0.5% of a core) | p95 <= 300 ms | all | | <= 100 MB | | | | | |".to_string());
     let largest = |v: Vec<usize>| v.last().map_or("none".to_string(), |n| n.to_string());
     let hark_n = rows.iter().filter(|r| r.kept_up()).map(|r| r.n).collect();
     let peer_n = peers
@@ -319,6 +334,8 @@ fn table(rows: &[HarkRow], peers: &[Option<PeerRow>], peer: bool) -> Vec<String>
         "not run".to_string()
     };
     t.push(String::new());
+    let sizes: Vec<(usize, f64)> = rows.iter().map(|r| (r.n, r.peak_mb)).collect();
+    t.push(per_extra_stream(&sizes));
     t.push(format!(
         "largest N that kept up: hark {}, openWakeWord {peer_largest}",
         largest(hark_n)
@@ -331,4 +348,21 @@ fn table(rows: &[HarkRow], peers: &[Option<PeerRow>], peer: bool) -> Vec<String>
         ));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_extra_stream;
+
+    #[test]
+    fn memory_per_extra_stream_is_the_slope_between_the_fewest_and_the_most() {
+        let line = per_extra_stream(&[(100, 128.9), (1, 40.7), (10, 45.0)]);
+        assert!(line.contains("0.89 MB"), "{line}");
+        assert!(
+            line.contains("1 streams 40.7 MB, 100 streams 128.9 MB"),
+            "{line}"
+        );
+        let one = per_extra_stream(&[(2, 50.0)]);
+        assert!(one.contains("needs two numbers of streams"), "{one}");
+    }
 }
