@@ -152,8 +152,7 @@ impl WordModel {
         let shape = [1, 1, fbank::FRAMES, fbank::FILTERS];
         let mut value: Option<ort::value::DynValue> = None;
         for stage in &mut self.stages {
-            let name = stage.session.outputs()[0].name().to_string();
-            let mut outputs = match &value {
+            let outputs = match &value {
                 None => {
                     let input = TensorRef::from_array_view((shape, &features[..]))?;
                     stage.session.run(ort::inputs![input])
@@ -164,8 +163,8 @@ impl WordModel {
                 message: "the word check's model failed".into(),
                 source: Some(e.into()),
             })?;
-            value = outputs.remove(&name);
-            drop(outputs);
+            // Each stage has one output: the next stage's input, or the embedding.
+            value = outputs.into_iter().next().map(|(_, v)| v);
             if let Some(b) = &stage.bytes {
                 crate::assets::release_mapped(b);
             }
