@@ -99,9 +99,13 @@ impl<'a> Embeddings<'a> {
     }
 }
 
-/// A clip's cache file name: the sha256 of the model's sha256 and the clip's samples.
+/// A clip's cache file name: the sha256 of the model's sha256, its stages' (as hark runs it)
+/// and the clip's samples.
 fn key(x: &[f32]) -> String {
     let mut bytes = crate::assets::WORD_CHECK_SHA256.as_bytes().to_vec();
+    for sha in crate::assets::WORD_CHECK_STAGE_SHA256 {
+        bytes.extend(sha.as_bytes());
+    }
     bytes.extend(crate::util::f32_le_bytes(x));
     format!("{}.f32", crate::util::sha256_hex(&bytes))
 }
