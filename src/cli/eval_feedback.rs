@@ -6,12 +6,20 @@ use std::time::Instant;
 
 use hark::assets::Assets;
 use hark::eval::feedback::Outcome;
-use hark::eval::{EvalOptions, Score};
+use hark::eval::Score;
+
+use super::flags::EvalFlags;
 
 /// A line per seed as it runs, then the sums as a Markdown table.
-pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
+pub fn run(flags: EvalFlags, assets: &Assets) -> Result<()> {
     let t0 = Instant::now();
-    let res = hark::eval::feedback::run(assets, o, &mut |l| println!("{l}"))?;
+    let people = flags.people();
+    let o = &flags.options()?;
+    let log = &mut |l: &str| println!("{l}");
+    let res = match &people {
+        Some(p) => hark::eval::people::feedback::run(assets, o, p, log)?,
+        None => hark::eval::feedback::run(assets, o, log)?,
+    };
     println!(
         "\n{} seed(s), {:.0} s",
         o.seeds.len(),
@@ -19,19 +27,35 @@ pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
     );
     let mut sum = Outcome::default();
     for (_, s) in &res {
-        sum.before.add(&s.before);
-        sum.after.add(&s.after);
-        sum.gone += s.gone;
-        sum.with_target += s.with_target;
-        sum.control.add(&s.control);
-        sum.control_gone += s.control_gone;
-        if let Some((b, a)) = s.unseen {
-            let (sb, sa) = sum.unseen.unwrap_or_default();
-            sum.unseen = Some((sb + b, sa + a));
-        }
+        sum.add(s);
     }
+    table("the corrected streams", &sum);
+    if let Some(others) = &sum.others {
+        println!();
+        table("streams of other people, not corrected on", others);
+    }
+    if let Some((b, a)) = sum.unseen {
+        println!(
+            "\ncontinuous speech of other voices, not corrected on ({}): {b} -> {a} false accepts ({:.0}% fewer)",
+            o.speech.as_deref().map_or(String::new(), |p| p.display().to_string()),
+            100.0 * (b as f64 - a as f64) / b.max(1) as f64
+        );
+    }
+    let worst = res
+        .iter()
+        .map(|(_, s)| s.after.recall() - s.before.recall())
+        .fold(0.0f64, f64::min);
+    println!(
+        "\nworst recall change of one seed: {worst:+.3}; rejected clips holding some of a target word: {} of {}",
+        sum.with_target, sum.before.false_accepts
+    );
+    Ok(())
+}
+
+/// One stream's rows: before, after the rejections, and the control.
+fn table(streams: &str, sum: &Outcome) {
     let (b, a) = (&sum.before, &sum.after);
-    println!("| | false triggers | false accepts per non-target word | recall |");
+    println!("| {streams} | false triggers | false accepts per non-target word | recall |");
     println!("| --- | --- | --- | --- |");
     println!(
         "| before (each rejected with its clip) | {} | {:.3} | {:.3} |",
@@ -49,27 +73,11 @@ pub fn run(o: &EvalOptions, assets: &Assets) -> Result<()> {
             s.recall() - b.recall()
         )
     };
-    row("after retraining, same streams", a, sum.gone, "");
+    row("after retraining", a, sum.gone, "");
     row(
         "control: retrained without the clips, another training seed",
         &sum.control,
         sum.control_gone,
         " by chance",
     );
-    if let Some((b, a)) = sum.unseen {
-        println!(
-            "\ncontinuous speech of other voices, not corrected on ({}): {b} -> {a} false accepts ({:.0}% fewer)",
-            o.speech.as_deref().map_or(String::new(), |p| p.display().to_string()),
-            100.0 * (b as f64 - a as f64) / b.max(1) as f64
-        );
-    }
-    let worst = res
-        .iter()
-        .map(|(_, s)| s.after.recall() - s.before.recall())
-        .fold(0.0f64, f64::min);
-    println!(
-        "\nworst recall change of one seed: {worst:+.3}; rejected clips holding some of a target word: {} of {}",
-        sum.with_target, b.false_accepts
-    );
-    Ok(())
 }

@@ -61,7 +61,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Setup { to } => setup::run(&assets()?, to.as_deref()),
         Command::Bench(f) => bench::report(&f.options()?, &assets()?),
         Command::Bank => bank::run(&assets()?),
-        Command::Eval(f) if f.feedback => eval_feedback::run(&f.options()?, &assets()?),
+        Command::Eval(f) if f.feedback => eval_feedback::run(f, &assets()?),
         Command::Eval(f) => eval::run(f, &assets()?),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -117,6 +117,48 @@ pub struct Outcome {
     /// With `--speech`: false accepts in that continuous speech of other voices, which the
     /// rejected clips did not come from, before and after retraining.
     pub unseen: Option<(usize, usize)>,
+    /// With `--corpus`: the same heads on a stream of other people than the corrected
+    /// stream's, which no rejected clip came from ([`crate::eval::people::feedback`]).
+    pub others: Option<Box<Outcome>>,
+}
+
+impl Outcome {
+    /// Adds another seed's outcome to this sum.
+    pub fn add(&mut self, o: &Outcome) {
+        self.before.add(&o.before);
+        self.after.add(&o.after);
+        self.gone += o.gone;
+        self.with_target += o.with_target;
+        self.control.add(&o.control);
+        self.control_gone += o.control_gone;
+        if let Some((b, a)) = o.unseen {
+            let (sb, sa) = self.unseen.unwrap_or_default();
+            self.unseen = Some((sb + b, sa + a));
+        }
+        if let Some(other) = &o.others {
+            self.others.get_or_insert_with(Default::default).add(other);
+        }
+    }
+
+    /// The outcome of one stream heard by the first head, the corrected one and the control.
+    pub(crate) fn of(
+        (first, corrected, control): (&[Detection], &[Detection], &[Detection]),
+        truth: &[Truth],
+        seconds: f64,
+    ) -> Outcome {
+        let wrong = false_triggers(first, truth);
+        let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
+        let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, truth)));
+        Outcome {
+            before: score(first, truth, seconds),
+            after: score(corrected, truth, seconds),
+            gone: gone_from(corrected),
+            with_target: with_target(&wrong, truth),
+            control: score(control, truth, seconds),
+            control_gone: gone_from(control),
+            ..Outcome::default()
+        }
+    }
 }
 
 /// Runs the loop for every seed of `opts` (its `takes`, `targets_per_word`, `nontargets`,
@@ -149,17 +191,7 @@ pub fn run(
             o.outcome.unseen = Some((count(&heads.0), count(&heads.1)));
         }
         let o = o.outcome;
-        log(&format!(
-            "seed {seed:>3} {:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new; {} clip(s) with a target word)  recall {:.3} -> {:.3}",
-            case.speaker,
-            o.before.false_accepts,
-            o.after.false_accepts,
-            o.gone,
-            o.after.false_accepts + o.gone - o.before.false_accepts,
-            o.with_target,
-            o.before.recall(),
-            o.after.recall()
-        ));
+        log(&seed_line(seed, case.speaker, &o));
         if let Some((b, a)) = o.unseen {
             log(&format!(
                 "seed {seed:>3} {:<8} continuous speech of other voices: {b} -> {a} false accepts",
@@ -169,6 +201,20 @@ pub fn run(
         out.push((seed, o));
     }
     Ok(out)
+}
+
+/// One seed's line: its false triggers before and after, and its recall.
+pub(super) fn seed_line(seed: u64, who: &str, o: &Outcome) -> String {
+    format!(
+        "seed {seed:>3} {who:<8} false triggers {:>2} -> {:>2} ({} of them gone, {} new; {} clip(s) with a target word)  recall {:.3} -> {:.3}",
+        o.before.false_accepts,
+        o.after.false_accepts,
+        o.gone,
+        (o.after.false_accepts + o.gone).saturating_sub(o.before.false_accepts),
+        o.with_target,
+        o.before.recall(),
+        o.after.recall()
+    )
 }
 
 /// One seed's outcome, and the heads before and after the rejections (taken to hear more).
@@ -203,17 +249,7 @@ fn one_seed(
     let after = decide(corrected.clone());
     let head = train(seed ^ 0x5eed, &case.enrol)?;
     let control = decide(head);
-    let times = |v: &[Detection]| v.iter().map(|d| d.time).collect::<Vec<_>>();
-    let gone_from = |d: &[Detection]| gone(&times(&wrong), &times(&false_triggers(d, &case.truth)));
-    let outcome = Outcome {
-        before: score(&dets, &case.truth, seconds),
-        after: score(&after, &case.truth, seconds),
-        gone: gone_from(&after),
-        with_target: with_target(&wrong, &case.truth),
-        control: score(&control, &case.truth, seconds),
-        control_gone: gone_from(&control),
-        unseen: None,
-    };
+    let outcome = Outcome::of((&dets, &after, &control), &case.truth, seconds);
     Ok(Seed {
         outcome,
         heads: Some((first, corrected)),
@@ -222,7 +258,7 @@ fn one_seed(
 
 /// The clips of the false triggers `wrong`, cut from the stream as `--keep-audio` cuts them and
 /// loaded as `_unknown_` takes are (trimmed).
-fn rejected(wrong: &[Detection], samples: &[f32]) -> Vec<Take> {
+pub(super) fn rejected(wrong: &[Detection], samples: &[f32]) -> Vec<Take> {
     wrong
         .iter()
         .enumerate()
@@ -237,7 +273,7 @@ fn rejected(wrong: &[Detection], samples: &[f32]) -> Vec<Take> {
 }
 
 /// How many of the clips of `wrong` hold some of a target word.
-fn with_target(wrong: &[Detection], truth: &[Truth]) -> usize {
+pub(super) fn with_target(wrong: &[Detection], truth: &[Truth]) -> usize {
     wrong
         .iter()
         .filter(|d| {

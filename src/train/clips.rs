@@ -110,7 +110,7 @@ pub(super) fn for_each_clip(
     }
     maker.room = opts.room_noise;
     for (ui, take) in ds.unknown.iter().enumerate() {
-        maker.twice(&take.samples, Fold::Take(ui), Source::Unknown);
+        maker.unknown(&take.samples, Fold::Take(ui));
     }
     match maker.augmenter.failure() {
         Some(e) => Err(e),
@@ -134,7 +134,7 @@ pub(super) fn clip_count(ds: &Dataset, synthetic: &Synthetic, opts: &TrainOption
             takes.len() * per_take + synthetic_copies(opts, v) * synthetic
         })
         .sum();
-    words + TWICE * (synthetic.neighbours.len() + ds.unknown.len())
+    words + TWICE * synthetic.neighbours.len() + (TWICE + opts.unknown_voices) * ds.unknown.len()
 }
 
 /// Clips of a sound made twice, clean and augmented (`_unknown_` takes, reversed takes, a `mine`
@@ -354,6 +354,17 @@ impl ClipMaker<'_> {
     }
 
     /// Two "none" clips of `sound`: a clean copy and an augmented one.
+    /// An `_unknown_` take: twice as it is (clean and augmented), then `unknown_voices`
+    /// copies as other voices would say it.
+    fn unknown(&mut self, take: &[f32], fold: Fold) {
+        self.twice(take, fold, Source::Unknown);
+        for _ in 0..self.opts.unknown_voices {
+            let mut audio = self.place(take, true);
+            self.vary(&mut audio, self.opts.unknown_warp, self.opts.unknown_colour);
+            (self.emit)(Clip::negative(audio, fold, Source::Unknown));
+        }
+    }
+
     fn twice(&mut self, sound: &[f32], fold: Fold, source: Source) {
         for aug in 0..TWICE {
             let audio = self.place(sound, aug > 0);

@@ -154,6 +154,13 @@ pub struct TrainOptions {
     pub mine_synth: usize,
     /// `mine` words: "none" copies per take as another voice would say it (warped vocal tract).
     pub mine_foreign: usize,
+    /// Copies of each `_unknown_` take as other voices would say it (warped vocal tract,
+    /// coloured bands), beside its clean and augmented copies.
+    pub unknown_voices: usize,
+    /// Vocal-tract warp range of those copies (factor 1/(1+w) to 1+w).
+    pub unknown_warp: f32,
+    /// Colouring of those copies' log-mel bands, in dB.
+    pub unknown_colour: f32,
     /// Per-word calibration on the negative bank: each word's scores are raised to the power
     /// that puts the score this share of bank windows reach on its threshold (0 = off).
     pub bank_rate: f32,
@@ -229,6 +236,9 @@ impl Default for TrainOptions {
             anyone_synth_copies: 2,
             ensemble: true,
             mine_foreign: 2,
+            unknown_voices: 0,
+            unknown_warp: 0.2,
+            unknown_colour: 6.0,
             mine_synth: 0,
             bank_rate: 0.0,
             foreign_warp: 0.2,

@@ -86,6 +86,23 @@ impl Corpus {
         })
     }
 
+    /// The corpus of only the speakers `keep` says yes to (words left with none are left out).
+    pub fn only(&self, keep: &dyn Fn(&str) -> bool) -> Corpus {
+        let words = self
+            .words
+            .iter()
+            .map(|(w, by)| {
+                let by = by.iter().filter(|(s, _)| keep(s));
+                (w.clone(), by.map(|(s, f)| (s.clone(), f.clone())).collect())
+            })
+            .filter(|(_, by): &(String, BTreeMap<String, Vec<PathBuf>>)| !by.is_empty())
+            .collect();
+        Corpus {
+            root: self.root.clone(),
+            words,
+        }
+    }
+
     /// The number of distinct speakers and of takes.
     pub fn counts(&self) -> (usize, usize) {
         let mut speakers = std::collections::HashSet::new();

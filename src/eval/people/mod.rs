@@ -18,6 +18,7 @@
 //! head: every detection in it is a false accept, per hour of speech.
 
 pub mod corpus;
+pub mod feedback;
 
 use rand::rngs::SmallRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -114,14 +115,20 @@ struct Draw {
     confusable: Vec<bool>,
 }
 
-impl Draw {
-    fn new(
-        corpus: &Corpus,
-        opts: &EvalOptions,
-        people: &PeopleOptions,
-        rng: &mut SmallRng,
-    ) -> Result<Draw> {
-        let takes = opts.takes;
+/// Who enrols a seed's word, and who is left to say it in a stream.
+struct Enrolment<'c> {
+    word: String,
+    /// As [`Draw::one`].
+    one: Option<Dataset>,
+    /// One take each of five speakers.
+    five: Dataset,
+    /// The word's other speakers, in random order.
+    others: Vec<&'c String>,
+}
+
+impl<'c> Enrolment<'c> {
+    /// Draws a word said by at least [`MIN_SPEAKERS`] people, who enrols it, and the rest.
+    fn draw(corpus: &'c Corpus, opts: &EvalOptions, rng: &mut SmallRng) -> Result<Enrolment<'c>> {
         let words: Vec<&String> = corpus
             .words
             .iter()
@@ -136,35 +143,60 @@ impl Draw {
         })?)
         .clone();
         let by = &corpus.words[&word];
-        let mut speakers: Vec<&String> = by.keys().collect();
-        speakers.shuffle(rng);
-        let enroller = speakers
+        let mut others: Vec<&String> = by.keys().collect();
+        others.shuffle(rng);
+        let enroller = others
             .iter()
-            .position(|s| by[*s].len() >= takes)
-            .map(|first| speakers.remove(first));
-        let five = enrol_five(by, &mut speakers, rng);
+            .position(|s| by[*s].len() >= opts.takes)
+            .map(|first| others.remove(first));
+        let five = enrol_five(by, &mut others, rng);
         let background = background(&opts.data, rng)?;
         let one = match enroller {
-            Some(s) => Some(dataset(&word, by[s].iter().take(takes), &background)?),
+            Some(s) => Some(dataset(&word, by[s].iter().take(opts.takes), &background)?),
             None => None,
         };
         let five = dataset(&word, five.iter(), &background)?;
-        let items: Vec<StreamItem> = speakers
-            .iter()
-            .take(people.targets)
-            .map(|s| (by[*s].choose(rng).unwrap().clone(), Some(word.clone())))
-            .collect();
-        let (stream, confusable) = crowd_stream(
-            corpus,
-            &opts.data,
-            items,
-            (&[&word], people.nontargets),
-            rng,
-        )?;
-        Ok(Draw {
+        Ok(Enrolment {
             word,
             one,
             five,
+            others,
+        })
+    }
+
+    /// A stream: the word said once by each of up to `people.targets` of its other speakers
+    /// (in `corpus`), among `people.nontargets` other words said by the people of `crowd`
+    /// (the whole corpus or some of its people); and which of its takes are confusable.
+    fn stream(
+        &self,
+        (corpus, crowd): (&Corpus, &Corpus),
+        opts: &EvalOptions,
+        people: &PeopleOptions,
+        rng: &mut SmallRng,
+    ) -> Result<(Stream, Vec<bool>)> {
+        let by = &corpus.words[&self.word];
+        let items: Vec<StreamItem> = (self.others.iter())
+            .take(people.targets)
+            .map(|s| (by[*s].choose(rng).unwrap().clone(), Some(self.word.clone())))
+            .collect();
+        let targets = (&[self.word.as_str()][..], people.nontargets);
+        crowd_stream(crowd, &opts.data, items, targets, rng)
+    }
+}
+
+impl Draw {
+    fn new(
+        corpus: &Corpus,
+        opts: &EvalOptions,
+        people: &PeopleOptions,
+        rng: &mut SmallRng,
+    ) -> Result<Draw> {
+        let e = Enrolment::draw(corpus, opts, rng)?;
+        let (stream, confusable) = e.stream((corpus, corpus), opts, people, rng)?;
+        Ok(Draw {
+            word: e.word,
+            one: e.one,
+            five: e.five,
             stream,
             confusable,
         })

@@ -86,6 +86,13 @@ table! {
         /// Speech engines of the synthetic negative bank, taking turns (espeak, flite,
         /// festival, mbrola).
         bank_engines: Vec<crate::audio::synth::Engine> = bank_engines, engines;
+        /// Copies of each `_unknown_` take (a clip `hark reject` filed) as other voices would
+        /// say it, so that it teaches the sound, not only the one clip (0 to 20).
+        unknown_voices: usize = unknown_voices, count(0, 20);
+        /// Vocal-tract warp range of those copies (factor 1/(1+w) to 1+w).
+        unknown_warp: f32 = unknown_warp, between(0.0, 0.5);
+        /// Colour those copies' log-mel bands by up to this many dB (0 = none).
+        unknown_colour: f32 = unknown_colour, between(0.0, 20.0);
     }
 }
 
