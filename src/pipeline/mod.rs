@@ -39,8 +39,6 @@ use crate::Result;
 struct Ear {
     model: SharedWordModel,
     recent: RefCell<Ring>,
-    /// One candidate's audio, cut from `recent` (allocated once).
-    cut: Vec<f32>,
 }
 
 /// Seconds of audio an ear keeps: a candidate's audio when its cosine is asked is at most
@@ -54,7 +52,6 @@ impl Ear {
         Ear {
             model,
             recent: RefCell::new(Ring::with_capacity(EAR_SECONDS * rate)),
-            cut: Vec::with_capacity(crate::pipeline::word_check::WINDOW),
         }
     }
 }
@@ -63,15 +60,19 @@ impl Ear {
 struct Hearing<'a> {
     model: &'a SharedWordModel,
     recent: &'a RefCell<Ring>,
-    cut: &'a mut Vec<f32>,
 }
 
 impl Hear for Hearing<'_> {
+    /// The candidate's audio is cut into the model's own buffer, one for every stream that
+    /// shares the model (they take turns at it).
     fn hear(&mut self, start: f64) -> Option<Vec<f32>> {
         let (from, to) = audio_range(start);
-        self.recent.borrow().copy_out(from, to, self.cut);
         let mut model = self.model.lock().ok()?;
-        embedding_of(&mut model, self.cut)
+        let mut cut = model.take_cut();
+        self.recent.borrow().copy_out(from, to, &mut cut);
+        let e = embedding_of(&mut model, &cut);
+        model.put_cut(cut);
+        e
     }
 }
 
@@ -179,7 +180,7 @@ impl Pipeline {
             decision,
             ear,
         } = self;
-        let Some(Ear { model, recent, cut }) = ear else {
+        let Some(Ear { model, recent }) = ear else {
             let mut decide = |t, e: Option<&[f32]>| {
                 if let Some(d) = decision.push(t, e, &mut Unheard) {
                     on_detection(d)
@@ -192,7 +193,7 @@ impl Pipeline {
             tap(x);
             recent.borrow_mut().push(x);
         };
-        let mut hearing = Hearing { model, recent, cut };
+        let mut hearing = Hearing { model, recent };
         let mut decide = |t, e: Option<&[f32]>| {
             if let Some(d) = decision.push(t, e, &mut hearing) {
                 on_detection(d)

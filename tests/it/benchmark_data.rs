@@ -63,6 +63,8 @@ fn the_cost_benchmark_runs_in_quick_mode_and_prints_every_figure() {
         "3. offline",
         "4. peak RSS",
         "4b. the same with `word_check = false`",
+        "4c. row 4 with those files out of the page cache",
+        "4d. row 4b with those files out of the page cache",
         "5. training",
         "6. latency",
     ] {
@@ -80,10 +82,8 @@ fn the_many_streams_benchmark_runs_in_quick_mode_and_detects_the_words() {
         eprintln!("SKIPPED: ../shared/data is absent; the many-streams benchmark did not run");
         return;
     }
-    let t = std::time::Instant::now();
     let (code, out, err) = common::hark(&["bench", "--streams", "2", "--quick"], &common::root());
     assert_eq!(code, 0, "{err}");
-    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
     for heading in [
         "hark CPU per stream",
         "hark latency p50 / p95",

@@ -65,6 +65,8 @@ struct Stage {
 pub struct WordModel {
     stages: Vec<Stage>,
     fbank: fbank::Fbank,
+    /// A candidate's audio, cut by whichever stream is checking one ([`WordModel::take_cut`]).
+    cut: Vec<f32>,
 }
 
 impl WordModel {
@@ -84,6 +86,7 @@ impl WordModel {
         Ok(WordModel {
             stages,
             fbank: fbank::Fbank::default(),
+            cut: Vec::with_capacity(WINDOW),
         })
     }
 
@@ -119,6 +122,7 @@ impl WordModel {
         Ok(WordModel {
             stages,
             fbank: fbank::Fbank::default(),
+            cut: Vec::with_capacity(WINDOW),
         })
     }
 
@@ -134,6 +138,17 @@ impl WordModel {
             session,
             bytes: Some(bytes),
         })
+    }
+
+    /// The buffer a stream cuts a candidate's audio into, shared by every stream of the
+    /// model (allocated once): hand it back with [`WordModel::put_cut`].
+    pub fn take_cut(&mut self) -> Vec<f32> {
+        std::mem::take(&mut self.cut)
+    }
+
+    /// Hands back the buffer [`WordModel::take_cut`] gave.
+    pub fn put_cut(&mut self, cut: Vec<f32>) {
+        self.cut = cut;
     }
 
     /// The unit-length embedding of `samples` (16 kHz, int16 scale): its first 1.5 s, or all
