@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(r.total(), 100_000);
         let mut out = Vec::new();
         r.copy_out(90_000, 99_000, &mut out);
-        assert_eq!((out.len(), out[0], out[8999]), (9000, at(90_000), at(98_999)));
+        assert_eq!(
+            (out.len(), out[0], out[8999]),
+            (9000, at(90_000), at(98_999))
+        );
         // Gone from the ring: clamped to what it holds; past the end: clamped to the total.
         r.copy_out(0, 200_000, &mut out);
         assert_eq!(out.len(), CAP);
