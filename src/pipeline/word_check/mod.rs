@@ -105,8 +105,9 @@ impl WordModel {
     }
 
     /// The same stages as ordinary sessions, their weights copied to the heap and prepacked
-    /// for the CPU's kernels: about 13 MB more, a check about 5 ms faster. For `hark serve`,
-    /// where many streams share one model and checks come several a second.
+    /// for the CPU's kernels: about 31 MB more (`hark bench --streams 1`), a check about twice
+    /// as fast. For `hark serve`, where many streams share one model and checks come several
+    /// a second.
     pub fn load_prepacked(assets: &Assets) -> Result<WordModel> {
         let mut stages = Vec::new();
         for k in 0..crate::assets::WORD_CHECK_STAGE_SHA256.len() {
