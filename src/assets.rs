@@ -237,7 +237,7 @@ pub fn runtime(assets: &Assets) -> Result<&'static ort::environment::Environment
             .with_telemetry(false)
             .build()
             .map_err(|e| format!("{}: ONNX Runtime failed to start: {e}", lib.display()));
-        release_runtime_code();
+        crate::pages::release_file_pages();
         env
     });
     r.as_ref().map_err(|e| Error::model(e.clone()))
@@ -293,6 +293,25 @@ pub fn session_fastest_from_memory(
 /// Writes model `onnx` in ONNX Runtime's own format (a flatbuffer whose weights a session can
 /// use where they lie) to `ort`, optimised as [`session`] would (write-then-rename).
 pub fn save_ort_format(assets: &Assets, onnx: &Path, ort: &Path) -> Result<()> {
+    save_ort_format_with(assets, onnx, ort, |b| b.commit_from_file(onnx))
+}
+
+/// [`save_ort_format`] of a model in memory (`origin` names the file it came from).
+pub fn save_ort_format_from_memory(
+    assets: &Assets,
+    origin: &Path,
+    bytes: &[u8],
+    ort: &Path,
+) -> Result<()> {
+    save_ort_format_with(assets, origin, ort, |b| b.commit_from_memory(bytes))
+}
+
+fn save_ort_format_with(
+    assets: &Assets,
+    onnx: &Path,
+    ort: &Path,
+    commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<ort::session::Session>,
+) -> Result<()> {
     let tmp = ort.with_extension(format!("ort.{}.tmp", std::process::id()));
     // The error is ort's own (`BuilderResult`), large because it holds the builder.
     #[allow(clippy::result_large_err)]
@@ -300,9 +319,7 @@ pub fn save_ort_format(assets: &Assets, onnx: &Path, ort: &Path) -> Result<()> {
         b.with_config_entry("session.save_model_format", "ORT")?
             .with_optimized_model_path(&tmp)
     };
-    let saved = build_session_with(assets, onnx, OPTIMIZATION, configure, |b| {
-        b.commit_from_file(onnx)
-    });
+    let saved = build_session_with(assets, onnx, OPTIMIZATION, configure, commit);
     if let Err(e) = saved {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -312,7 +329,7 @@ pub fn save_ort_format(assets: &Assets, onnx: &Path, ort: &Path) -> Result<()> {
 
 /// A session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
 /// file): its weights are used in place, not copied, and not repacked, so that they are the
-/// file's clean pages, which [`release_mapped`] can drop between runs; without the CPU arena,
+/// file's clean pages, which [`crate::pages::release_mapped`] can drop between runs; without the CPU arena,
 /// a run's buffers go back to the allocator when it ends. `bytes` must outlive the session.
 pub fn session_in_place(
     assets: &Assets,
@@ -331,19 +348,24 @@ pub fn session_in_place(
     })
 }
 
-/// Drops the resident pages of a read-only file mapping: they come back from the page cache on
-/// their next access.
-pub fn release_mapped(bytes: &[u8]) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: the range is a private read-only file mapping that nothing writes, so every page
-    // dropped is an exact copy of the file.
-    unsafe {
-        libc::madvise(
-            bytes.as_ptr() as *mut libc::c_void,
-            bytes.len(),
-            libc::MADV_DONTNEED,
-        );
-    }
+/// A session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
+/// file), as [`session_in_place`] but with the runtime's usual CPU arena and prepacked weights
+/// (a copy of the convolutions' weights on the heap): for a model run every 80 ms, where
+/// allocating each run's buffers anew costs more CPU than they take. `bytes` must outlive the
+/// session.
+pub fn session_mapped(
+    assets: &Assets,
+    origin: &Path,
+    bytes: &[u8],
+) -> Result<ort::session::Session> {
+    #[allow(clippy::result_large_err)]
+    let configure = |b: SessionBuilder| {
+        b.with_config_entry("session.use_ort_model_bytes_directly", "1")?
+            .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+    };
+    build_session_with(assets, origin, OPTIMIZATION, configure, |b| {
+        b.commit_from_memory(bytes)
+    })
 }
 
 fn build_session(
@@ -380,64 +402,8 @@ fn build_session_with(
         .map_err(option_refused)?;
     builder = configure(builder).map_err(option_refused)?;
     let s = commit(&mut builder).map_err(|e| cannot_load(e.into()))?;
-    release_runtime_code();
+    crate::pages::release_file_pages();
     Ok(s)
-}
-
-/// Drops ONNX Runtime's resident code pages. Starting the runtime and building a session run
-/// code that is never run again (operator schemas, graph rewrites): about 12 MB of the
-/// library's code pages, which would otherwise stay in the daemon's resident set. The pages
-/// inference uses come back from the page cache on their next access (a minor fault each).
-/// Only the read-and-execute mapping is touched, and only while it holds no private copy of a
-/// page, so every page dropped is an exact copy of the file: nothing is lost.
-pub fn release_runtime_code() {
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-            return;
-        };
-        for (range, anonymous_kb) in runtime_code_mappings(&smaps) {
-            // A code page with a private copy (a text relocation, a debugger's breakpoint)
-            // would lose it: leave such a mapping alone.
-            if anonymous_kb != 0 {
-                continue;
-            }
-            unsafe {
-                libc::madvise(
-                    range.start as *mut libc::c_void,
-                    range.end - range.start,
-                    libc::MADV_DONTNEED,
-                );
-            }
-        }
-    }
-}
-
-/// The read-and-execute mappings of the ONNX Runtime library in a `/proc/<pid>/smaps` text,
-/// with their `Anonymous:` kB.
-fn runtime_code_mappings(smaps: &str) -> Vec<(std::ops::Range<usize>, u64)> {
-    let mut out = Vec::new();
-    let mut current: Option<std::ops::Range<usize>> = None;
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            else {
-                current = None;
-                continue;
-            };
-            let perms = f.next().unwrap_or("");
-            let path = f.nth(3).unwrap_or("");
-            current = (perms == "r-xp" && path.contains("libonnxruntime")).then_some(a..b);
-        } else if first == "Anonymous:" {
-            if let Some(r) = current.take() {
-                let kb = f.next().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-                out.push((r, kb));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -470,28 +436,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("none.onnx") && e.contains("not found"), "{e}");
-    }
-
-    #[test]
-    fn finds_the_runtime_code_mapping_and_its_private_pages() {
-        let smaps = "\
-7f14408dd000-7f144235f000 r-xp 000dd000 fd:01 123 /x/libonnxruntime.so.1.32.0
-Size:              27144 kB
-Anonymous:             0 kB
-7f144235f000-7f14428dc000 r--p 01b5f000 fd:01 123 /x/libonnxruntime.so.1.32.0
-Anonymous:           336 kB
-7f1442900000-7f1442a00000 r-xp 00000000 fd:01 456 /usr/lib/libc.so.6
-Anonymous:             0 kB
-7f1443000000-7f1443001000 r-xp 00000000 fd:01 123 /y/libonnxruntime.so
-Anonymous:             4 kB
-";
-        let m = super::runtime_code_mappings(smaps);
-        assert_eq!(
-            m,
-            vec![
-                (0x7f14408dd000..0x7f144235f000, 0),
-                (0x7f1443000000..0x7f1443001000, 4)
-            ]
-        );
     }
 }

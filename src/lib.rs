@@ -34,6 +34,7 @@ pub mod assets;
 pub mod audio;
 pub mod error;
 pub mod eval;
+pub mod pages;
 pub mod pipeline;
 pub mod train;
 pub mod util;

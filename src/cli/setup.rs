@@ -11,13 +11,16 @@ use hark::assets::{self, Assets};
 /// Files already there with the right contents are left alone; each copy is written beside its
 /// place and renamed into it, so nothing half-written is ever found.
 pub fn run(assets: &Assets, to: Option<&Path>) -> Result<()> {
+    // Large blocks mapped on their own, so that each copy's session gives its memory back.
+    hark::util::one_malloc_arena();
     let dest = match to {
         Some(d) => d.to_path_buf(),
         None => assets::user_models_dir()
             .context("no home folder ($HOME is not set): say where with --to DIR")?,
     };
     if same_dir(&assets.dir, &dest) {
-        println!("the models are already in {}", dest.display());
+        let made = runtime_copies(assets)?;
+        println!("the models are already in {}{made}", dest.display());
         return Ok(());
     }
     let runtime = assets.runtime_library()?;
@@ -50,13 +53,31 @@ pub fn run(assets: &Assets, to: Option<&Path>) -> Result<()> {
             .expect("a file of the models folder");
         copied += usize::from(copy_checked(src, &dest.join(rel), sha)?);
     }
+    let made = runtime_copies(&Assets::locate(Some(&dest))?)?;
     println!(
-        "models in {}: {copied} file(s) copied from {}, {} already there",
+        "models in {}: {copied} file(s) copied from {}, {} already there{made}",
         dest.display(),
         assets.dir.display(),
         files.len() - copied
     );
     Ok(())
+}
+
+/// Makes the copies in ONNX Runtime's format that `hark listen` maps, where missing; what it
+/// made, as the end of a sentence.
+fn runtime_copies(assets: &Assets) -> Result<String> {
+    let made = hark::pipeline::runtime_copies(assets, true)?;
+    Ok(match made {
+        0 => String::new(),
+        1 => format!(
+            "; 1 copy in ONNX Runtime's format made in {}",
+            assets.cache_dir().display()
+        ),
+        n => format!(
+            "; {n} copies in ONNX Runtime's format made in {}",
+            assets.cache_dir().display()
+        ),
+    })
 }
 
 /// Whether `a` and `b` are the same folder (both existing).

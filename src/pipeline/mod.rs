@@ -16,6 +16,18 @@ pub mod head;
 pub mod resample;
 pub mod word_check;
 
+/// The copies in ONNX Runtime's own format that a listening daemon maps (the base model's and
+/// the word model's stages): how many are missing (`make` false), or how many were made
+/// (`make` true). Making them costs a process about 17 MB more at its peak than running on
+/// them, which is why `hark listen` has a child process (`hark setup`) make them.
+pub fn runtime_copies(assets: &crate::assets::Assets, make: bool) -> crate::Result<usize> {
+    let base = match embedding::runtime_copy(assets, make)? {
+        made if make => usize::from(made),
+        there => usize::from(!there),
+    };
+    Ok(base + word_check::runtime_copies(assets, make)?)
+}
+
 use crossbeam_channel::{Receiver, Sender};
 use std::cell::RefCell;
 use std::sync::Arc;

@@ -561,3 +561,68 @@ fn a_stdout_nobody_reads_does_not_stall_the_daemon_or_its_socket_clients() {
         "the summary counts what stdout could not take: {summary}"
     );
 }
+
+/// The events of `hark listen`'s stdout without their ids and wall times.
+fn decisions(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = e.as_object_mut().unwrap();
+            o.remove("id");
+            o.remove("wall_time");
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_start_has_a_child_make_the_runtime_copies_and_later_starts_map_them() {
+    let s = setup();
+    let head = s.dir.join("h.head");
+    train(&s.rec, &head, &synth::WORDS[..2]);
+    let wav = common::stream_wav(&s.dir);
+    let cfg = s.dir.join("c.toml");
+    std::fs::write(&cfg, "word_check = true\n[socket]\nenabled = false\n").unwrap();
+    // A models folder of the same files with no copies yet.
+    let models = s.dir.join("models");
+    for sub in ["base", "runtime"] {
+        std::fs::create_dir_all(models.join(sub)).unwrap();
+        for e in std::fs::read_dir(root().join("models").join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::os::unix::fs::symlink(e.path(), models.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    let run = || {
+        let (code, out, err) = hark(
+            &[
+                "--models",
+                models.to_str().unwrap(),
+                "listen",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--head",
+                head.to_str().unwrap(),
+                "--input",
+                wav.to_str().unwrap(),
+            ],
+            &s.dir,
+        );
+        assert_eq!(code, 0, "{err}");
+        (decisions(&out), err)
+    };
+    let (first, err) = run();
+    assert!(err.contains("making 6 model copies"), "{err}");
+    assert!(!err.contains("making them here"), "{err}");
+    let copies: Vec<_> = std::fs::read_dir(models.join(".cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".ort"))
+        .collect();
+    assert_eq!(copies.len(), 6, "{copies:?}");
+    let (second, err) = run();
+    assert!(!err.contains("making"), "{err}");
+    assert!(!first.is_empty());
+    assert_eq!(first, second);
+}

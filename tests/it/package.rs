@@ -85,6 +85,10 @@ fn cargo_install_finds_its_models_from_another_folder_and_setup_copies_them() {
 
     let (ok, out) = installed(&bin, &["setup"], &work, &home);
     assert!(ok && out.contains("9 file(s) copied"), "{out}");
+    assert!(
+        out.contains("6 copies in ONNX Runtime's format made"),
+        "{out}"
+    );
     let models = home.join(".local/share/hark/models");
     for f in [
         "base/embedding_model.onnx",
@@ -101,7 +105,10 @@ fn cargo_install_finds_its_models_from_another_folder_and_setup_copies_them() {
     }
     // Now found first: a second setup has nothing to do, and detect runs on the copy.
     let (ok, out) = installed(&bin, &["setup"], &work, &home);
-    assert!(ok && out.contains("already in"), "{out}");
+    assert!(
+        ok && out.contains("already in") && !out.contains("made"),
+        "{out}"
+    );
     let head = work.join("target/demo/demo.head");
     let stream = work.join("target/demo/stream.wav");
     let (ok, out) = installed(

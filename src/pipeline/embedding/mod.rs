@@ -36,6 +36,9 @@ const EMBED_BATCH: usize = 64;
 /// any number of streams, one call at a time.
 pub struct BaseModel {
     session: Session,
+    /// The mapped file whose bytes `session` uses in place (declared after it, so dropped
+    /// after it), or `None` for a session holding its own copy.
+    _mapped: Option<memmap2::Mmap>,
     state_shapes: Vec<[usize; 4]>,
     /// sha256 of the model file.
     pub model_sha256: String,
@@ -107,24 +110,16 @@ impl BaseModel {
             false => crate::assets::session_from_memory,
         };
         let path = assets.embedding_model();
-        let original = assets.read_embedding_model()?;
-        let model_sha256 = crate::util::sha256_hex(&original);
-        let model = streaming::rewrite_with_batch(&original, batch).map_err(|e| Error::Model {
-            message: format!("{}: cannot stream this model", path.display()),
-            source: Some(e.into()),
-        })?;
-        drop(original);
-        if model.states.len() != N_STATES {
-            return Err(Error::model(format!(
-                "{}: the streaming model has {} states, expected {N_STATES}",
-                path.display(),
-                model.states.len()
-            )));
-        }
+        let (model, model_sha256) = streaming_model(assets, batch)?;
         (0..n)
             .map(|_| {
+                let (session, mapped) = match fastest {
+                    true => (session(assets, &path, &model.bytes)?, None),
+                    false => mapped_session(assets, &model.bytes)?,
+                };
                 Ok(BaseModel {
-                    session: session(assets, &path, &model.bytes)?,
+                    session,
+                    _mapped: mapped,
                     state_shapes: model.states.clone(),
                     model_sha256: model_sha256.clone(),
                     origin: (assets.clone(), batch),
@@ -230,6 +225,89 @@ impl BaseModel {
         }
         Ok(())
     }
+}
+
+/// The base model checked and rewritten into its streaming form (`batch` as in
+/// [`streaming::rewrite_with_batch`]), and the sha256 of the file.
+fn streaming_model(
+    assets: &Assets,
+    batch: Option<i64>,
+) -> Result<(streaming::StreamingModel, String)> {
+    let path = assets.embedding_model();
+    let original = assets.read_embedding_model()?;
+    let model_sha256 = crate::util::sha256_hex(&original);
+    let model = streaming::rewrite_with_batch(&original, batch).map_err(|e| Error::Model {
+        message: format!("{}: cannot stream this model", path.display()),
+        source: Some(e.into()),
+    })?;
+    if model.states.len() != N_STATES {
+        return Err(Error::model(format!(
+            "{}: the streaming model has {} states, expected {N_STATES}",
+            path.display(),
+            model.states.len()
+        )));
+    }
+    Ok((model, model_sha256))
+}
+
+/// Where the copy in ONNX Runtime's format of the streaming model `bytes` lies (in the cache
+/// folder, named by the bytes' sha256 and the runtime's library, whose own format it is).
+fn ort_copy_path(assets: &Assets, bytes: &[u8]) -> Result<std::path::PathBuf> {
+    let runtime = assets.runtime_library()?;
+    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
+    let sha = crate::util::sha256_hex(bytes);
+    let dir = assets.cache_dir().join(".cache");
+    Ok(dir.join(format!("base-{}-{runtime}.ort", &sha[..16])))
+}
+
+/// [`ort_copy_path`], the copy made there when missing; whether it was made.
+fn ort_copy(assets: &Assets, bytes: &[u8]) -> Result<(std::path::PathBuf, bool)> {
+    let p = ort_copy_path(assets, bytes)?;
+    if p.exists() {
+        return Ok((p, false));
+    }
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create"))?;
+    }
+    crate::assets::save_ort_format_from_memory(assets, &assets.embedding_model(), bytes, &p)?;
+    Ok((p, true))
+}
+
+/// The base model's copy in ONNX Runtime's format that [`BaseModel::load`] maps: whether it
+/// is there (`make` false), or made when missing (`make` true: whether it was made).
+pub fn runtime_copy(assets: &Assets, make: bool) -> Result<bool> {
+    let (model, _) = streaming_model(assets, Some(1))?;
+    match make {
+        false => Ok(ort_copy_path(assets, &model.bytes)?.exists()),
+        true => Ok(ort_copy(assets, &model.bytes)?.1),
+    }
+}
+
+/// A session of the streaming model `bytes` by way of its copy in ONNX Runtime's format (made
+/// once, in the cache folder), mapped and used in place: the runtime neither parses nor
+/// optimises a graph at start, and the weights it does not repack stay the file's pages.
+fn mapped_session(assets: &Assets, bytes: &[u8]) -> Result<(Session, Option<memmap2::Mmap>)> {
+    let (ort_path, _) = ort_copy(assets, bytes)?;
+    match map_session(assets, &ort_path) {
+        Ok(s) => Ok(s),
+        // A copy ONNX Runtime refuses (damaged, or written by a build it no longer reads) is
+        // made again, once.
+        Err(_) => {
+            std::fs::remove_file(&ort_path).map_err(Error::io(&ort_path, "cannot remove"))?;
+            map_session(assets, &ort_copy(assets, bytes)?.0)
+        }
+    }
+}
+
+fn map_session(
+    assets: &Assets,
+    ort_path: &std::path::Path,
+) -> Result<(Session, Option<memmap2::Mmap>)> {
+    let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
+    // SAFETY: a private read-only mapping; hark replaces the file only by a rename.
+    let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
+    let session = crate::assets::session_mapped(assets, ort_path, &mapped)?;
+    Ok((session, Some(mapped)))
 }
 
 impl StreamState {

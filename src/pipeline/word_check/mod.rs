@@ -134,7 +134,7 @@ impl WordModel {
         let bytes =
             unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
         let session = crate::assets::session_in_place(assets, ort_path, &bytes)?;
-        crate::assets::release_mapped(&bytes);
+        crate::pages::release_mapped(&bytes);
         Ok(Stage {
             session,
             bytes: Some(bytes),
@@ -180,7 +180,7 @@ impl WordModel {
             // Each stage has one output: the next stage's input, or the embedding.
             value = outputs.into_iter().next().map(|(_, v)| v);
             if let Some(b) = &stage.bytes {
-                crate::assets::release_mapped(b);
+                crate::pages::release_mapped(b);
             }
         }
         let value = value.ok_or_else(|| Error::model("the word check's model gave nothing"))?;
@@ -214,16 +214,40 @@ fn checked_stage(assets: &Assets, k: usize) -> Result<std::path::PathBuf> {
 /// when missing. The format is the runtime's own: one copy per runtime, named by its library's
 /// file name (its version).
 fn ort_copy(assets: &Assets, onnx: &std::path::Path, sha: &str) -> Result<std::path::PathBuf> {
-    let runtime = assets.runtime_library()?;
-    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
-    let sha = &sha[..16];
-    let dir = assets.cache_dir().join(".cache");
-    let p = dir.join(format!("word_check-{sha}-{runtime}.ort"));
+    let p = ort_copy_path(assets, sha)?;
     if !p.exists() {
+        let dir = assets.cache_dir().join(".cache");
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "cannot create"))?;
         crate::assets::save_ort_format(assets, onnx, &p)?;
     }
     Ok(p)
+}
+
+/// Where [`ort_copy`] keeps the copy of the stage of sha256 `sha`.
+fn ort_copy_path(assets: &Assets, sha: &str) -> Result<std::path::PathBuf> {
+    let runtime = assets.runtime_library()?;
+    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
+    let sha = &sha[..16];
+    let dir = assets.cache_dir().join(".cache");
+    Ok(dir.join(format!("word_check-{sha}-{runtime}.ort")))
+}
+
+/// The stages' copies in ONNX Runtime's format that [`WordModel::load`] maps: how many are
+/// missing (`make` false), or how many were made, each stage checked first (`make` true).
+pub fn runtime_copies(assets: &Assets, make: bool) -> Result<usize> {
+    let mut n = 0;
+    for (k, sha) in crate::assets::WORD_CHECK_STAGE_SHA256.iter().enumerate() {
+        if ort_copy_path(assets, sha)?.exists() {
+            continue;
+        }
+        if make {
+            ort_copy(assets, &checked_stage(assets, k)?, sha)?;
+            // Each copy's session is built and dropped: hand its heap back before the next.
+            crate::util::trim_heap();
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The largest cosine between unit embedding `e` and the unit embeddings `takes`.
