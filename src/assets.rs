@@ -327,41 +327,41 @@ fn save_ort_format_with(
     std::fs::rename(&tmp, ort).map_err(Error::io(ort, "cannot write"))
 }
 
-/// A session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
-/// file): its weights are used in place, not copied, and not repacked, so that they are the
-/// file's clean pages, which [`crate::pages::release_mapped`] can drop between runs; without the CPU arena,
-/// a run's buffers go back to the allocator when it ends. `bytes` must outlive the session.
+/// How a session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
+/// file) runs: `bytes` must outlive the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// The weights used in place, not copied and not repacked, so that they are the file's
+    /// clean pages, which [`crate::pages::release_mapped`] can drop between runs; without the
+    /// CPU arena, a run's buffers go back to the allocator when it ends. For a model run now
+    /// and then (the word check).
+    Lean,
+    /// The runtime's usual CPU arena and prepacked weights (a copy of the convolutions' weights
+    /// on the heap), the other weights in place: for a model run every 80 ms, where allocating
+    /// each run's buffers anew costs more CPU than they take (the base model).
+    Packed,
+}
+
+/// A session of the model in ONNX Runtime's format `bytes` (from file `origin`), run `how`.
 pub fn session_in_place(
     assets: &Assets,
     origin: &Path,
     bytes: &[u8],
+    how: InPlace,
 ) -> Result<ort::session::Session> {
     #[allow(clippy::result_large_err)]
     let configure = |b: SessionBuilder| {
-        b.with_config_entry("session.use_ort_model_bytes_directly", "1")?
-            .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")?
-            .with_config_entry("session.disable_prepacking", "1")?
-            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-    };
-    build_session_with(assets, origin, OPTIMIZATION, configure, |b| {
-        b.commit_from_memory(bytes)
-    })
-}
-
-/// A session of a model in ONNX Runtime's format whose bytes stay where they are (a mapped
-/// file), as [`session_in_place`] but with the runtime's usual CPU arena and prepacked weights
-/// (a copy of the convolutions' weights on the heap): for a model run every 80 ms, where
-/// allocating each run's buffers anew costs more CPU than they take. `bytes` must outlive the
-/// session.
-pub fn session_mapped(
-    assets: &Assets,
-    origin: &Path,
-    bytes: &[u8],
-) -> Result<ort::session::Session> {
-    #[allow(clippy::result_large_err)]
-    let configure = |b: SessionBuilder| {
-        b.with_config_entry("session.use_ort_model_bytes_directly", "1")?
-            .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")
+        let b = b
+            .with_config_entry("session.use_ort_model_bytes_directly", "1")?
+            .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")?;
+        match how {
+            InPlace::Packed => Ok(b),
+            InPlace::Lean => b
+                .with_config_entry("session.disable_prepacking", "1")?
+                .with_execution_providers([ort::ep::CPU::default()
+                    .with_arena_allocator(false)
+                    .build()]),
+        }
     };
     build_session_with(assets, origin, OPTIMIZATION, configure, |b| {
         b.commit_from_memory(bytes)

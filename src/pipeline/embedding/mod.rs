@@ -306,7 +306,8 @@ fn map_session(
     let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
     // SAFETY: a private read-only mapping; hark replaces the file only by a rename.
     let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
-    let session = crate::assets::session_mapped(assets, ort_path, &mapped)?;
+    let session =
+        crate::assets::session_in_place(assets, ort_path, &mapped, crate::assets::InPlace::Packed)?;
     Ok((session, Some(mapped)))
 }
 

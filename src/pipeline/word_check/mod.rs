@@ -133,7 +133,12 @@ impl WordModel {
         // leaves the mapped one as it was.
         let bytes =
             unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
-        let session = crate::assets::session_in_place(assets, ort_path, &bytes)?;
+        let session = crate::assets::session_in_place(
+            assets,
+            ort_path,
+            &bytes,
+            crate::assets::InPlace::Lean,
+        )?;
         crate::pages::release_mapped(&bytes);
         Ok(Stage {
             session,
