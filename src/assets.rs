@@ -257,6 +257,19 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
     build_session(assets, model, OPTIMIZATION, |b| b.commit_from_file(model))
 }
 
+/// [`session`] without the CPU arena: each run's buffers go back to the allocator when it ends,
+/// rather than staying in an arena at its largest run's size (the word model prepacked for
+/// `hark serve`: about 21 MB of arena otherwise).
+pub fn session_without_arena(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
+    #[allow(clippy::result_large_err)]
+    let configure = |b: SessionBuilder| {
+        b.with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+    };
+    build_session_with(assets, model, OPTIMIZATION, configure, |b| {
+        b.commit_from_file(model)
+    })
+}
+
 /// The same with ONNX Runtime's default (all) graph optimisations: the fastest plain
 /// inference, which the benchmark's floor uses.
 pub fn session_fastest(assets: &Assets, model: &Path) -> Result<ort::session::Session> {

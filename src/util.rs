@@ -214,6 +214,21 @@ pub fn one_malloc_arena() {
     }
 }
 
+/// Blocks of up to `bytes` taken from the heap rather than mapped on their own, and up to as
+/// much of the heap's free memory kept rather than handed back (glibc): for a server whose word
+/// check allocates a few MB of buffers several times a second and frees them after each run.
+/// Mapping them anew each time costs a fifth more CPU (`hark bench --streams 100`: 0.53%
+/// against 0.44% of a core per stream) for 2 MB less. Call once loading is done.
+pub fn keep_large_blocks(bytes: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, bytes);
+    }
+}
+
 /// Hands the heap's free memory back to the system (glibc), so that a peak passed does not stay
 /// resident.
 pub fn trim_heap() {

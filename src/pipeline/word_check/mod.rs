@@ -105,9 +105,10 @@ impl WordModel {
     }
 
     /// The same stages as ordinary sessions, their weights copied to the heap and prepacked
-    /// for the CPU's kernels: about 31 MB more (`hark bench --streams 1`), a check about twice
-    /// as fast. For `hark serve`, where many streams share one model and checks come several
-    /// a second.
+    /// for the CPU's kernels, without the CPU arena (which kept about 13 MB at its largest
+    /// run's size, `hark bench --streams 1`): more memory than [`WordModel::load`]'s, a check
+    /// about twice as fast. For `hark serve`, where many streams share one model and checks
+    /// come several a second.
     pub fn load_prepacked(assets: &Assets) -> Result<WordModel> {
         let mut stages = Vec::new();
         for k in 0..crate::assets::WORD_CHECK_STAGE_SHA256.len() {
@@ -116,7 +117,7 @@ impl WordModel {
             // with any file a user can write.
             let path = checked_stage(assets, k)?;
             stages.push(Stage {
-                session: crate::assets::session(assets, &path)?,
+                session: crate::assets::session_without_arena(assets, &path)?,
                 bytes: None,
             });
         }
