@@ -325,7 +325,11 @@ fn save_ort_format_with(
     ort: &Path,
     commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<ort::session::Session>,
 ) -> Result<()> {
-    let tmp = ort.with_extension(format!("ort.{}.tmp", std::process::id()));
+    // One name per process and call: threads of one process (tests, workers) may make the
+    // same copy at once, and each renames a whole file of its own into place.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = ort.with_extension(format!("ort.{}-{call}.tmp", std::process::id()));
     // The error is ort's own (`BuilderResult`), large because it holds the builder.
     #[allow(clippy::result_large_err)]
     let configure = |b: SessionBuilder| {

@@ -69,7 +69,7 @@ pub fn serve(opts: &ServeOptions) -> Result<Summary> {
     // Loading parsed files and built sessions: hand the freed heap back before the long run.
     hark::util::trim_heap();
     // The word check's runs take their buffers from the heap and leave them there for the next.
-    hark::util::keep_large_blocks(32 << 20);
+    hark::util::keep_large_blocks(8 << 20);
     let base_sha = engine.base_sha()?;
     let listener = bind_wyoming(&cfg)?;
     let (signals, control) = SignalThread::spawn()?;
