@@ -594,22 +594,10 @@ fn the_first_start_has_a_child_make_the_runtime_copies_and_later_starts_map_them
             std::os::unix::fs::symlink(e.path(), models.join(sub).join(e.file_name())).unwrap();
         }
     }
+    // `--models` is global: it may follow the subcommand.
     let run = || {
-        let (code, out, err) = hark(
-            &[
-                "--models",
-                models.to_str().unwrap(),
-                "listen",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--head",
-                head.to_str().unwrap(),
-                "--input",
-                wav.to_str().unwrap(),
-            ],
-            &s.dir,
-        );
-        assert_eq!(code, 0, "{err}");
+        let (out, err) =
+            common::listen_input(&cfg, &head, &wav, &["--models", models.to_str().unwrap()]);
         (decisions(&out), err)
     };
     let (first, err) = run();
