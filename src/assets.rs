@@ -262,9 +262,7 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
 /// `hark serve`: about 21 MB of arena otherwise).
 pub fn session_without_arena(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
     #[allow(clippy::result_large_err)]
-    let configure = |b: SessionBuilder| {
-        b.with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-    };
+    let configure = |b: SessionBuilder| b.with_execution_providers([cpu_without_arena()]);
     build_session_with(assets, model, OPTIMIZATION, configure, |b| {
         b.commit_from_file(model)
     })
@@ -375,14 +373,77 @@ pub fn session_in_place(
             InPlace::Packed => Ok(b),
             InPlace::Lean => b
                 .with_config_entry("session.disable_prepacking", "1")?
-                .with_execution_providers([ort::ep::CPU::default()
-                    .with_arena_allocator(false)
-                    .build()]),
+                .with_execution_providers([cpu_without_arena()]),
         }
     };
     build_session_with(assets, origin, OPTIMIZATION, configure, |b| {
         b.commit_from_memory(bytes)
     })
+}
+
+/// ONNX Runtime's CPU provider without its arena.
+fn cpu_without_arena() -> ort::ep::ExecutionProviderDispatch {
+    ort::ep::CPU::default().with_arena_allocator(false).build()
+}
+
+/// Where hark keeps the copy in ONNX Runtime's format of model `name` whose bytes have sha256
+/// `sha`: in the cache folder's `.cache/`, named by the sha and by the runtime's library, whose
+/// own format it is.
+pub fn ort_copy_path(assets: &Assets, name: &str, sha: &str) -> Result<PathBuf> {
+    let runtime = assets.runtime_library()?;
+    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
+    let file = format!("{name}-{}-{runtime}.ort", &sha[..16]);
+    Ok(assets.cache_dir().join(".cache").join(file))
+}
+
+/// Makes the copy at `path` with `make` (which writes it there) when it is missing, its folder
+/// too; whether it made it.
+pub fn ort_copy(path: &Path, make: impl Fn(&Path) -> Result<()>) -> Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create"))?;
+    }
+    make(path)?;
+    Ok(true)
+}
+
+/// A session whose model is a mapped file in ONNX Runtime's format, used in place.
+pub struct MappedSession {
+    /// Declared before `bytes`, so dropped before the mapping it reads.
+    pub session: ort::session::Session,
+    pub bytes: memmap2::Mmap,
+}
+
+/// The session, run `how`, of the copy in ONNX Runtime's format at `path`, made by `make` when
+/// missing, mapped. A copy the runtime refuses (damaged, or written by a build it no longer
+/// reads) is made again, once.
+pub fn mapped_session(
+    assets: &Assets,
+    path: &Path,
+    how: InPlace,
+    make: impl Fn(&Path) -> Result<()>,
+) -> Result<MappedSession> {
+    ort_copy(path, &make)?;
+    match map_session(assets, path, how) {
+        Ok(m) => Ok(m),
+        Err(_) => {
+            std::fs::remove_file(path).map_err(Error::io(path, "cannot remove"))?;
+            ort_copy(path, &make)?;
+            map_session(assets, path, how)
+        }
+    }
+}
+
+fn map_session(assets: &Assets, path: &Path, how: InPlace) -> Result<MappedSession> {
+    let file = std::fs::File::open(path).map_err(Error::io(path, "cannot open"))?;
+    // SAFETY: a private read-only mapping; hark replaces the file only by a rename, which
+    // leaves the mapped one as it was.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path, "cannot map"))?;
+    let session = session_in_place(assets, path, &bytes, how)?;
+    crate::pages::release_mapped(&bytes);
+    Ok(MappedSession { session, bytes })
 }
 
 fn build_session(

@@ -250,36 +250,25 @@ fn streaming_model(
     Ok((model, model_sha256))
 }
 
-/// Where the copy in ONNX Runtime's format of the streaming model `bytes` lies (in the cache
-/// folder, named by the bytes' sha256 and the runtime's library, whose own format it is).
+/// Where the copy in ONNX Runtime's format of the streaming model `bytes` lies (named by the
+/// bytes' sha256).
 fn ort_copy_path(assets: &Assets, bytes: &[u8]) -> Result<std::path::PathBuf> {
-    let runtime = assets.runtime_library()?;
-    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
-    let sha = crate::util::sha256_hex(bytes);
-    let dir = assets.cache_dir().join(".cache");
-    Ok(dir.join(format!("base-{}-{runtime}.ort", &sha[..16])))
+    crate::assets::ort_copy_path(assets, "base", &crate::util::sha256_hex(bytes))
 }
 
-/// [`ort_copy_path`], the copy made there when missing; whether it was made.
-fn ort_copy(assets: &Assets, bytes: &[u8]) -> Result<(std::path::PathBuf, bool)> {
-    let p = ort_copy_path(assets, bytes)?;
-    if p.exists() {
-        return Ok((p, false));
-    }
-    if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir).map_err(Error::io(dir, "cannot create"))?;
-    }
-    crate::assets::save_ort_format_from_memory(assets, &assets.embedding_model(), bytes, &p)?;
-    Ok((p, true))
+/// Writes the streaming model `bytes` in ONNX Runtime's format to `to`.
+fn save_ort_format(assets: &Assets, bytes: &[u8], to: &std::path::Path) -> Result<()> {
+    crate::assets::save_ort_format_from_memory(assets, &assets.embedding_model(), bytes, to)
 }
 
 /// The base model's copy in ONNX Runtime's format that [`BaseModel::load`] maps: whether it
 /// is there (`make` false), or made when missing (`make` true: whether it was made).
 pub fn runtime_copy(assets: &Assets, make: bool) -> Result<bool> {
     let (model, _) = streaming_model(assets, Some(1))?;
+    let copy = ort_copy_path(assets, &model.bytes)?;
     match make {
-        false => Ok(ort_copy_path(assets, &model.bytes)?.exists()),
-        true => Ok(ort_copy(assets, &model.bytes)?.1),
+        false => Ok(copy.exists()),
+        true => crate::assets::ort_copy(&copy, |to| save_ort_format(assets, &model.bytes, to)),
     }
 }
 
@@ -287,28 +276,13 @@ pub fn runtime_copy(assets: &Assets, make: bool) -> Result<bool> {
 /// once, in the cache folder), mapped and used in place: the runtime neither parses nor
 /// optimises a graph at start, and the weights it does not repack stay the file's pages.
 fn mapped_session(assets: &Assets, bytes: &[u8]) -> Result<(Session, Option<memmap2::Mmap>)> {
-    let (ort_path, _) = ort_copy(assets, bytes)?;
-    match map_session(assets, &ort_path) {
-        Ok(s) => Ok(s),
-        // A copy ONNX Runtime refuses (damaged, or written by a build it no longer reads) is
-        // made again, once.
-        Err(_) => {
-            std::fs::remove_file(&ort_path).map_err(Error::io(&ort_path, "cannot remove"))?;
-            map_session(assets, &ort_copy(assets, bytes)?.0)
-        }
-    }
-}
-
-fn map_session(
-    assets: &Assets,
-    ort_path: &std::path::Path,
-) -> Result<(Session, Option<memmap2::Mmap>)> {
-    let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
-    // SAFETY: a private read-only mapping; hark replaces the file only by a rename.
-    let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
-    let session =
-        crate::assets::session_in_place(assets, ort_path, &mapped, crate::assets::InPlace::Packed)?;
-    Ok((session, Some(mapped)))
+    let m = crate::assets::mapped_session(
+        assets,
+        &ort_copy_path(assets, bytes)?,
+        crate::assets::InPlace::Packed,
+        |to| save_ort_format(assets, bytes, to),
+    )?;
+    Ok((m.session, Some(m.bytes)))
 }
 
 impl StreamState {

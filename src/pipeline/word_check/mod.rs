@@ -90,18 +90,18 @@ impl WordModel {
         })
     }
 
-    /// The mapped session of the checked file `path`.
+    /// The mapped session of the checked file `path` (of sha256 `sha`).
     fn load_mapped(assets: &Assets, path: &std::path::Path, sha: &str) -> Result<Stage> {
-        let ort_path = ort_copy(assets, path, sha)?;
-        match Self::map(assets, &ort_path) {
-            Ok(m) => Ok(m),
-            // A copy ONNX Runtime refuses (damaged, or written by a build it no longer reads)
-            // is made again, once.
-            Err(_) => {
-                std::fs::remove_file(&ort_path).map_err(Error::io(&ort_path, "cannot remove"))?;
-                Self::map(assets, &ort_copy(assets, path, sha)?)
-            }
-        }
+        let m = crate::assets::mapped_session(
+            assets,
+            &ort_copy_path(assets, sha)?,
+            crate::assets::InPlace::Lean,
+            |to| crate::assets::save_ort_format(assets, path, to),
+        )?;
+        Ok(Stage {
+            session: m.session,
+            bytes: Some(m.bytes),
+        })
     }
 
     /// The same stages as ordinary sessions, their weights copied to the heap and prepacked
@@ -125,25 +125,6 @@ impl WordModel {
             stages,
             fbank: fbank::Fbank::default(),
             cut: Vec::with_capacity(WINDOW),
-        })
-    }
-
-    fn map(assets: &Assets, ort_path: &std::path::Path) -> Result<Stage> {
-        let file = std::fs::File::open(ort_path).map_err(Error::io(ort_path, "cannot open"))?;
-        // SAFETY: a private read-only mapping; hark replaces the file only by a rename, which
-        // leaves the mapped one as it was.
-        let bytes =
-            unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(ort_path, "cannot map"))?;
-        let session = crate::assets::session_in_place(
-            assets,
-            ort_path,
-            &bytes,
-            crate::assets::InPlace::Lean,
-        )?;
-        crate::pages::release_mapped(&bytes);
-        Ok(Stage {
-            session,
-            bytes: Some(bytes),
         })
     }
 
@@ -216,26 +197,9 @@ fn checked_stage(assets: &Assets, k: usize) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// The copy in ONNX Runtime's format of the word model's file `onnx` (of sha256 `sha`), made
-/// when missing. The format is the runtime's own: one copy per runtime, named by its library's
-/// file name (its version).
-fn ort_copy(assets: &Assets, onnx: &std::path::Path, sha: &str) -> Result<std::path::PathBuf> {
-    let p = ort_copy_path(assets, sha)?;
-    if !p.exists() {
-        let dir = assets.cache_dir().join(".cache");
-        std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "cannot create"))?;
-        crate::assets::save_ort_format(assets, onnx, &p)?;
-    }
-    Ok(p)
-}
-
-/// Where [`ort_copy`] keeps the copy of the stage of sha256 `sha`.
+/// Where the copy in ONNX Runtime's format of the stage of sha256 `sha` lies.
 fn ort_copy_path(assets: &Assets, sha: &str) -> Result<std::path::PathBuf> {
-    let runtime = assets.runtime_library()?;
-    let runtime = runtime.file_name().unwrap_or_default().to_string_lossy();
-    let sha = &sha[..16];
-    let dir = assets.cache_dir().join(".cache");
-    Ok(dir.join(format!("word_check-{sha}-{runtime}.ort")))
+    crate::assets::ort_copy_path(assets, "word_check", sha)
 }
 
 /// The stages' copies in ONNX Runtime's format that [`WordModel::load`] maps: how many are
@@ -243,11 +207,15 @@ fn ort_copy_path(assets: &Assets, sha: &str) -> Result<std::path::PathBuf> {
 pub fn runtime_copies(assets: &Assets, make: bool) -> Result<usize> {
     let mut n = 0;
     for (k, sha) in crate::assets::WORD_CHECK_STAGE_SHA256.iter().enumerate() {
-        if ort_copy_path(assets, sha)?.exists() {
+        let copy = ort_copy_path(assets, sha)?;
+        if copy.exists() {
             continue;
         }
         if make {
-            ort_copy(assets, &checked_stage(assets, k)?, sha)?;
+            let path = checked_stage(assets, k)?;
+            crate::assets::ort_copy(&copy, |to| {
+                crate::assets::save_ort_format(assets, &path, to)
+            })?;
             // Each copy's session is built and dropped: hand its heap back before the next.
             crate::util::trim_heap();
         }
@@ -326,7 +294,7 @@ mod tests {
             .collect();
         let want = WordModel::load(&a).unwrap().embed(&x).unwrap();
         let sha = crate::assets::WORD_CHECK_STAGE_SHA256[0];
-        let copy = ort_copy(&a, &a.word_check_stage(1), sha).unwrap();
+        let copy = ort_copy_path(&a, sha).unwrap();
         assert!(copy.starts_with(dir.path()), "{}", copy.display());
         let made = std::fs::metadata(&copy).unwrap().modified().unwrap();
         // Loaded again: the copy is reused as it is.
