@@ -257,17 +257,6 @@ pub fn session(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
     build_session(assets, model, OPTIMIZATION, |b| b.commit_from_file(model))
 }
 
-/// [`session`] without the CPU arena: each run's buffers go back to the allocator when it ends,
-/// rather than staying in an arena at its largest run's size (the word model prepacked for
-/// `hark serve`: about 21 MB of arena otherwise).
-pub fn session_without_arena(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
-    #[allow(clippy::result_large_err)]
-    let configure = |b: SessionBuilder| b.with_execution_providers([cpu_without_arena()]);
-    build_session_with(assets, model, OPTIMIZATION, configure, |b| {
-        b.commit_from_file(model)
-    })
-}
-
 /// The same with ONNX Runtime's default (all) graph optimisations: the fastest plain
 /// inference, which the benchmark's floor uses.
 pub fn session_fastest(assets: &Assets, model: &Path) -> Result<ort::session::Session> {
@@ -355,6 +344,9 @@ pub enum InPlace {
     /// on the heap), the other weights in place: for a model run every 80 ms, where allocating
     /// each run's buffers anew costs more CPU than they take (the base model).
     Packed,
+    /// Prepacked weights, the others in place, and no CPU arena: for a model run several times
+    /// a second but not every block (the word check of `hark serve`'s many streams).
+    PackedWithoutArena,
 }
 
 /// A session of the model in ONNX Runtime's format `bytes` (from file `origin`), run `how`.
@@ -371,6 +363,7 @@ pub fn session_in_place(
             .with_config_entry("session.use_ort_model_bytes_for_initializers", "1")?;
         match how {
             InPlace::Packed => Ok(b),
+            InPlace::PackedWithoutArena => b.with_execution_providers([cpu_without_arena()]),
             InPlace::Lean => b
                 .with_config_entry("session.disable_prepacking", "1")?
                 .with_execution_providers([cpu_without_arena()]),

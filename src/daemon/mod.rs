@@ -201,7 +201,7 @@ fn describe_head(cfg: &Config, head: &Head, s: &DetectorSettings) -> String {
 /// head's own).
 /// The word model the head's check needs, when the config lets the check run (`word_check`);
 /// `loaded` is used when there is one already; `many_streams` (`hark serve`) asks for the
-/// prepacked session, faster per check, rather than the one mapped in place, smaller.
+/// prepacked sessions, faster per check, rather than the lean ones, smaller.
 pub(crate) fn load_word_model(
     cfg: &Config,
     head: &Head,

@@ -10,7 +10,7 @@ pub mod fbank;
 use ort::value::TensorRef;
 use std::sync::{Arc, Mutex};
 
-use crate::assets::Assets;
+use crate::assets::{Assets, InPlace};
 use crate::pipeline::head::Head;
 use crate::{Error, Result};
 
@@ -56,9 +56,9 @@ pub const DIM: usize = 2048;
 struct Stage {
     /// Declared before `bytes`, so dropped before the mapping it reads.
     session: ort::session::Session,
-    /// The stage in ONNX Runtime's format, mapped: the session's weights are these pages
-    /// (`None`: [`WordModel::load_prepacked`]'s session, which holds its own copy).
-    bytes: Option<memmap2::Mmap>,
+    /// The stage in ONNX Runtime's format, mapped: the session's weights that are not
+    /// prepacked are these pages.
+    bytes: memmap2::Mmap,
 }
 
 /// The word model: its sessions, run one after another.
@@ -73,52 +73,33 @@ impl WordModel {
     /// Loads `models/base/word_check.onnx`'s five stages (`word_check.stage-N.onnx`, cut by
     /// `.ci/setup` where one tensor alone crosses; together they give the whole model's
     /// embedding to the bit), checking each is the expected file, by way of each one's copy in
-    /// ONNX Runtime's format (made once, in the cache folder) mapped and used in place: the
-    /// weights are the files' pages, not a copy on the heap, and each stage's leave the
-    /// resident set as soon as it has run, so at most one stage's are resident (5.7 of 22 MB;
-    /// docs/research/cost.md).
+    /// ONNX Runtime's format (made once, in the cache folder) mapped and used in place
+    /// ([`InPlace::Lean`]): the weights are the files' pages, not a copy on the heap, and each
+    /// stage's leave the resident set as soon as it has run, so at most one stage's are
+    /// resident (5.7 of 22 MB; docs/research/cost.md).
     pub fn load(assets: &Assets) -> Result<WordModel> {
+        Self::load_as(assets, InPlace::Lean)
+    }
+
+    /// The same stages with their convolutions' weights prepacked for the CPU's kernels (a
+    /// copy on the heap, about 20 MB), without the CPU arena ([`InPlace::PackedWithoutArena`]):
+    /// more memory than [`WordModel::load`]'s, a check about twice as fast. For `hark serve`,
+    /// where many streams share one model and checks come several a second.
+    pub fn load_prepacked(assets: &Assets) -> Result<WordModel> {
+        Self::load_as(assets, InPlace::PackedWithoutArena)
+    }
+
+    fn load_as(assets: &Assets, how: InPlace) -> Result<WordModel> {
         let mut stages = Vec::new();
         for (k, sha) in crate::assets::WORD_CHECK_STAGE_SHA256.iter().enumerate() {
             let path = checked_stage(assets, k)?;
-            stages.push(Self::load_mapped(assets, &path, sha)?);
-        }
-        Ok(WordModel {
-            stages,
-            fbank: fbank::Fbank::default(),
-            cut: Vec::with_capacity(WINDOW),
-        })
-    }
-
-    /// The mapped session of the checked file `path` (of sha256 `sha`).
-    fn load_mapped(assets: &Assets, path: &std::path::Path, sha: &str) -> Result<Stage> {
-        let m = crate::assets::mapped_session(
-            assets,
-            &ort_copy_path(assets, sha)?,
-            crate::assets::InPlace::Lean,
-            |to| crate::assets::save_ort_format(assets, path, to),
-        )?;
-        Ok(Stage {
-            session: m.session,
-            bytes: Some(m.bytes),
-        })
-    }
-
-    /// The same stages as ordinary sessions, their weights copied to the heap and prepacked
-    /// for the CPU's kernels, without the CPU arena (which kept about 13 MB at its largest
-    /// run's size, `hark bench --streams 1`): more memory than [`WordModel::load`]'s, a check
-    /// about twice as fast. For `hark serve`, where many streams share one model and checks
-    /// come several a second.
-    pub fn load_prepacked(assets: &Assets) -> Result<WordModel> {
-        let mut stages = Vec::new();
-        for k in 0..crate::assets::WORD_CHECK_STAGE_SHA256.len() {
-            // ONNX Runtime then reads the file again, so that it is not held twice while the
-            // session is built. A file swapped between the two reads would go unnoticed, as
-            // with any file a user can write.
-            let path = checked_stage(assets, k)?;
+            let m =
+                crate::assets::mapped_session(assets, &ort_copy_path(assets, sha)?, how, |to| {
+                    crate::assets::save_ort_format(assets, &path, to)
+                })?;
             stages.push(Stage {
-                session: crate::assets::session_without_arena(assets, &path)?,
-                bytes: None,
+                session: m.session,
+                bytes: m.bytes,
             });
         }
         Ok(WordModel {
@@ -166,9 +147,7 @@ impl WordModel {
             })?;
             // Each stage has one output: the next stage's input, or the embedding.
             value = outputs.into_iter().next().map(|(_, v)| v);
-            if let Some(b) = &stage.bytes {
-                crate::pages::release_mapped(b);
-            }
+            crate::pages::release_mapped(&stage.bytes);
         }
         let value = value.ok_or_else(|| Error::model("the word check's model gave nothing"))?;
         let (_, e) = value.try_extract_tensor::<f32>()?;
