@@ -92,6 +92,11 @@ fn print_summary(ds: &Dataset, head: &Head, negatives: Option<&[f32]>) {
     for note in &ds.notes {
         println!("  note: {note}");
     }
+    let words: Vec<&str> = ds.words.iter().map(|(w, _)| w.as_str()).collect();
+    // Without espeak-ng there are no phonemes to compare (the bank's line below says so).
+    for note in hark::train::sound_alike_notes(&words).unwrap_or_default() {
+        println!("  note: {note}");
+    }
     for (i, ((w, takes), th)) in ds.words.iter().zip(&head.detector.thresholds).enumerate() {
         let voices = match head.voices_of(i) {
             hark::pipeline::head::Voices::Mine => "voices: mine (the voices that recorded it)",

@@ -20,6 +20,7 @@ mod fold;
 mod mining;
 pub mod negatives;
 mod neighbours;
+pub use neighbours::sound_alike_notes;
 mod pitch;
 mod pool;
 pub mod recipe;

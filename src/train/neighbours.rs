@@ -145,6 +145,58 @@ pub fn nearest<'v>(
         .collect()
 }
 
+/// Up to `k` words of `vocabulary` at most one sound from `word` (a consonant for another, a
+/// sound more or less, a vowel for another, or none: a homophone), nearest first, ties in the
+/// vocabulary's order, leaving out `word`'s own text: the words people may be heard saying for
+/// it. A `tree` head from five people's takes fired on 166 of 167 other people's `three`s, a
+/// `bed` head on half their `bird`s (docs/research/crowd.md).
+pub fn sound_alikes<'v>(
+    text: &str,
+    word: &[String],
+    vocabulary: &[(&'v str, Vec<String>)],
+    k: usize,
+) -> Vec<&'v str> {
+    let mut scored: Vec<(f32, usize)> = vocabulary
+        .iter()
+        .enumerate()
+        .filter(|(_, (w, _))| !w.eq_ignore_ascii_case(text))
+        .map(|(i, (_, p))| (distance(word, p), i))
+        .filter(|(d, _)| *d <= 1.0)
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(_, i)| vocabulary[i].0)
+        .collect()
+}
+
+/// For each of the words `labels` name that has everyday words a sound away
+/// ([`sound_alikes`], up to three), a note naming them.
+pub fn sound_alike_notes(labels: &[&str]) -> Result<Vec<String>> {
+    let phrases: Vec<String> = labels.iter().map(|l| super::voices::phrase(l)).collect();
+    let words: Vec<&str> = phrases.iter().map(String::as_str).collect();
+    let words = &words[..];
+    let vocabulary = vocabulary();
+    let sounds = phonemes(&vocabulary)?;
+    let vocabulary: Vec<(&str, Vec<String>)> = vocabulary.into_iter().zip(sounds).collect();
+    let notes = words
+        .iter()
+        .zip(phonemes(words)?)
+        .filter_map(|(w, p)| {
+            let near = sound_alikes(w, &p, &vocabulary, 3);
+            (!near.is_empty()).then(|| {
+                format!(
+                    "`{w}` is a sound away from {}: people saying them may set it off \
+                     (a longer word or phrase is safer; docs/research/crowd.md)",
+                    near.join(", ")
+                )
+            })
+        })
+        .collect();
+    Ok(notes)
+}
+
 /// Sounds a word may have before its `anyone` threshold rises.
 pub const LENGTH_FREE: usize = 4;
 
@@ -203,6 +255,52 @@ mod tests {
         let word = p("t_r_'i:");
         assert_eq!(nearest(&word, &vocab, 2, &[]), ["three", "free"]);
         assert_eq!(nearest(&word, &vocab, 9, &["free"]), ["three", "trio"]);
+    }
+
+    #[test]
+    fn sound_alikes_are_a_sound_away_at_most_homophones_and_vowels_too() {
+        let vocab: Vec<(&str, Vec<String>)> = vec![
+            ("bird", p("b_'3:_d")),
+            ("bread", p("b_r_'E_d")),
+            ("bed", p("b_'E_d")),
+            ("bedroom", p("b_'E_d_r_u:_m")),
+            ("head", p("h_'E_d")),
+            ("bad", p("b_'a_d")),
+        ];
+        let bed = p("b_'E_d");
+        // The word itself left out; a vowel (0.5) before a consonant or a sound more (1).
+        assert_eq!(
+            sound_alikes("bed", &bed, &vocab, 9),
+            ["bird", "bad", "bread", "head"]
+        );
+        assert_eq!(sound_alikes("bed", &bed, &vocab, 2), ["bird", "bad"]);
+        // A homophone (distance 0) counts, when it is another word.
+        assert_eq!(sound_alikes("bead", &bed, &vocab[2..3], 9), ["bed"]);
+    }
+
+    #[test]
+    fn tree_has_sound_alikes_and_smart_mirror_none() {
+        if !crate::audio::synth::espeak_available() {
+            return;
+        }
+        let notes = sound_alike_notes(&["tree", "smart_mirror"]).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with("`tree` is a sound away from"),
+            "{notes:?}"
+        );
+        let words = vocabulary();
+        let vocab: Vec<(&str, Vec<String>)> = words
+            .iter()
+            .copied()
+            .zip(phonemes(&words).unwrap())
+            .collect();
+        let tree = &phonemes(&["tree"]).unwrap()[0];
+        let near = sound_alikes("tree", tree, &vocab, 20);
+        assert!(
+            near.contains(&"three") && !near.contains(&"tree"),
+            "{near:?}"
+        );
     }
 
     #[test]
