@@ -20,7 +20,6 @@ mod fold;
 mod mining;
 pub mod negatives;
 mod neighbours;
-pub use neighbours::sound_alike_notes;
 mod pitch;
 mod pool;
 pub mod recipe;
@@ -408,6 +407,14 @@ fn calibrate_on_bank(head: &mut Head, bank: &[f32], rate: f32) {
             *q,
         ));
     }
+}
+
+/// For each word `labels` name that has everyday words a sound away, a note naming them
+/// (espeak-ng's phonemes; see `neighbours::sound_alikes`).
+pub fn sound_alike_notes(labels: &[&str]) -> Result<Vec<String>> {
+    let phrases: Vec<String> = labels.iter().map(|l| voices::phrase(l)).collect();
+    let words: Vec<&str> = phrases.iter().map(String::as_str).collect();
+    neighbours::sound_alike_notes(&words)
 }
 
 /// Sets the thresholds of `head`'s `anyone` words by their length in espeak-ng's phonemes.

@@ -171,12 +171,9 @@ pub fn sound_alikes<'v>(
         .collect()
 }
 
-/// For each of the words `labels` name that has everyday words a sound away
+/// For each of `words` (as they are said) that has everyday words a sound away
 /// ([`sound_alikes`], up to three), a note naming them.
-pub fn sound_alike_notes(labels: &[&str]) -> Result<Vec<String>> {
-    let phrases: Vec<String> = labels.iter().map(|l| super::voices::phrase(l)).collect();
-    let words: Vec<&str> = phrases.iter().map(String::as_str).collect();
-    let words = &words[..];
+pub fn sound_alike_notes(words: &[&str]) -> Result<Vec<String>> {
     let vocabulary = vocabulary();
     let sounds = phonemes(&vocabulary)?;
     let vocabulary: Vec<(&str, Vec<String>)> = vocabulary.into_iter().zip(sounds).collect();
@@ -283,7 +280,7 @@ mod tests {
         if !crate::audio::synth::espeak_available() {
             return;
         }
-        let notes = sound_alike_notes(&["tree", "smart_mirror"]).unwrap();
+        let notes = sound_alike_notes(&["tree", "smart mirror"]).unwrap();
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(
             notes[0].starts_with("`tree` is a sound away from"),
