@@ -31,6 +31,13 @@ pub fn vocabulary() -> Vec<&'static str> {
     v
 }
 
+/// [`vocabulary`]'s words with their phonemes ([`phonemes`]).
+pub fn spoken_vocabulary() -> Result<Vec<(&'static str, Vec<String>)>> {
+    let words = vocabulary();
+    let sounds = phonemes(&words)?;
+    Ok(words.into_iter().zip(sounds).collect())
+}
+
 /// espeak-ng's phonemes of each text (one line each), stress marks dropped.
 pub fn phonemes(texts: &[&str]) -> Result<Vec<Vec<String>>> {
     let input: String = texts.iter().map(|t| format!("{t}.\n")).collect();
@@ -127,22 +134,10 @@ pub fn nearest<'v>(
     k: usize,
     avoid: &[&str],
 ) -> Vec<&'v str> {
-    let mut scored: Vec<(f32, usize)> = vocabulary
-        .iter()
-        .enumerate()
-        .filter(|(_, (w, _))| !avoid.contains(w))
-        .filter_map(|(i, (_, p))| {
-            let d = distance(word, p);
-            let most = 1.0 + word.len().max(p.len()) as f32 / 3.0;
-            (d >= 1.0 && d <= most).then_some((d, i))
-        })
-        .collect();
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    scored
-        .into_iter()
-        .take(k)
-        .map(|(_, i)| vocabulary[i].0)
-        .collect()
+    ranked(word, vocabulary, k, |w, p, d| {
+        let most = 1.0 + word.len().max(p.len()) as f32 / 3.0;
+        !avoid.contains(&w) && d >= 1.0 && d <= most
+    })
 }
 
 /// Up to `k` words of `vocabulary` at most one sound from `word` (a consonant for another, a
@@ -156,12 +151,25 @@ pub fn sound_alikes<'v>(
     vocabulary: &[(&'v str, Vec<String>)],
     k: usize,
 ) -> Vec<&'v str> {
+    ranked(word, vocabulary, k, |w, _, d| {
+        !w.eq_ignore_ascii_case(text) && d <= 1.0
+    })
+}
+
+/// Up to `k` words of `vocabulary` that `keep` (given a word, its phonemes and their distance
+/// from `word`) keeps, nearest to `word` first, ties in the vocabulary's order.
+fn ranked<'v>(
+    word: &[String],
+    vocabulary: &[(&'v str, Vec<String>)],
+    k: usize,
+    keep: impl Fn(&str, &[String], f32) -> bool,
+) -> Vec<&'v str> {
     let mut scored: Vec<(f32, usize)> = vocabulary
         .iter()
         .enumerate()
-        .filter(|(_, (w, _))| !w.eq_ignore_ascii_case(text))
-        .map(|(i, (_, p))| (distance(word, p), i))
-        .filter(|(d, _)| *d <= 1.0)
+        .map(|(i, (w, p))| (distance(word, p), i, w, p))
+        .filter(|(d, _, w, p)| keep(w, p, *d))
+        .map(|(d, i, _, _)| (d, i))
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     scored
@@ -174,9 +182,7 @@ pub fn sound_alikes<'v>(
 /// For each of `words` (as they are said) that has everyday words a sound away
 /// ([`sound_alikes`], up to three), a note naming them.
 pub fn sound_alike_notes(words: &[&str]) -> Result<Vec<String>> {
-    let vocabulary = vocabulary();
-    let sounds = phonemes(&vocabulary)?;
-    let vocabulary: Vec<(&str, Vec<String>)> = vocabulary.into_iter().zip(sounds).collect();
+    let vocabulary = spoken_vocabulary()?;
     let notes = words
         .iter()
         .zip(phonemes(words)?)
@@ -286,12 +292,7 @@ mod tests {
             notes[0].starts_with("`tree` is a sound away from"),
             "{notes:?}"
         );
-        let words = vocabulary();
-        let vocab: Vec<(&str, Vec<String>)> = words
-            .iter()
-            .copied()
-            .zip(phonemes(&words).unwrap())
-            .collect();
+        let vocab = spoken_vocabulary().unwrap();
         let tree = &phonemes(&["tree"]).unwrap()[0];
         let near = sound_alikes("tree", tree, &vocab, 20);
         assert!(
@@ -305,9 +306,7 @@ mod tests {
         if !crate::audio::synth::espeak_available() {
             return;
         }
-        let words = vocabulary();
-        let sounds = phonemes(&words).unwrap();
-        let vocab: Vec<(&str, Vec<String>)> = words.into_iter().zip(sounds).collect();
+        let vocab = spoken_vocabulary().unwrap();
         let tree = &phonemes(&["tree"]).unwrap()[0];
         let near = nearest(tree, &vocab, 8, &["tree"]);
         assert!(

@@ -90,9 +90,7 @@ pub(super) fn neighbour_takes(ds: &Dataset, opts: &TrainOptions) -> Result<Vec<V
     }
     let ours: Vec<String> = ds.words.iter().map(|(w, _)| phrase(w)).collect();
     let avoid: Vec<&str> = ours.iter().map(String::as_str).collect();
-    let vocabulary = super::neighbours::vocabulary();
-    let sounds = super::neighbours::phonemes(&vocabulary)?;
-    let vocabulary: Vec<(&str, Vec<String>)> = vocabulary.into_iter().zip(sounds).collect();
+    let vocabulary = super::neighbours::spoken_vocabulary()?;
     let words: Vec<&str> = anyone.iter().map(String::as_str).collect();
     let mut chosen: Vec<&str> = Vec::new();
     for word in super::neighbours::phonemes(&words)? {
